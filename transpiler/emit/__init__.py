@@ -1,0 +1,1 @@
+"""Emitters: views of a checked Graph (ONNX for inference and training, Python code)."""

@@ -1,0 +1,51 @@
+"""AST -> checked Graph. `load(path)` returns the program and the graphs of its models.
+
+    from transpiler.graph import load
+    program, graphs = load("examples/mnist_mlp.kdl")
+    graphs["MnistMLP"].param_count   # 669706
+
+Every error of every model is collected and raised together as one KdlErrors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load(path: str | Path, text: str | None = None, models: list[str] | None = None):
+    """Parses, resolves and checks `path`; returns (Program, {model name: Graph}).
+
+    `models` limits the work to the named models (unknown names are an error)."""
+    from transpiler.errors import ErrorSink, KdlErrors, suggest
+    from transpiler.graph.builder import GraphBuilder, evaluate_consts
+    from transpiler.graph.program import load_program
+    from transpiler.graph.train_check import check_trains
+
+    program = load_program(path, text)
+    sink = ErrorSink()
+    consts = evaluate_consts(program, sink)
+    wanted = list(program.models)
+    if models:
+        for name in models:
+            if name not in program.models:
+                from transpiler.errors import KdlError
+
+                raise KdlErrors(
+                    [
+                        KdlError(
+                            None,
+                            f"{path} has no model '{name}'",
+                            suggest(name, program.models)
+                            or f"its models: {', '.join(program.models)}",
+                        )
+                    ]
+                )
+        wanted = list(models)
+    graphs = {}
+    for name in wanted:
+        graph = GraphBuilder(program, consts, sink).build(program.models[name])
+        if graph is not None:
+            graphs[name] = graph
+    check_trains(program, graphs, consts, sink, wanted)
+    sink.raise_if_any()
+    return program, graphs

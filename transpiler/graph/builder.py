@@ -1,0 +1,535 @@
+"""AST -> Graph: runs a model's statements, expanding blocks and repeats, creating and
+calling layers, and checking every shape. Errors are collected per statement so one run
+reports all of them."""
+
+from __future__ import annotations
+
+from transpiler.errors import ErrorSink, Span
+from transpiler.graph.evaluate import ExpressionEvaluator, Fail, is_applicable, is_tensor
+from transpiler.graph.model import Graph, Node, Value
+from transpiler.graph.program import Program
+from transpiler.graph.types import DTYPES, TensorType, format_shape
+from transpiler.graph.values import BlockDefRef, BlockInstance, LayerClass, Poison, Scope
+from transpiler.layers.args import ArgError, Spec, Symbol, data_format, describe, is_int
+from transpiler.layers.base import Layer, LayerError, snake_case
+from transpiler.parser import ast
+
+MAX_REPEAT = 10_000
+MAX_BLOCK_DEPTH = 64
+MODEL_OPTIONS = ("data_format", "name")
+BLOCK_PARAM_TYPES = {
+    "int": lambda v: is_int(v),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, (str, Symbol)),
+    "list": lambda v: isinstance(v, (list, tuple)),
+    "layer": lambda v: isinstance(v, Layer),
+    "tensor": is_tensor,
+}
+
+
+def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
+    """File-level constants, in order; each may use the ones before it."""
+    builder = GraphBuilder(program, {}, sink)
+    for const in program.consts:
+        try:
+            value = builder.eval(const.value)
+            builder.check_constant(value, const.value.span)
+        except Fail:
+            value = Poison()
+        builder.consts[const.name] = value
+    return builder.consts
+
+
+class GraphBuilder(ExpressionEvaluator):
+    def __init__(self, program: Program, consts: dict, sink: ErrorSink) -> None:
+        self.program = program
+        self.consts = dict(consts)
+        self.sink = sink
+        self.scopes: list[Scope] = []
+        self.nodes: list[Node] = []
+        self.name_counts: dict[str, int] = {}
+        self.used_names: set[str] = set()
+        self.block_stack: list[tuple[str, str]] = []  # (block name, instance name)
+        self.block_sites: dict[str, Span] = {}
+        self.layer_calls: dict[int, int] = {}
+        self.data_format = "channels_last"
+        self.defined_later: dict[str, Span] = {}
+        self.current = None  # the value a bare layer applies to
+        self.pending_inputs: list[Value] = []  # a block's input tensors, not yet declared
+
+    # ------------------------------------------------------------ the model
+
+    def build(self, model: ast.ModelDef) -> Graph | None:
+        errors_before = len(self.sink.errors)
+        self.read_options(model)
+        self.scopes.append(Scope())
+        self.defined_later = _definitions(model.body)
+        inputs: list[tuple[Value, Span]] = []
+        outputs: dict[str, tuple[Value, Span]] = {}
+        self.run_body(model.body, inputs, outputs, top=True)
+        if not outputs and self.current is not None and len(self.sink.errors) == errors_before:
+            last = self.current
+            if is_tensor(last):
+                outputs["output"] = (last, model.span)
+            elif isinstance(last, tuple) and all(map(is_tensor, last)):
+                for i, v in enumerate(last):
+                    outputs[f"output_{i}"] = (v, model.span)
+        declared = any(isinstance(s, ast.InputStmt) for s in _flatten(model.body))
+        if not declared:
+            self.sink.error(
+                model.name_span,
+                f"model '{model.name}' has no inputs",
+                "declare one: input x: float32[16]",
+            )
+        elif not outputs and len(self.sink.errors) == errors_before:
+            self.sink.error(
+                model.name_span,
+                f"model '{model.name}' computes nothing",
+                "add layers after the inputs, or an `output` statement",
+            )
+        if len(self.sink.errors) != errors_before:
+            return None
+        for name, (value, span) in outputs.items():
+            if value.producer is None and name == "output":
+                self.sink.error(
+                    model.name_span,
+                    f"model '{model.name}' computes nothing: its output is the input "
+                    f"'{value.name}'",
+                    "add layers after the inputs",
+                )
+                return None
+        return self.assemble(model, inputs, outputs)
+
+    def read_options(self, model: ast.ModelDef) -> None:
+        for opt in model.options:
+            if opt.name not in MODEL_OPTIONS:
+                from transpiler.errors import suggest
+
+                self.sink.error(
+                    opt.span,
+                    f"unknown model option '{opt.name}'",
+                    suggest(opt.name, MODEL_OPTIONS) or f"options: {', '.join(MODEL_OPTIONS)}",
+                )
+                continue
+            try:
+                value = self.eval(opt.value)
+            except Fail:
+                continue
+            if opt.name == "data_format":
+                try:
+                    self.data_format = data_format(value)
+                except ArgError as e:
+                    self.sink.error(opt.value.span, f"data_format {e.message}", e.hint)
+
+    def assemble(self, model, inputs, outputs) -> Graph | None:
+        """Keeps what the outputs need; an input nothing uses is an error."""
+        needed: set[int] = set()
+        stack = [v for v, _ in outputs.values()]
+        while stack:
+            v = stack.pop()
+            if id(v) in needed:
+                continue
+            needed.add(id(v))
+            if v.producer is not None:
+                stack.extend(v.producer.inputs)
+        for value, span in inputs:
+            if id(value) not in needed:
+                self.sink.error(
+                    span,
+                    f"input '{value.name}' is never used by an output",
+                    "use it, or remove the declaration",
+                )
+        nodes = [n for n in self.nodes if any(id(o) in needed for o in n.outputs)]
+        graph = Graph(
+            name=model.name,
+            span=model.span,
+            file=model.span.file,
+            data_format=self.data_format,
+            inputs=[v for v, _ in inputs],
+            outputs={name: v for name, (v, _) in outputs.items()},
+            nodes=nodes,
+            blocks=dict(self.block_sites),
+        )
+        return graph
+
+    # ------------------------------------------------------------ statements
+
+    def run_body(self, body, inputs, outputs, top: bool) -> None:
+        for stmt in body:
+            try:
+                self.run_stmt(stmt, inputs, outputs, top)
+            except Fail:
+                if isinstance(stmt, ast.Assign):
+                    for name, _ in stmt.targets:
+                        self.scopes[-1].names[name] = Poison()
+                self.current = Poison()
+
+    def run_stmt(self, stmt, inputs, outputs, top) -> None:
+        if isinstance(stmt, ast.InputStmt):
+            self.declare_input(stmt, inputs, top)
+        elif isinstance(stmt, ast.Assign):
+            self.assign(stmt)
+        elif isinstance(stmt, ast.ExprStmt):
+            self.current = self.sequential(stmt.value)
+        elif isinstance(stmt, ast.OutputStmt):
+            self.output(stmt, outputs)
+        elif isinstance(stmt, ast.Repeat):
+            self.repeat(stmt, inputs, outputs, top)
+        elif isinstance(stmt, ast.ConstDef):
+            value = self.eval(stmt.value)
+            self.check_constant(value, stmt.value.span)
+            self.bind(stmt.name, value, stmt.name_span)
+
+    def declare_input(self, stmt: ast.InputStmt, inputs, top: bool) -> None:
+        if stmt.type is None:
+            if top:
+                self.error(
+                    stmt.name_span,
+                    f"model input '{stmt.name}' needs a type",
+                    f"write input {stmt.name}: float32[...] (shape without the batch axis)",
+                )
+            value = self.block_input(stmt)
+        else:
+            ttype = self.tensor_type(stmt)
+            if top:
+                value = Value(ttype, stmt.name)
+            else:
+                value = self.block_input(stmt)
+                self.check_block_input(stmt, value, ttype)
+        if any(v.name == stmt.name for v, _ in inputs) and top:
+            self.error(stmt.name_span, f"input '{stmt.name}' is declared twice")
+        inputs.append((value, stmt.name_span))
+        self.bind(stmt.name, value, stmt.name_span)
+        self.current = value
+
+    def tensor_type(self, stmt: ast.InputStmt) -> TensorType:
+        t = stmt.type
+        if t.dtype not in DTYPES:
+            from transpiler.errors import suggest
+
+            usual = {"float": "float32", "double": "float64", "int": "int64", "long": "int64"}
+            hint = (
+                f"did you mean '{usual[t.dtype]}'?" if t.dtype in usual else suggest(t.dtype, DTYPES)
+            )
+            self.error(
+                t.dtype_span, f"unknown dtype '{t.dtype}'", hint or f"dtypes: {', '.join(DTYPES)}"
+            )
+        dims: list = ["batch"]
+        for i, d in enumerate(t.dims, start=1):
+            if d.value is None:
+                dims.append(f"{stmt.name}_{i}")
+            elif isinstance(d.value, int):
+                if d.value <= 0:
+                    self.error(d.span, f"dimensions must be positive; got {d.value}")
+                dims.append(d.value)
+            else:
+                v = self.lookup(d.value)
+                if v is None:
+                    dims.append(d.value)  # a named dynamic axis, shared by name
+                elif is_int(v) and v > 0:
+                    dims.append(v)
+                else:
+                    self.error(d.span, f"'{d.value}' is not a positive integer: {describe(v)}")
+        return TensorType(t.dtype, tuple(dims))
+
+    def assign(self, stmt: ast.Assign) -> None:
+        value = self.eval(stmt.value)
+        if len(stmt.targets) == 1:
+            name, span = stmt.targets[0]
+            if isinstance(value, Symbol):
+                self.as_inputs(value, stmt.value.span)
+            self.bind(name, value, span)
+            if is_tensor(value) or isinstance(value, tuple):
+                self.current = value
+            return
+        if not (isinstance(value, tuple) and all(map(is_tensor, value))):
+            self.error(stmt.value.span, f"expected several tensors to unpack; got {self.what(value)}")
+        if len(value) != len(stmt.targets):
+            self.error(
+                stmt.span,
+                f"{len(stmt.targets)} names but {len(value)} values to unpack",
+                "a recurrent layer with return_state=true returns its output and its states",
+            )
+        for (name, span), v in zip(stmt.targets, value):
+            self.bind(name, v, span)
+        self.current = value
+
+    def bind(self, name: str, value, span: Span) -> None:
+        if self.builtin(name) is not None:
+            kind = self.what(self.builtin(name))
+            self.error(span, f"'{name}' is {kind} and cannot be rebound", "choose another name")
+        self.scopes[-1].names[name] = value
+        self.scopes[-1].spans[name] = span
+
+    def sequential(self, expr: ast.Expr):
+        """A bare statement: a layer applies to the previous value; a tensor becomes it."""
+        value = self.eval(expr)
+        if is_applicable(value):
+            if self.current is None:
+                self.error(
+                    expr.span,
+                    f"nothing to apply {self.what(value)} to",
+                    "declare an input first: input x: float32[...]",
+                )
+            self.check(self.current, expr.span)
+            return self.apply_to(value, self.as_inputs(self.current, expr.span), expr.span)
+        if is_tensor(value) or (isinstance(value, tuple) and all(map(is_tensor, value))):
+            return value
+        if isinstance(value, (LayerClass, BlockDefRef, Spec)):
+            return self.apply_to(value, [], expr.span)
+        if isinstance(value, Symbol):
+            self.error(expr.span, f"unknown name '{value.name}'", self.suggest_callable(value.name))
+        self.error(expr.span, f"this statement does nothing with {self.what(value)}")
+
+    def output(self, stmt: ast.OutputStmt, outputs) -> None:
+        value = self.eval(stmt.value)
+        if is_applicable(value):
+            value = self.apply_to(value, self.as_inputs(self.current, stmt.span), stmt.value.span)
+        if isinstance(value, Symbol):
+            self.as_inputs(value, stmt.value.span)
+        if not is_tensor(value):
+            self.error(stmt.value.span, f"an output must be a tensor; got {self.what(value)}")
+        name = stmt.name
+        if name is None:
+            name = stmt.value.id if isinstance(stmt.value, ast.Name) else "output"
+            base, i = name, 1
+            while name in outputs:
+                name, i = f"{base}_{i}", i + 1
+        elif name in outputs:
+            self.error(stmt.name_span, f"output '{name}' is defined twice")
+        outputs[name] = (value, stmt.name_span or stmt.span)
+        if stmt.name is not None:
+            self.bind(stmt.name, value, stmt.name_span)
+        self.current = value
+
+    def repeat(self, stmt: ast.Repeat, inputs, outputs, top) -> None:
+        count = self.eval(stmt.count)
+        if not is_int(count) or not 0 < count <= MAX_REPEAT:
+            self.error(
+                stmt.count.span,
+                f"repeat needs a count from 1 to {MAX_REPEAT}; got {describe(count)}",
+            )
+        for _ in range(count):
+            errors = len(self.sink.errors)
+            self.run_body(stmt.body, inputs, outputs, top)
+            if len(self.sink.errors) != errors:
+                raise Fail  # one report, not one per repetition
+
+    def check_constant(self, value, span: Span) -> None:
+        if is_tensor(value) or isinstance(value, (Layer, BlockInstance)):
+            self.error(span, "a const must be a number, string, boolean or list")
+
+    # ------------------------------------------------------------ layers
+
+    def unique_name(self, base: str) -> str:
+        n = self.name_counts.get(base, 0)
+        name = base if n == 0 else f"{base}_{n}"
+        while name in self.used_names:
+            n += 1
+            name = f"{base}_{n}"
+        self.name_counts[base] = n + 1
+        self.used_names.add(name)
+        return name
+
+    def new_layer(self, cls, args, kwargs, call: ast.Call, arg_spans) -> Layer:
+        for a, expr in zip(args, call.args):
+            if is_tensor(a):
+                self.error(
+                    expr.span,
+                    f"{cls.__name__}(...) takes its settings here, not a tensor",
+                    f"create the layer, then call it: {cls.__name__}(...)(x)",
+                )
+        try:
+            config = cls.bind(args, kwargs)
+        except LayerError as err:
+            known = {a.name for a in cls.signature}
+            if err.arg and (err.arg not in known or "twice" in err.message):
+                span = arg_spans.get(("name", err.arg))  # the keyword itself is wrong
+            else:
+                span = arg_spans.get(err.arg) if err.arg else None
+            if span is None and err.arg:
+                names = [a.name for a in cls.signature]
+                if err.arg in names and names.index(err.arg) < len(call.args):
+                    span = call.args[names.index(err.arg)].span
+            self.error(span or call.span, err.message, err.hint)
+        if "data_format" in config and config["data_format"] is None:
+            config["data_format"] = self.data_format
+        name = config.get("name")
+        if name:
+            if name in self.used_names:
+                self.error(arg_spans.get("name", call.span), f"the layer name '{name}' is taken")
+            self.used_names.add(name)
+        else:
+            name = self.unique_name(snake_case(cls.__name__))
+        layer = cls(config, name)
+        layer.span = call.span
+        return layer
+
+    def apply(self, target, inputs: list[Value], span: Span):
+        """Calls a layer (adding a node) or expands a block; returns a tensor or a tuple."""
+        for v in inputs:
+            self.check(v, span)
+        if isinstance(target, BlockInstance):
+            return self.expand_block(target, inputs, span)
+        layer: Layer = target
+        try:
+            types = layer([v.type for v in inputs])
+        except LayerError as err:
+            where = getattr(layer, "span", None) if err.arg else span
+            shapes = ", ".join(format_shape(v.type.shape) for v in inputs)
+            hint = err.hint
+            if hint is None and "input" in err.message and inputs:
+                hint = f"the input here is {shapes}"
+            self.error(where or span, err.message, hint)
+        call_index = self.layer_calls.get(id(layer), 0)
+        self.layer_calls[id(layer)] = call_index + 1
+        base = layer.name if call_index == 0 else f"{layer.name}_call{call_index}"
+        outs = [
+            Value(t, base if len(types) == 1 else f"{base}:{i}", None, i)
+            for i, t in enumerate(types)
+        ]
+        node = Node(layer, list(inputs), outs, span, tuple(i for _, i in self.block_stack), call_index)
+        for v in outs:
+            v.producer = node
+        self.nodes.append(node)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    # ------------------------------------------------------------ blocks
+
+    def bind_block(self, block: ast.BlockDef, args, kwargs, call: ast.Call) -> BlockInstance:
+        params = {p.name: p for p in block.params}
+        if len(args) > len(block.params):
+            self.error(
+                call.span,
+                f"{block.name} takes {len(block.params)} arguments; got {len(args)}",
+            )
+        bound = dict(zip((p.name for p in block.params), args))
+        spans = {p.name: a.span for p, a in zip(block.params, call.args)}
+        for k in call.kwargs:
+            if k.name not in params:
+                from transpiler.errors import suggest
+
+                self.error(
+                    k.span,
+                    f"block {block.name} has no parameter '{k.name}'",
+                    suggest(k.name, params) or f"parameters: {', '.join(params) or 'none'}",
+                )
+            if k.name in bound:
+                self.error(k.span, f"parameter '{k.name}' is given twice")
+            bound[k.name] = kwargs[k.name]
+            spans[k.name] = k.span
+        for p in block.params:
+            if p.name not in bound:
+                if p.default is None:
+                    self.error(
+                        call.span,
+                        f"block {block.name} needs the parameter '{p.name}'",
+                        f"for example {block.name}({p.name}=...)",
+                    )
+                bound[p.name] = self.eval_in_block_defaults(p)
+            if p.type is not None:
+                check = BLOCK_PARAM_TYPES.get(p.type)
+                if check is None:
+                    self.error(
+                        p.span,
+                        f"unknown parameter type '{p.type}'",
+                        f"types: {', '.join(BLOCK_PARAM_TYPES)}",
+                    )
+                if not check(bound[p.name]):
+                    self.error(
+                        spans.get(p.name, call.span),
+                        f"{block.name}: parameter '{p.name}' expects {p.type}; "
+                        f"got {self.what(bound[p.name])}",
+                    )
+        return BlockInstance(block, bound, call.span)
+
+    def eval_in_block_defaults(self, p: ast.Param):
+        saved = self.scopes
+        self.scopes = []
+        try:
+            return self.eval(p.default)
+        finally:
+            self.scopes = saved
+
+    def expand_block(self, inst: BlockInstance, inputs: list[Value], span: Span):
+        block = inst.block
+        active = [b for b, _ in self.block_stack]
+        if block.name in active:
+            chain = " -> ".join([*active[active.index(block.name) :], block.name])
+            self.error(span, f"block {block.name} uses itself: {chain}", "blocks cannot recurse")
+        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
+            self.error(span, f"blocks nest more than {MAX_BLOCK_DEPTH} deep")
+        declared = [s for s in block.body if isinstance(s, ast.InputStmt)]
+        if len(declared) != len(inputs):
+            self.error(
+                span,
+                f"block {block.name} takes {len(declared)} input tensor"
+                f"{'s' if len(declared) != 1 else ''}; got {len(inputs)}",
+            )
+        instance = self.unique_name(snake_case(block.name))
+        self.block_sites[instance] = span
+        self.block_stack.append((block.name, instance))
+        saved = (self.scopes, self.current, self.defined_later, self.pending_inputs)
+        self.scopes = [Scope(dict(inst.params))]
+        self.pending_inputs = list(inputs)
+        self.defined_later = _definitions(block.body)
+        outputs: dict[str, tuple[Value, Span]] = {}
+        errors = len(self.sink.errors)
+        try:
+            self.run_body(block.body, [], outputs, top=False)
+            result = self.current
+        finally:
+            self.scopes, self.current, self.defined_later, self.pending_inputs = saved
+            self.block_stack.pop()
+        if len(self.sink.errors) != errors:
+            raise Fail
+        if outputs:
+            values = [v for v, _ in outputs.values()]
+            return values[0] if len(values) == 1 else tuple(values)
+        if result is None or not (is_tensor(result) or isinstance(result, tuple)):
+            self.error(span, f"block {block.name} produces no tensor")
+        return result
+
+    def block_input(self, stmt: ast.InputStmt) -> Value:
+        return self.pending_inputs.pop(0)
+
+    def check_block_input(self, stmt: ast.InputStmt, value: Value, declared: TensorType) -> None:
+        got = value.type
+        ok = got.dtype == declared.dtype and got.rank == declared.rank
+        if ok:
+            for a, b in zip(got.shape[1:], declared.shape[1:]):
+                if isinstance(b, int) and isinstance(a, int) and a != b:
+                    ok = False
+        if not ok:
+            self.error(
+                stmt.type.span,
+                f"block input '{stmt.name}' expects {declared.dtype}"
+                f"{format_shape(declared.shape)}; got {got.dtype}{format_shape(got.shape)}",
+            )
+
+
+def _flatten(body):
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, ast.Repeat):
+            yield from _flatten(stmt.body)
+
+
+def _definitions(body) -> dict[str, Span]:
+    """Where each name is first bound in a body (for 'defined after use' hints)."""
+    out: dict[str, Span] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            for name, span in stmt.targets:
+                out.setdefault(name, span)
+        elif isinstance(stmt, ast.InputStmt):
+            out.setdefault(stmt.name, stmt.name_span)
+        elif isinstance(stmt, ast.OutputStmt) and stmt.name:
+            out.setdefault(stmt.name, stmt.name_span)
+        elif isinstance(stmt, ast.Repeat):
+            for k, v in _definitions(stmt.body).items():
+                out.setdefault(k, v)
+    return out
+
+

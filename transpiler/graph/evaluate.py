@@ -1,0 +1,356 @@
+"""Expression evaluation for the graph builder: names, literals, operators, calls, pipes,
+indexing. Mixed into `GraphBuilder`, which supplies `apply`, `new_layer` and scopes."""
+
+from __future__ import annotations
+
+import operator
+
+from transpiler.errors import KdlError, Span, suggest
+from transpiler.graph.functions import FunctionError, binary, make_op
+from transpiler.graph.model import Value
+from transpiler.graph.values import BlockDefRef, BlockInstance, Function, LayerClass, Poison
+from transpiler.layers.args import Spec, Symbol, describe, is_int
+from transpiler.layers.base import Layer
+from transpiler.layers.expressions import BINARY_OPERATORS, FUNCTIONS
+from transpiler.layers.expressions import Index as IndexOp
+from transpiler.parser import ast
+
+_FOLD = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "**": operator.pow,
+}
+
+
+class Fail(Exception):
+    """Abandons the current statement; the error is already recorded."""
+
+
+def is_tensor(v) -> bool:
+    return isinstance(v, Value)
+
+
+def is_applicable(v) -> bool:
+    return isinstance(v, (Layer, BlockInstance, Function))
+
+
+class ExpressionEvaluator:
+    # ------------------------------------------------------------ errors
+
+    def error(self, span: Span | None, message: str, hint: str | None = None):
+        self.sink.add(KdlError(span, message, hint))
+        raise Fail
+
+    def check(self, v, span: Span):
+        if isinstance(v, Poison):
+            raise Fail
+        return v
+
+    # ------------------------------------------------------------ dispatch
+
+    def eval(self, e: ast.Expr):
+        method = getattr(self, "eval_" + type(e).__name__)
+        return method(e)
+
+    def eval_Literal(self, e: ast.Literal):
+        return e.value
+
+    def eval_ListExpr(self, e: ast.ListExpr):
+        return [self.eval(i) for i in e.items]
+
+    def eval_TupleExpr(self, e: ast.TupleExpr):
+        return tuple(self.eval(i) for i in e.items)
+
+    def eval_DictExpr(self, e: ast.DictExpr):
+        out = {}
+        for key, span, value in e.items:
+            if key in out:
+                self.error(span, f"key '{key}' appears twice")
+            out[key] = self.eval(value)
+        return out
+
+    def eval_Name(self, e: ast.Name):
+        value = self.lookup(e.id)
+        if value is None:
+            return Symbol(e.id, e.span)
+        return self.check(value, e.span)
+
+    def lookup(self, name: str):
+        for scope in reversed(self.scopes):
+            if name in scope.names:
+                return scope.names[name]
+        if name in self.consts:
+            return self.consts[name]
+        return self.builtin(name)
+
+    def builtin(self, name: str):
+        from transpiler.layers import LAYERS
+
+        if name in LAYERS:
+            return LayerClass(LAYERS[name])
+        if name in self.program.blocks:
+            return BlockDefRef(self.program.blocks[name])
+        if name in FUNCTIONS:
+            return Function(name)
+        return None
+
+    # ------------------------------------------------------------ operators
+
+    def eval_UnaryOp(self, e: ast.UnaryOp):
+        v = self.eval(e.operand)
+        if e.op == "+":
+            return v
+        if is_tensor(v):
+            return self.expression_node("negative", [v], [], {}, e.span)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return -v
+        self.error(e.span, f"cannot negate {describe(v)}")
+
+    def eval_BinOp(self, e: ast.BinOp):
+        left, right = self.eval(e.left), self.eval(e.right)
+        if not is_tensor(left) and not is_tensor(right):
+            return self.fold(e, left, right)
+        if e.op == "@":
+            if not (is_tensor(left) and is_tensor(right)):
+                self.error(e.span, "'@' multiplies two tensors")
+            return self.expression_node("matmul", [left, right], [], {}, e.span)
+        op = BINARY_OPERATORS[e.op]
+        for side in (left, right):
+            if not is_tensor(side) and not (
+                isinstance(side, (int, float)) and not isinstance(side, bool)
+            ):
+                self.error(
+                    e.span,
+                    f"'{e.op}' needs tensors or numbers; got {self.what(side)}",
+                    self.not_a_tensor_hint(side),
+                )
+        if is_tensor(left) and is_tensor(right):
+            return self.op_node(binary(op, [left, right], [], "", e.op), e.span, op)
+        if is_tensor(left):
+            layer, tensors = binary(op, [left], [right], "", e.op)
+        else:
+            layer, tensors = binary(op, [right], [left], "", e.op)
+            layer.scalar_left = True
+        return self.op_node((layer, tensors), e.span, op)
+
+    def fold(self, e: ast.BinOp, left, right):
+        """Arithmetic on constants happens now: `const units = 32 * 2`."""
+        numeric = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)
+        )
+        if not numeric or e.op == "@":
+            self.error(
+                e.span,
+                f"'{e.op}' needs tensors or numbers; got {self.what(left)} and {self.what(right)}",
+                self.not_a_tensor_hint(left if not is_tensor(left) else right),
+            )
+        try:
+            result = _FOLD[e.op](left, right)
+        except ZeroDivisionError:
+            self.error(e.span, "division by zero")
+        except OverflowError:
+            self.error(e.span, "the number is too large")
+        if e.op == "/" and is_int(left) and is_int(right) and result == int(result):
+            result = int(result)
+        return result
+
+    # ------------------------------------------------------------ calls and pipes
+
+    def eval_Pipe(self, e: ast.Pipe):
+        value = self.eval(e.value)
+        target = self.eval(e.target)
+        return self.apply_to(target, self.as_inputs(value, e.value.span), e.target.span)
+
+    def eval_Call(self, e: ast.Call):
+        func = self.eval(e.func)
+        args = [self.eval(a) for a in e.args]
+        kwargs = {k.name: self.eval(k.value) for k in e.kwargs}
+        arg_spans = {k.name: k.value.span for k in e.kwargs}
+        arg_spans.update({("name", k.name): k.span for k in e.kwargs})
+        if isinstance(func, LayerClass):
+            return self.new_layer(func.cls, args, kwargs, e, arg_spans)
+        if isinstance(func, BlockDefRef):
+            return self.bind_block(func.block, args, kwargs, e)
+        if isinstance(func, Function):
+            tensors = [a for a in args if is_tensor(a)]
+            if len(args) == 1 and isinstance(args[0], list) and all(map(is_tensor, args[0])):
+                tensors = list(args[0])
+                args = [tensors]
+            if not tensors and not args and not kwargs:
+                self.error(e.span, f"{func.name}() needs a tensor", f"write {func.name}(x)")
+            if not tensors:
+                return Spec(func.name, tuple(args), tuple(kwargs.items()), e.span)
+            rest = [a for a in args if not is_tensor(a) and a is not tensors]
+            if any(is_tensor(a) for a in args[len(tensors) :]):
+                self.error(e.span, f"{func.name}: tensors come first, then other arguments")
+            return self.expression_node(func.name, tensors, rest, kwargs, e.span, arg_spans)
+        if isinstance(func, (Layer, BlockInstance)):
+            if kwargs:
+                name = next(iter(kwargs))
+                self.error(
+                    arg_spans[name],
+                    f"calling a layer takes only input tensors; '{name}=' is not supported",
+                )
+            inputs = []
+            for a, expr in zip(args, e.args):
+                inputs.extend(self.as_inputs(a, expr.span))
+            if not inputs:
+                self.error(e.span, f"{self.what(func)} was called with no inputs")
+            return self.apply_to(func, inputs, e.func.span)
+        if isinstance(func, Symbol):
+            if any(is_tensor(a) for a in args):
+                self.error(
+                    e.func.span,
+                    f"unknown function or layer '{func.name}'",
+                    self.suggest_callable(func.name),
+                )
+            return Spec(func.name, tuple(args), tuple(kwargs.items()), e.span)
+        if isinstance(func, Spec):
+            self.error(
+                func.span,
+                f"unknown layer '{func.name}'",
+                self.suggest_callable(func.name),
+            )
+        self.error(
+            e.func.span,
+            f"{self.what(func)} cannot be called",
+            self.not_a_tensor_hint(func) if is_tensor(func) else None,
+        )
+
+    def as_inputs(self, value, span: Span) -> list[Value]:
+        if is_tensor(value):
+            return [value]
+        if isinstance(value, (list, tuple)) and value and all(map(is_tensor, value)):
+            return list(value)
+        if isinstance(value, Symbol):
+            self.error(
+                span, f"unknown name '{value.name}'", self.suggest_name(value.name, span)
+            )
+        self.error(span, f"expected a tensor; got {self.what(value)}", self.not_a_tensor_hint(value))
+
+    def apply_to(self, target, inputs: list[Value], span: Span):
+        if isinstance(target, Function):
+            return self.expression_node(target.name, inputs, [], {}, span)
+        if isinstance(target, Spec) and target.name in FUNCTIONS:
+            # `x |> reshape([80])`: the piped tensor is the function's first argument
+            kwargs = dict(target.kwargs)
+            return self.expression_node(target.name, inputs, target.args, kwargs, span)
+        if isinstance(target, Spec):
+            self.error(
+                target.span or span,
+                f"unknown layer '{target.name}'",
+                self.suggest_callable(target.name),
+            )
+        if isinstance(target, (Layer, BlockInstance)):
+            return self.apply(target, inputs, span)
+        if isinstance(target, LayerClass):
+            self.error(
+                span,
+                f"{target.cls.__name__} is a layer class: create the layer first",
+                f"write {target.cls.__name__}(...)",
+            )
+        if isinstance(target, BlockDefRef):
+            self.error(span, f"{target.block.name} is a block: give it its arguments first",
+                       f"write {target.block.name}(...)")
+        if isinstance(target, Symbol):
+            self.error(
+                span,
+                f"unknown layer or function '{target.name}'",
+                self.suggest_callable(target.name),
+            )
+        self.error(span, f"{self.what(target)} is not a layer or function")
+
+    def expression_node(self, fn, tensors, args, kwargs, span, arg_spans=None):
+        try:
+            made = make_op(fn, tensors, list(args), dict(kwargs), "", is_tensor)
+        except FunctionError as err:
+            where = (arg_spans or {}).get(err.arg, span)
+            self.error(where, err.message, err.hint)
+        return self.op_node(made, span, fn)
+
+    def op_node(self, made, span: Span, base: str):
+        layer, tensors = made
+        layer.name = self.unique_name(base)
+        outputs = self.apply(layer, list(tensors), span)
+        return outputs
+
+    # ------------------------------------------------------------ indexing
+
+    def eval_Index(self, e: ast.Index):
+        x = self.eval(e.value)
+        if not is_tensor(x):
+            self.error(e.value.span, f"only tensors can be indexed; got {self.what(x)}")
+        subs = list(e.subscripts)
+        n_ellipsis = sum(isinstance(s, ast.EllipsisExpr) for s in subs)
+        if n_ellipsis > 1:
+            self.error(e.span, "an index can contain only one '...'")
+        if n_ellipsis:
+            at = next(i for i, s in enumerate(subs) if isinstance(s, ast.EllipsisExpr))
+            fill = x.type.rank - (len(subs) - 1)
+            if fill < 0:
+                self.error(e.span, f"too many indices for a rank-{x.type.rank} tensor")
+            full = ast.Slice(subs[at].span, None, None, None)
+            subs = subs[:at] + [full] * fill + subs[at + 1 :]
+        if not subs:
+            return x
+        first = subs[0]
+        if not (isinstance(first, ast.Slice) and first.start is first.stop is first.step is None):
+            self.error(
+                first.span,
+                "the first index is the batch axis and must be ':'",
+                "write x[:, i] to index the first feature axis, as in Keras",
+            )
+        items = []
+        for s in subs[1:]:
+            if isinstance(s, ast.Slice):
+                parts = [None if p is None else self.eval(p) for p in (s.start, s.stop, s.step)]
+                if any(p is not None and not is_int(p) for p in parts):
+                    self.error(s.span, "slice bounds must be integers")
+                items.append(("slice", *parts))
+            else:
+                i = self.eval(s)
+                if not is_int(i):
+                    self.error(s.span, f"an index must be an integer; got {self.what(i)}")
+                items.append(("index", i))
+        layer = IndexOp("", items=tuple(items))
+        return self.op_node((layer, [x]), e.span, "slice")
+
+    # ------------------------------------------------------------ words for errors
+
+    def what(self, v) -> str:
+        if is_tensor(v):
+            return f"the tensor '{v.name}' {v.type}"
+        if isinstance(v, Layer):
+            return f"the layer '{v.name}' ({v.keras_class()})"
+        if isinstance(v, BlockInstance):
+            return f"the block {v.block.name}"
+        if isinstance(v, Symbol):
+            return f"the name '{v.name}'"
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            return describe(v)
+        kind = getattr(type(v), "kdl_kind", None)
+        return kind or describe(v)
+
+    def not_a_tensor_hint(self, v) -> str | None:
+        if isinstance(v, Symbol):
+            return self.suggest_name(v.name, None)
+        if isinstance(v, Layer):
+            return f"apply the layer to a tensor first: {v.name}(x)"
+        return None
+
+    def suggest_name(self, name: str, span) -> str | None:
+        here = [n for scope in self.scopes for n in scope.names] + list(self.consts)
+        later = self.defined_later.get(name)
+        if later is not None and (span is None or (later.line, later.column) > (span.line, span.column)):
+            return (
+                f"'{name}' is defined at line {later.line}, after this use; a model's graph "
+                "has no cycles, so define a value before using it"
+            )
+        return suggest(name, here)
+
+    def suggest_callable(self, name: str) -> str | None:
+        from transpiler.layers import LAYERS
+
+        return suggest(name, list(LAYERS) + list(self.program.blocks) + list(FUNCTIONS))

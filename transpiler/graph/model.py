@@ -1,0 +1,87 @@
+"""The checked model graph: every product of ktrans is a view of a `Graph`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transpiler.errors import Span
+from transpiler.graph.types import TensorType
+from transpiler.layers.base import Layer
+
+
+@dataclass(eq=False)
+class Value:
+    """A tensor in the graph: a model input or one output of a node."""
+
+    type: TensorType
+    name: str  # unique in the graph: the input name, or "<layer>" / "<layer>:<i>"
+    producer: Node | None = None
+    index: int = 0
+
+    def __repr__(self) -> str:
+        return f"<Value {self.name} {self.type}>"
+
+
+@dataclass(eq=False)
+class Node:
+    """One call of a layer (a shared layer has several nodes)."""
+
+    layer: Layer
+    inputs: list[Value]
+    outputs: list[Value]
+    span: Span
+    scope: tuple[str, ...] = ()  # enclosing block instances, outermost first
+    call_index: int = 0  # 0 for the layer's first call, 1 for the second...
+
+
+@dataclass
+class Graph:
+    name: str
+    span: Span
+    file: str
+    data_format: str
+    inputs: list[Value]
+    outputs: dict[str, Value]
+    nodes: list[Node]  # topological (source) order
+    trains: dict[str, object] = field(default_factory=dict)  # name -> training.TrainConfig
+    blocks: dict[str, Span] = field(default_factory=dict)  # block instance -> call site
+
+    @property
+    def layers(self) -> list[Layer]:
+        """Distinct layers in order of first use (a shared layer once)."""
+        seen: dict[int, Layer] = {}
+        for node in self.nodes:
+            seen.setdefault(id(node.layer), node.layer)
+        return list(seen.values())
+
+    @property
+    def param_count(self) -> int:
+        return sum(layer.param_count for layer in self.layers)
+
+    @property
+    def trainable_count(self) -> int:
+        return sum(layer.trainable_count for layer in self.layers)
+
+    @property
+    def non_trainable_count(self) -> int:
+        return self.param_count - self.trainable_count
+
+    def consumers(self) -> dict[int, list[Node]]:
+        out: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for v in node.inputs:
+                out.setdefault(id(v), []).append(node)
+        return out
+
+    def is_sequential(self) -> bool:
+        """One input, one output, and each node feeds only the next: Keras's Sequential."""
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            return False
+        previous = self.inputs[0]
+        for node in self.nodes:
+            if len(node.inputs) != 1 or node.inputs[0] is not previous or len(node.outputs) != 1:
+                return False
+            if node.call_index:
+                return False
+            previous = node.outputs[0]
+        return previous is next(iter(self.outputs.values()))

@@ -1,0 +1,5 @@
+"""Checks `train` blocks (placeholder replaced below)."""
+
+
+def check_trains(program, graphs, consts, sink, wanted):
+    return None

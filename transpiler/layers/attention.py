@@ -1,0 +1,186 @@
+"""Attention layers: MultiHeadAttention (Keras 3 signature and weight layout)."""
+
+from __future__ import annotations
+
+from transpiler.graph.types import TensorType, dims_compatible, format_shape
+from transpiler.layers.args import (
+    ArgError,
+    boolean,
+    describe,
+    float_in,
+    int_list,
+    integer,
+    is_int,
+    optional,
+    positive_int,
+)
+from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.initializers import initializer
+from transpiler.layers.regularizers import regularizer
+
+
+def _no_constraint(value):
+    if value is not None:
+        raise ArgError("constraints are not supported yet; remove the argument")
+    return None
+
+
+def _output_shape(value) -> tuple[int, ...] | None:
+    """None, a size, or a list of sizes (Keras treats an empty value as None)."""
+    if value is None:
+        return None
+    if is_int(value):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(is_int(v) and v > 0 for v in value):
+        raise ArgError(f"expected a positive integer or a list of them, got {describe(value)}")
+    return tuple(value) or None
+
+
+@register
+class MultiHeadAttention(Layer):
+    """Multi-head attention (Vaswani et al. 2017): projects query, key and value per head,
+    attends with scaled dot products over `attention_axes`, and projects the concatenated
+    heads back.
+
+    Args: num_heads, key_dim (size of each query/key head), value_dim=None (= key_dim),
+    dropout=0.0 (on the attention probabilities), use_bias=true, output_shape=None (the
+    query's last size; or a size or list of sizes), attention_axes=None (all axes but batch
+    and features; axes count the batch axis as 0), sliding_window=None (each query attends
+    to keys within this distance), flash_attention=None (no effect),
+    kernel_initializer=glorot_uniform, bias_initializer=zeros, kernel_regularizer,
+    bias_regularizer, activity_regularizer, use_gate=false (a sigmoid gate on each head's
+    output, computed from the query), seed=None.
+    Input: query (batch, Tq, ..., query_dim), value (batch, Tv, ..., value_dim) and
+    optionally key (batch, Tv, ..., key_dim) (default: value); one rank for all.
+    Output shape: (batch, Tq, ..., query_dim), or (batch, Tq, ...) + output_shape.
+    Weights: query/kernel (query_dim, num_heads, key_dim), query/bias (num_heads, key_dim),
+    key/kernel (key_dim_in, num_heads, key_dim), key/bias, [gate/kernel (query_dim,
+    num_heads, value_dim), gate/bias,] value/kernel (value_dim_in, num_heads, value_dim),
+    value/bias, attention_output/kernel (num_heads, value_dim, *out), attention_output/bias
+    (*out); biases only with use_bias.
+    """
+
+    family = "attention"
+    has_training_mode = True
+    num_inputs = (2, 3)
+    signature = (
+        Arg("num_heads", positive_int),
+        Arg("key_dim", positive_int),
+        Arg("value_dim", optional(positive_int), None),
+        Arg("dropout", float_in(0.0, 1.0, hi_open=True), 0.0),
+        Arg("use_bias", boolean, True),
+        Arg("output_shape", _output_shape, None),
+        Arg("attention_axes", optional(int_list), None),
+        Arg("sliding_window", optional(positive_int), None),
+        Arg("flash_attention", optional(boolean), None),
+        Arg("kernel_initializer", initializer, "glorot_uniform"),
+        Arg("bias_initializer", initializer, "zeros"),
+        Arg("kernel_regularizer", regularizer, None),
+        Arg("bias_regularizer", regularizer, None),
+        Arg("activity_regularizer", regularizer, None),
+        Arg("kernel_constraint", _no_constraint, None),
+        Arg("bias_constraint", _no_constraint, None),
+        Arg("use_gate", boolean, False),
+        Arg("seed", optional(integer), None),
+    )
+
+    def __init__(self, config: dict, name: str) -> None:
+        super().__init__(config, name)
+        #: the size of each value head
+        self.head_value_dim = self.value_dim or self.key_dim
+
+    def attention_axes_of(self, rank: int) -> tuple[int, ...]:
+        """The attention axes as non-negative input axes (1 .. rank-2)."""
+        if self.attention_axes is None:
+            return tuple(range(1, rank - 1))
+        axes = []
+        for a in self.attention_axes:
+            index = a + rank if a < 0 else a
+            if not 1 <= index <= rank - 2:
+                self.fail(
+                    f"MultiHeadAttention: attention axis {a} is not valid for inputs of rank "
+                    f"{rank}",
+                    f"attention axes are the axes between batch and features: 1 to "
+                    f"{rank - 2} (or {1 - rank} to -2)",
+                    arg="attention_axes",
+                )
+            if index in axes:
+                self.fail(
+                    f"MultiHeadAttention: attention_axes names axis {a} twice",
+                    arg="attention_axes",
+                )
+            axes.append(index)
+        return tuple(sorted(axes))
+
+    def build(self, inputs: list[TensorType]) -> list[Weight]:
+        query, value = inputs[0], inputs[1]
+        key = inputs[2] if len(inputs) == 3 else value
+        names = ("query", "value", "key")
+        for what, t in zip(names, inputs):
+            self.expect_float(t)
+            if t.rank < 3:
+                self.fail(
+                    f"MultiHeadAttention expects a {what} of rank 3 or more; "
+                    f"got {format_shape(t.shape)}",
+                    "MultiHeadAttention needs (batch, sequence, features)",
+                )
+        if len({t.rank for t in inputs}) > 1:
+            shapes = ", ".join(f"{n} {format_shape(t.shape)}" for n, t in zip(names, inputs))
+            self.fail(f"MultiHeadAttention expects query, value and key of one rank; got {shapes}")
+        rank = query.rank
+        if not all(map(dims_compatible, value.shape[1:-1], key.shape[1:-1])):
+            self.fail(
+                f"MultiHeadAttention: value and key should agree on every axis but the last; "
+                f"got value {format_shape(value.shape)} and key {format_shape(key.shape)}",
+                "key and value are two views of the same sequence",
+            )
+        attention = self.attention_axes_of(rank)
+        for i in range(rank - 1):
+            if i not in attention and not dims_compatible(query.shape[i], value.shape[i]):
+                self.fail(
+                    f"MultiHeadAttention: query {format_shape(query.shape)} and value "
+                    f"{format_shape(value.shape)} differ on axis {i}, which is not an "
+                    "attention axis",
+                    "only the attention axes may differ between query and value",
+                )
+        q_dim = self.need_known(query.shape[-1], "query feature size (last axis)")
+        v_dim = self.need_known(value.shape[-1], "value feature size (last axis)")
+        k_dim = self.need_known(key.shape[-1], "key feature size (last axis)")
+        heads, head_v = self.num_heads, self.head_value_dim
+        out = self.output_shape or (q_dim,)
+        weights = self._projection("query", (q_dim, heads, self.key_dim))
+        weights += self._projection("key", (k_dim, heads, self.key_dim))
+        if self.use_gate:
+            weights += self._projection("gate", (q_dim, heads, head_v))
+        weights += self._projection("value", (v_dim, heads, head_v))
+        weights += self._projection("attention_output", (heads, head_v, *out), len(out))
+        return weights
+
+    def _projection(self, name: str, shape: tuple[int, ...], out_dims: int = 2) -> list[Weight]:
+        """An EinsumDense's kernel and bias (the bias covers the last `out_dims` axes)."""
+        weights = [
+            self.weight(
+                f"{name}/kernel",
+                shape,
+                self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+            )
+        ]
+        if self.use_bias:
+            weights.append(
+                self.weight(
+                    f"{name}/bias",
+                    shape[-out_dims:],
+                    self.bias_initializer,
+                    regularizer=self.bias_regularizer,
+                )
+            )
+        return weights
+
+    def output_types(self, inputs: list[TensorType]) -> TensorType:
+        query = inputs[0]
+        out = self.output_shape or (query.shape[-1],)
+        return query.with_shape(query.shape[:-1] + tuple(out))
+
+    def describe_config(self) -> str:
+        return f"MultiHeadAttention(num_heads={self.num_heads}, key_dim={self.key_dim})"

@@ -1,0 +1,213 @@
+"""Core layers: Dense, Activation, Dropout and noise, Embedding."""
+
+from __future__ import annotations
+
+from transpiler.graph.types import TensorType
+from transpiler.layers.activations import activation
+from transpiler.layers.args import (
+    boolean,
+    data_format,
+    float_in,
+    int_list,
+    integer,
+    non_negative_float,
+    optional,
+    positive_int,
+)
+from transpiler.layers.base import Arg, Layer, register
+from transpiler.layers.initializers import initializer
+from transpiler.layers.regularizers import regularizer
+
+
+def _constraint(value):
+    if value is not None:
+        from transpiler.layers.args import ArgError
+
+        raise ArgError("constraints are not supported yet; remove the argument")
+    return None
+
+
+@register
+class Dense(Layer):
+    """Densely connected layer: `activation(inputs @ kernel + bias)`.
+
+    Args: units, activation=None, use_bias=true, kernel_initializer=glorot_uniform,
+    bias_initializer=zeros, kernel_regularizer, bias_regularizer, activity_regularizer.
+    Input shape: (batch, ..., input_dim). Output shape: (batch, ..., units).
+    Weights: kernel (input_dim, units), bias (units,).
+    """
+
+    family = "dense"
+    signature = (
+        Arg("units", positive_int),
+        Arg("activation", activation, None),
+        Arg("use_bias", boolean, True),
+        Arg("kernel_initializer", initializer, "glorot_uniform"),
+        Arg("bias_initializer", initializer, "zeros"),
+        Arg("kernel_regularizer", regularizer, None),
+        Arg("bias_regularizer", regularizer, None),
+        Arg("activity_regularizer", regularizer, None),
+        Arg("kernel_constraint", _constraint, None),
+        Arg("bias_constraint", _constraint, None),
+    )
+
+    def build(self, inputs):
+        (x,) = inputs
+        self.expect_float(x)
+        if x.rank < 2:
+            self.fail(f"Dense expects at least a rank-2 input; got {x.rank}")
+        n_in = self.need_known(x.shape[-1], "last axis")
+        weights = [
+            self.weight(
+                "kernel",
+                (n_in, self.units),
+                self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+            )
+        ]
+        if self.use_bias:
+            weights.append(
+                self.weight(
+                    "bias",
+                    (self.units,),
+                    self.bias_initializer,
+                    regularizer=self.bias_regularizer,
+                )
+            )
+        return weights
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        return x.with_shape(x.shape[:-1] + (self.units,))
+
+    def describe_config(self) -> str:
+        act = "" if self.activation == "linear" else f", {self.activation}"
+        return f"Dense({self.units}{act})"
+
+
+@register
+class Activation(Layer):
+    """Applies an activation function. Args: activation. Output shape: as input."""
+
+    family = "activation"
+    signature = (Arg("activation", activation),)
+
+    def build(self, inputs):
+        self.expect_float(inputs[0])
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0]
+
+
+class _RateLayer(Layer):
+    """Shared shape of the dropout family: identity at inference, random in training."""
+
+    family = "regularization"
+    has_training_mode = True
+    signature = (
+        Arg("rate", float_in(0.0, 1.0, hi_open=True)),
+        Arg("noise_shape", optional(int_list), None),
+        Arg("seed", optional(integer), None),
+    )
+    expected_rank: int | None = None
+    layout = ""
+
+    def build(self, inputs):
+        (x,) = inputs
+        self.expect_float(x)
+        if self.expected_rank is not None:
+            self.expect_rank(x, self.expected_rank, self.layout)
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0]
+
+
+@register
+class Dropout(_RateLayer):
+    """Randomly zeroes inputs with probability `rate` in training and scales the rest by
+    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None, seed=None."""
+
+
+@register
+class SpatialDropout1D(_RateLayer):
+    """Dropout of whole channels of a (batch, steps, channels) tensor. Args: rate, seed."""
+
+    signature = (
+        Arg("rate", float_in(0.0, 1.0, hi_open=True)),
+        Arg("seed", optional(integer), None),
+    )
+    expected_rank = 3
+    layout = "steps, channels"
+
+
+@register
+class SpatialDropout2D(_RateLayer):
+    """Dropout of whole feature maps. Args: rate, data_format=None, seed=None."""
+
+    signature = (
+        Arg("rate", float_in(0.0, 1.0, hi_open=True)),
+        Arg("data_format", data_format, None),
+        Arg("seed", optional(integer), None),
+    )
+    expected_rank = 4
+    layout = "height, width, channels"
+
+
+@register
+class GaussianNoise(Layer):
+    """Adds zero-mean Gaussian noise in training; identity at inference.
+    Args: stddev, seed=None."""
+
+    family = "regularization"
+    has_training_mode = True
+    signature = (Arg("stddev", non_negative_float), Arg("seed", optional(integer), None))
+
+    def build(self, inputs):
+        self.expect_float(inputs[0])
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0]
+
+
+@register
+class Embedding(Layer):
+    """Turns integer indices into dense vectors: `embeddings[inputs]`.
+
+    Args: input_dim (vocabulary size), output_dim, embeddings_initializer=uniform
+    (RandomUniform(-0.05, 0.05)), embeddings_regularizer=None, mask_zero=false.
+    Input shape: (batch, ...) integers. Output shape: (batch, ..., output_dim).
+    """
+
+    family = "embedding"
+    signature = (
+        Arg("input_dim", positive_int),
+        Arg("output_dim", positive_int),
+        Arg("embeddings_initializer", initializer, "random_uniform"),
+        Arg("embeddings_regularizer", regularizer, None),
+        Arg("embeddings_constraint", _constraint, None),
+        Arg("mask_zero", boolean, False),
+        Arg("input_length", optional(positive_int), None),
+    )
+
+    def build(self, inputs):
+        (x,) = inputs
+        if x.dtype not in ("int64", "int32", "int8", "uint8"):
+            self.fail(
+                f"Embedding expects integer token ids; got {x.dtype}",
+                "declare the input as int64[...]",
+            )
+        return [
+            self.weight(
+                "embeddings",
+                (self.input_dim, self.output_dim),
+                self.embeddings_initializer,
+                regularizer=self.embeddings_regularizer,
+            )
+        ]
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        return TensorType("float32", x.shape + (self.output_dim,))

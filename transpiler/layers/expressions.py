@@ -1,0 +1,384 @@
+"""Expression operations: what `x + y`, `relu(x)`, `mean(x, axis=-1)`, `x[:, 0]` become.
+
+These are the .kdl counterpart of Keras's Lambda layer and keras.ops: weightless nodes in
+the graph. They are not in the layer catalogue (users write operators and functions, not
+these classes); `FUNCTIONS` lists the functions the expression language knows.
+
+Axis numbers count the batch axis as 0, as in keras.ops (so `axis=-1` is the last axis,
+`x[:, 0]` takes index 0 of the first non-batch axis). The batch axis itself cannot be
+reduced, transposed or indexed. `reshape(x, [7, 7, 16])` takes the target shape without
+the batch axis, like the Reshape layer and like input declarations.
+"""
+
+from __future__ import annotations
+
+from transpiler.graph.types import Dim, TensorType, broadcast_shapes, format_shape
+from transpiler.layers.base import Layer
+
+UNARY_FUNCTIONS = (
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "abs",
+    "square",
+    "negative",
+    "reciprocal",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "sin",
+    "cos",
+    "erf",
+    "softplus",
+    "softsign",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "leaky_relu",
+    "exponential",
+    "linear",
+)
+AXIS_FUNCTIONS = ("softmax", "log_softmax")
+REDUCTIONS = ("sum", "mean", "max", "min", "prod")
+BINARY_FUNCTIONS = ("maximum", "minimum", "pow", "add", "subtract", "multiply", "divide")
+SHAPE_FUNCTIONS = (
+    "reshape",
+    "transpose",
+    "concat",
+    "concatenate",
+    "flatten",
+    "expand_dims",
+    "squeeze",
+    "clip",
+    "matmul",
+)
+
+FUNCTIONS = UNARY_FUNCTIONS + AXIS_FUNCTIONS + REDUCTIONS + BINARY_FUNCTIONS + SHAPE_FUNCTIONS
+
+BINARY_OPERATORS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "**": "pow"}
+
+
+class Expression(Layer):
+    """Base of the expression ops: configured directly, never bound from .kdl arguments."""
+
+    family = "expression"
+
+    def __init__(self, name: str, **config) -> None:
+        super().__init__(config, name)
+
+    @classmethod
+    def keras_class(cls) -> str:
+        return "Lambda"
+
+    def check_axis(self, axis: int, rank: int, what: str = "axis") -> int:
+        """Normalises a keras.ops axis (batch = 0) and refuses the batch axis."""
+        if not -rank <= axis < rank:
+            self.fail(f"{what} {axis} is out of range for a rank-{rank} tensor")
+        axis = axis % rank
+        if axis == 0:
+            self.fail(
+                f"{what} 0 is the batch axis, which expressions cannot change",
+                "axes count the batch axis as 0, as in keras.ops: the first feature axis is 1",
+            )
+        return axis
+
+
+class Elementwise(Expression):
+    """add, subtract, multiply, divide, pow, maximum, minimum: two tensors, or a tensor and a
+    constant (`scalar`, on the left when `scalar_left`). Numpy broadcasting."""
+
+    num_inputs = (1, 2)
+
+    def describe_config(self) -> str:
+        return self.op
+
+    def build(self, inputs):
+        for t in inputs:
+            self.expect_float(t)
+        return []
+
+    def output_types(self, inputs):
+        if len(inputs) == 1:
+            return inputs[0]
+        a, b = inputs
+        shape = broadcast_shapes(a.shape, b.shape)
+        if shape is None:
+            self.fail(
+                f"{self.op}: shapes {format_shape(a.shape)} and {format_shape(b.shape)} "
+                f"cannot be broadcast together"
+            )
+        return a.with_shape(shape)
+
+
+class Unary(Expression):
+    """An elementwise function of one tensor (`fn`), or softmax/log_softmax over `axis`."""
+
+    def describe_config(self) -> str:
+        return self.fn
+
+    def build(self, inputs):
+        self.expect_float(inputs[0])
+        if getattr(self, "axis", None) is not None:
+            self.axis = self.check_axis(self.axis, inputs[0].rank)
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0]
+
+
+class Reduce(Expression):
+    """sum/mean/max/min/prod over `axis` (an int, a list, or None for all non-batch axes)."""
+
+    def describe_config(self) -> str:
+        return self.fn
+
+    def build(self, inputs):
+        (x,) = inputs
+        self.expect_float(x)
+        axes = self.axis
+        if axes is None:
+            axes = list(range(1, x.rank))
+        elif isinstance(axes, int):
+            axes = [axes]
+        self.axes = sorted({self.check_axis(a, x.rank) for a in axes})
+        return []
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        shape = []
+        for i, d in enumerate(x.shape):
+            if i in self.axes:
+                if self.keepdims:
+                    shape.append(1)
+            else:
+                shape.append(d)
+        return x.with_shape(shape)
+
+
+class MatMul(Expression):
+    """`a @ b` with numpy matmul semantics over the trailing two axes."""
+
+    num_inputs = (2, 2)
+
+    def build(self, inputs):
+        for t in inputs:
+            self.expect_float(t)
+            if t.rank < 2:
+                self.fail(f"matmul needs tensors of rank 2 or more; got {format_shape(t.shape)}")
+        return []
+
+    def output_types(self, inputs):
+        a, b = inputs
+        k1, k2 = a.shape[-1], b.shape[-2]
+        if isinstance(k1, int) and isinstance(k2, int) and k1 != k2:
+            self.fail(
+                f"matmul: {format_shape(a.shape)} @ {format_shape(b.shape)}: the inner "
+                f"dimensions {k1} and {k2} differ"
+            )
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if batch is None:
+            self.fail(
+                f"matmul: leading dimensions of {format_shape(a.shape)} and "
+                f"{format_shape(b.shape)} cannot be broadcast"
+            )
+        return a.with_shape(batch + (a.shape[-2], b.shape[-1]))
+
+
+class ReshapeTo(Expression):
+    """reshape(x, target) with the target excluding the batch axis; one -1 allowed."""
+
+    def build(self, inputs):
+        (x,) = inputs
+        target = list(self.target)
+        if sum(1 for d in target if d == -1) > 1:
+            self.fail("reshape: at most one dimension can be -1")
+        if any(d == 0 or d < -1 for d in target):
+            self.fail(f"reshape: dimensions must be positive or -1; got {target}")
+        known = 1
+        for d in x.shape[1:]:
+            if not isinstance(d, int):
+                known = None
+                break
+            known *= d
+        fixed = 1
+        for d in target:
+            if d != -1:
+                fixed *= d
+        if -1 in target:
+            if known is None:
+                resolved = None
+            elif known % fixed:
+                self.fail(
+                    f"reshape: cannot reshape {format_shape(x.shape)} to "
+                    f"{tuple(target)}: {known} elements do not divide by {fixed}"
+                )
+            else:
+                resolved = known // fixed
+            target = [resolved if d == -1 else d for d in target]
+        elif known is not None and known != fixed:
+            self.fail(
+                f"reshape: cannot reshape {format_shape(x.shape)} ({known} elements) to "
+                f"{tuple(target)} ({fixed} elements)"
+            )
+        self.resolved = tuple(target)
+        return []
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        return x.with_shape((x.shape[0],) + self.resolved)
+
+
+class Transpose(Expression):
+    """transpose(x, perm): perm includes the batch axis, which must stay first."""
+
+    def build(self, inputs):
+        (x,) = inputs
+        perm = list(self.perm) if self.perm is not None else None
+        if perm is None:
+            perm = [0] + list(range(x.rank - 1, 0, -1))
+        if sorted(perm) != list(range(x.rank)):
+            self.fail(
+                f"transpose: perm {perm} is not a permutation of 0..{x.rank - 1}",
+                "perm counts the batch axis as 0, as in keras.ops.transpose",
+            )
+        if perm[0] != 0:
+            self.fail("transpose: the batch axis must stay first (perm[0] == 0)")
+        self.resolved = tuple(perm)
+        return []
+
+    def output_types(self, inputs):
+        (x,) = inputs
+        return x.with_shape(tuple(x.shape[p] for p in self.resolved))
+
+
+class Concat(Expression):
+    """concat(a, b, ..., axis=-1)."""
+
+    num_inputs = (1, None)
+
+    def build(self, inputs):
+        rank = inputs[0].rank
+        for t in inputs:
+            self.expect_float(t)
+            if t.rank != rank:
+                self.fail(
+                    "concat: all inputs need the same rank; got "
+                    + ", ".join(format_shape(t.shape) for t in inputs)
+                )
+        self.resolved = self.check_axis(self.axis, rank)
+        for t in inputs[1:]:
+            for i, (p, q) in enumerate(zip(inputs[0].shape, t.shape)):
+                if i != self.resolved and isinstance(p, int) and isinstance(q, int) and p != q:
+                    self.fail(
+                        f"concat: shapes {format_shape(inputs[0].shape)} and "
+                        f"{format_shape(t.shape)} differ outside axis {self.axis}"
+                    )
+        return []
+
+    def output_types(self, inputs):
+        total: Dim = 0
+        for t in inputs:
+            d = t.shape[self.resolved]
+            total = total + d if isinstance(total, int) and isinstance(d, int) else None
+        shape = list(inputs[0].shape)
+        shape[self.resolved] = total
+        return inputs[0].with_shape(shape)
+
+
+class Clip(Expression):
+    """clip(x, min, max)."""
+
+    def build(self, inputs):
+        self.expect_float(inputs[0])
+        if self.lo > self.hi:
+            self.fail(f"clip: min {self.lo} is greater than max {self.hi}")
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0]
+
+
+class ExpandDims(Expression):
+    """expand_dims(x, axis): a new axis of size 1 (axis counts batch as 0)."""
+
+    def build(self, inputs):
+        rank = inputs[0].rank + 1
+        self.resolved = self.check_axis(self.axis, rank)
+        return []
+
+    def output_types(self, inputs):
+        shape = list(inputs[0].shape)
+        shape.insert(self.resolved, 1)
+        return inputs[0].with_shape(shape)
+
+
+class Squeeze(Expression):
+    """squeeze(x, axis): drops an axis of size 1."""
+
+    def build(self, inputs):
+        (x,) = inputs
+        self.resolved = self.check_axis(self.axis, x.rank)
+        if x.shape[self.resolved] != 1:
+            self.fail(
+                f"squeeze: axis {self.axis} of {format_shape(x.shape)} has size "
+                f"{x.shape[self.resolved]}, not 1"
+            )
+        return []
+
+    def output_types(self, inputs):
+        shape = list(inputs[0].shape)
+        del shape[self.resolved]
+        return inputs[0].with_shape(shape)
+
+
+class Index(Expression):
+    """x[:, 0, 1:3]: integer indices drop an axis, slices keep it (step > 0).
+
+    `items` is a tuple per non-batch axis: ("index", i) or ("slice", start, stop, step).
+    """
+
+    def build(self, inputs):
+        (x,) = inputs
+        if len(self.items) > x.rank - 1:
+            self.fail(f"too many indices: {format_shape(x.shape)} has {x.rank - 1} non-batch axes")
+        shape: list[Dim] = [x.shape[0]]
+        self.resolved = []
+        for axis, item in enumerate(self.items, start=1):
+            size = x.shape[axis]
+            if item[0] == "index":
+                i = item[1]
+                if isinstance(size, int) and not -size <= i < size:
+                    self.fail(f"index {i} is out of range for axis {axis} of size {size}")
+                self.resolved.append(("index", i))
+                continue
+            _, start, stop, step = item
+            step = 1 if step is None else step
+            if step <= 0:
+                self.fail("slices need a positive step")
+            if isinstance(size, int):
+                s, e, _ = slice(start, stop, step).indices(size)
+                length = max(0, (e - s + step - 1) // step)
+                if length == 0:
+                    self.fail(f"slice {start}:{stop} of axis {axis} (size {size}) is empty")
+            elif start is None and stop is None and step == 1:
+                length = size
+            else:
+                length = None
+            shape.append(length)
+            self.resolved.append(("slice", start, stop, step))
+        shape.extend(x.shape[1 + len(self.items) :])
+        self.out_shape = tuple(shape)
+        return []
+
+    def output_types(self, inputs):
+        return inputs[0].with_shape(self.out_shape)

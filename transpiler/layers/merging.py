@@ -1,0 +1,250 @@
+"""Merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot.
+
+Element-wise merges follow Keras's shape rule: the shapes without the batch axis are
+aligned on the right and broadcast (a size of 1 stretches; other sizes must agree).
+Axes count the batch axis as 0 (`axis=-1` is the last axis), as in Keras.
+"""
+
+from __future__ import annotations
+
+from transpiler.graph.types import Dim, TensorType, dims_compatible, format_shape
+from transpiler.layers.args import ArgError, boolean, describe, integer, is_int
+from transpiler.layers.base import Arg, Layer, register
+
+
+def _merge_dim(a: Dim, b: Dim) -> Dim:
+    """The size two compatible axes give: a known size wins over a symbolic one, two
+    different symbols give None (unknown)."""
+    if a == b:
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        raise ValueError(f"{a} != {b}")
+    if isinstance(a, int):
+        return a
+    if isinstance(b, int):
+        return b
+    return None
+
+
+def _broadcast_dim(a: Dim, b: Dim) -> Dim:
+    if a == 1:
+        return b
+    if b == 1:
+        return a
+    return _merge_dim(a, b)
+
+
+def _broadcast(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...]:
+    """Keras's element-wise merge shape of two shapes without batch; ValueError if they
+    cannot broadcast."""
+    if len(a) < len(b):
+        a, b = b, a
+    lead = len(a) - len(b)
+    return a[:lead] + tuple(_broadcast_dim(x, y) for x, y in zip(a[lead:], b))
+
+
+def _same_dtype(layer: Layer, inputs: list[TensorType]) -> None:
+    dtypes = sorted({t.dtype for t in inputs})
+    if len(dtypes) > 1:
+        layer.fail(
+            f"{layer.keras_class()} expects inputs of one dtype; got {', '.join(dtypes)}",
+            "cast the inputs to a common dtype first",
+        )
+
+
+class _ElementWise(Layer):
+    """An element-wise merge of two or more tensors."""
+
+    family = "merge"
+    num_inputs = (2, None)
+
+    def build(self, inputs):
+        self.output_types(inputs)  # checks the shapes
+        return []
+
+    def output_types(self, inputs: list[TensorType]) -> TensorType:
+        _same_dtype(self, inputs)
+        batch = inputs[0].shape[0]
+        shape = inputs[0].shape[1:]
+        for t in inputs[1:]:
+            if not dims_compatible(batch, t.shape[0]):
+                self.fail(
+                    f"{self.keras_class()}: cannot merge tensors with different batch sizes; "
+                    f"got {format_shape(inputs[0].shape)} and {format_shape(t.shape)}"
+                )
+            try:
+                merged = _broadcast(shape, t.shape[1:])
+            except ValueError:
+                self.fail(
+                    f"{self.keras_class()}: shapes {format_shape((batch, *shape))} and "
+                    f"{format_shape(t.shape)} are incompatible",
+                    "element-wise merges need equal sizes on each axis (or 1, which "
+                    "broadcasts); reshape or project the inputs to one shape",
+                )
+            batch = _merge_dim(batch, t.shape[0])
+            shape = merged
+        return inputs[0].with_shape((batch, *shape))
+
+
+@register
+class Add(_ElementWise):
+    """Sums its inputs element-wise. Input: two or more tensors of broadcastable shapes.
+    Output shape: the broadcast shape."""
+
+
+@register
+class Subtract(_ElementWise):
+    """Subtracts the second input from the first, element-wise. Input: exactly two tensors
+    of broadcastable shapes. Output shape: the broadcast shape."""
+
+    num_inputs = (2, 2)
+
+
+@register
+class Multiply(_ElementWise):
+    """Multiplies its inputs element-wise. Input: two or more tensors of broadcastable
+    shapes. Output shape: the broadcast shape."""
+
+
+@register
+class Average(_ElementWise):
+    """Averages its inputs element-wise. Input: two or more tensors of broadcastable shapes.
+    Output shape: the broadcast shape."""
+
+
+@register
+class Maximum(_ElementWise):
+    """Element-wise maximum of its inputs. Input: two or more tensors of broadcastable
+    shapes. Output shape: the broadcast shape."""
+
+
+@register
+class Minimum(_ElementWise):
+    """Element-wise minimum of its inputs. Input: two or more tensors of broadcastable
+    shapes. Output shape: the broadcast shape."""
+
+
+@register
+class Concatenate(Layer):
+    """Joins its inputs along `axis`.
+
+    Args: axis=-1 (counting the batch axis as 0; the batch axis itself cannot be joined).
+    Input: one or more tensors of one rank whose shapes agree except on `axis`.
+    Output shape: the common shape with the sizes on `axis` added.
+    """
+
+    family = "merge"
+    num_inputs = (1, None)
+    signature = (Arg("axis", integer, -1),)
+
+    def build(self, inputs):
+        self.output_types(inputs)
+        return []
+
+    def output_types(self, inputs: list[TensorType]) -> TensorType:
+        _same_dtype(self, inputs)
+        first = inputs[0]
+        rank = first.rank
+        shapes = ", ".join(format_shape(t.shape) for t in inputs)
+        if any(t.rank != rank for t in inputs):
+            self.fail(
+                f"Concatenate expects inputs of one rank; got {shapes}",
+                "all inputs need the same number of axes",
+            )
+        axis = self.axis + rank if self.axis < 0 else self.axis
+        if not 0 <= axis < rank:
+            self.fail(
+                f"Concatenate: axis {self.axis} is out of bounds for inputs of rank {rank} "
+                f"({shapes})",
+                arg="axis",
+            )
+        if axis == 0:
+            self.fail(
+                f"Concatenate: axis {self.axis} is the batch axis",
+                "join along a feature axis, e.g. axis=-1",
+                arg="axis",
+            )
+        out = list(first.shape)
+        for t in inputs[1:]:
+            for i, d in enumerate(t.shape):
+                if i == axis:
+                    continue
+                try:
+                    out[i] = _merge_dim(out[i], d)
+                except ValueError:
+                    self.fail(
+                        f"Concatenate: shapes {format_shape(first.shape)} and "
+                        f"{format_shape(t.shape)} do not match except on the concatenation "
+                        f"axis (axis={self.axis})",
+                        "all inputs need the same sizes on every axis except the one they "
+                        "are joined along",
+                    )
+        sizes = [t.shape[axis] for t in inputs]
+        out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
+        if len(inputs) == 1:
+            out[axis] = sizes[0]
+        return first.with_shape(out)
+
+
+def _axes(value) -> int | tuple[int, int]:
+    if is_int(value):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(is_int, value)):
+        return tuple(value)
+    raise ArgError(f"expected an axis or a list of 2 axes, got {describe(value)}")
+
+
+@register
+class Dot(Layer):
+    """Dot product of two tensors along an axis of each, per sample (batch_dot).
+
+    Args: axes (an axis for both, or [axis1, axis2]; counting the batch axis as 0),
+    normalize=false (L2-normalize both along the axes first: the result is then the
+    cosine similarity).
+    Input: two tensors of rank >= 2 whose sizes on the dotted axes agree.
+    Output shape: x1's shape without axes[0], then x2's without batch and axes[1];
+    (batch, 1) when nothing else remains.
+    """
+
+    family = "merge"
+    num_inputs = (2, 2)
+    signature = (Arg("axes", _axes), Arg("normalize", boolean, False))
+
+    def build(self, inputs):
+        self.output_types(inputs)
+        return []
+
+    def output_types(self, inputs: list[TensorType]) -> TensorType:
+        _same_dtype(self, inputs)
+        x1, x2 = inputs
+        for t in (x1, x2):
+            if t.rank < 2:
+                self.fail(f"Dot expects inputs of rank 2 or more; got {format_shape(t.shape)}")
+        raw = (self.axes, self.axes) if is_int(self.axes) else self.axes
+        axes = []
+        for a, t in zip(raw, (x1, x2)):
+            index = a % t.rank if a < 0 else a
+            if not 1 <= index < t.rank:
+                where = "is the batch axis" if index == 0 else "is out of bounds"
+                self.fail(
+                    f"Dot: axis {a} {where} for input shape {format_shape(t.shape)}",
+                    "dot along a feature axis: 1 to rank-1, or -1 for the last",
+                    arg="axes",
+                )
+            axes.append(index)
+        d1, d2 = x1.shape[axes[0]], x2.shape[axes[1]]
+        if not dims_compatible(d1, d2) or not dims_compatible(x1.shape[0], x2.shape[0]):
+            self.fail(
+                f"Dot: shapes {format_shape(x1.shape)} and {format_shape(x2.shape)} are "
+                f"incompatible: sizes {d1} (axis {axes[0]}) and {d2} (axis {axes[1]}) differ",
+                "the dotted axes need the same size",
+            )
+        s1 = list(x1.shape)
+        s2 = list(x2.shape)
+        s1.pop(axes[0])
+        s2.pop(axes[1])
+        s1[0] = _merge_dim(s1[0], s2.pop(0))
+        out = s1 + s2
+        if len(out) == 1:
+            out.append(1)
+        return x1.with_shape(out)

@@ -1,0 +1,244 @@
+"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization.
+
+Axes count the batch axis as 0, as in Keras (`axis=-1` is the last axis). The model's
+data_format does not change the default axis: with channels_first write `axis=1`, as in
+Keras.
+"""
+
+from __future__ import annotations
+
+from transpiler.graph.types import TensorType, format_shape
+from transpiler.layers.args import (
+    ArgError,
+    boolean,
+    describe,
+    float_in,
+    int_list,
+    integer,
+    is_int,
+    non_negative_float,
+    number,
+)
+from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.initializers import initializer
+from transpiler.layers.regularizers import regularizer
+
+
+def _no_constraint(value):
+    if value is not None:
+        raise ArgError("constraints are not supported yet; remove the argument")
+    return None
+
+
+def _no_renorm(value) -> bool:
+    if boolean(value):
+        raise ArgError("renorm=true (batch renormalization) is not supported")
+    return False
+
+
+def _no_renorm_clipping(value):
+    if value is not None:
+        raise ArgError("renorm_clipping is not supported (renorm is not supported)")
+    return None
+
+
+def _groups(value) -> int:
+    if not is_int(value) or (value <= 0 and value != -1):
+        raise ArgError(
+            f"expected a positive integer (or -1 for one group per channel), got {describe(value)}"
+        )
+    return value
+
+
+def _int_or_ints(value) -> int | tuple[int, ...]:
+    if is_int(value):
+        return value
+    axes = int_list(value)
+    if not axes:
+        raise ArgError("expected an axis or a non-empty list of axes, got []")
+    return axes
+
+
+class _Normalization(Layer):
+    family = "normalization"
+
+    def axis_index(self, x: TensorType, axis: int) -> int:
+        """The non-negative index of `axis` in x; the batch axis is refused."""
+        index = axis + x.rank if axis < 0 else axis
+        if not 0 <= index < x.rank:
+            self.fail(
+                f"{self.keras_class()}: axis {axis} is out of bounds for input shape "
+                f"{format_shape(x.shape)}",
+                f"the input has axes 1 to {x.rank - 1} (or -1 to -{x.rank - 1}) after the "
+                "batch axis",
+                arg="axis",
+            )
+        if index == 0:
+            self.fail(
+                f"{self.keras_class()}: axis {axis} is the batch axis",
+                "normalize over a feature axis such as -1 (channels_last) or 1 (channels_first)",
+                arg="axis",
+            )
+        return index
+
+    def affine(self, shape: tuple[int, ...], gamma: bool, beta: bool) -> list[Weight]:
+        weights = []
+        if gamma:
+            weights.append(
+                self.weight(
+                    "gamma", shape, self.gamma_initializer, regularizer=self.gamma_regularizer
+                )
+            )
+        if beta:
+            weights.append(
+                self.weight("beta", shape, self.beta_initializer, regularizer=self.beta_regularizer)
+            )
+        return weights
+
+    def output_types(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+
+_AFFINE_INITIALIZERS = (
+    Arg("beta_initializer", initializer, "zeros"),
+    Arg("gamma_initializer", initializer, "ones"),
+)
+_AFFINE_REGULARIZERS = (
+    Arg("beta_regularizer", regularizer, None),
+    Arg("gamma_regularizer", regularizer, None),
+    Arg("beta_constraint", _no_constraint, None),
+    Arg("gamma_constraint", _no_constraint, None),
+)
+
+
+@register
+class BatchNormalization(_Normalization):
+    """Normalizes with the batch's mean and variance in training and with moving averages
+    at inference: `gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    Args: axis=-1 (the feature axis; write axis=1 for channels_first), momentum=0.99,
+    epsilon=1e-3, center=true, scale=true, beta_initializer=zeros, gamma_initializer=ones,
+    moving_mean_initializer=zeros, moving_variance_initializer=ones, beta_regularizer,
+    gamma_regularizer, renorm=false (true is not supported), synchronized=false (no effect
+    on one device).
+    Input shape: any, with a known size on `axis`. Output shape: as input.
+    Weights: gamma (n,) if scale, beta (n,) if center, moving_mean (n,) and
+    moving_variance (n,) (non-trainable), n = the size of `axis`.
+    """
+
+    has_training_mode = True
+    signature = (
+        Arg("axis", integer, -1),
+        Arg("momentum", float_in(0.0, 1.0), 0.99),
+        Arg("epsilon", non_negative_float, 1e-3),
+        Arg("center", boolean, True),
+        Arg("scale", boolean, True),
+        *_AFFINE_INITIALIZERS,
+        Arg("moving_mean_initializer", initializer, "zeros"),
+        Arg("moving_variance_initializer", initializer, "ones"),
+        *_AFFINE_REGULARIZERS,
+        Arg("renorm", _no_renorm, False),
+        Arg("renorm_clipping", _no_renorm_clipping, None),
+        Arg("renorm_momentum", number, 0.99),
+        Arg("synchronized", boolean, False),
+    )
+
+    def build(self, inputs: list[TensorType]) -> list[Weight]:
+        (x,) = inputs
+        self.expect_float(x)
+        index = self.axis_index(x, self.axis)
+        n = self.need_known(x.shape[index], f"size on axis {self.axis}")
+        return [
+            *self.affine((n,), self.scale, self.center),
+            self.weight("moving_mean", (n,), self.moving_mean_initializer, trainable=False),
+            self.weight("moving_variance", (n,), self.moving_variance_initializer, trainable=False),
+        ]
+
+
+@register
+class LayerNormalization(_Normalization):
+    """Normalizes each sample over `axis` with its own mean and variance:
+    `gamma * (x - mean) / sqrt(var + epsilon) + beta`.
+
+    Args: axis=-1 (an axis or a list of axes), epsilon=1e-3, center=true, scale=true,
+    beta_initializer=zeros, gamma_initializer=ones, beta_regularizer, gamma_regularizer,
+    rms_scaling=false (deprecated in Keras: scale by the variance, no centering).
+    Input shape: any, with known sizes on `axis`. Output shape: as input.
+    Weights: gamma if scale (or rms_scaling), beta if center (and not rms_scaling); their
+    shape is the sizes of the axes in `axis`, in Keras's order (the axis values sorted).
+    """
+
+    signature = (
+        Arg("axis", _int_or_ints, -1),
+        Arg("epsilon", non_negative_float, 1e-3),
+        Arg("center", boolean, True),
+        Arg("scale", boolean, True),
+        *_AFFINE_INITIALIZERS,
+        *_AFFINE_REGULARIZERS,
+        Arg("rms_scaling", boolean, False),
+    )
+
+    def build(self, inputs: list[TensorType]) -> list[Weight]:
+        (x,) = inputs
+        self.expect_float(x)
+        # Keras sorts the axis values as written (so -1 comes before 1) for the weight shape
+        axes = sorted(self.axis) if isinstance(self.axis, tuple) else [self.axis]
+        indices = [self.axis_index(x, a) for a in axes]
+        if len(set(indices)) != len(indices):
+            self.fail(
+                f"LayerNormalization: axis {describe(list(self.axis))} names an axis twice "
+                f"for input shape {format_shape(x.shape)}",
+                arg="axis",
+            )
+        shape = tuple(
+            self.need_known(x.shape[i], f"size on axis {a}") for a, i in zip(axes, indices)
+        )
+        return self.affine(
+            shape, self.scale or self.rms_scaling, self.center and not self.rms_scaling
+        )
+
+
+@register
+class GroupNormalization(_Normalization):
+    """Splits the channels into groups and normalizes each group of each sample
+    (Wu & He 2018); groups=1 is LayerNormalization over the channels and spatial axes,
+    groups=-1 (one channel per group) is InstanceNormalization.
+
+    Args: groups=32, axis=-1 (the channel axis), epsilon=1e-3, center=true, scale=true,
+    beta_initializer=zeros, gamma_initializer=ones, beta_regularizer, gamma_regularizer.
+    Input shape: any, with a known number of channels on `axis`, divisible by groups.
+    Output shape: as input.
+    Weights: gamma (channels,) if scale, beta (channels,) if center.
+    """
+
+    signature = (
+        Arg("groups", _groups, 32),
+        Arg("axis", integer, -1),
+        Arg("epsilon", non_negative_float, 1e-3),
+        Arg("center", boolean, True),
+        Arg("scale", boolean, True),
+        *_AFFINE_INITIALIZERS,
+        *_AFFINE_REGULARIZERS,
+    )
+
+    def build(self, inputs: list[TensorType]) -> list[Weight]:
+        (x,) = inputs
+        self.expect_float(x)
+        index = self.axis_index(x, self.axis)
+        channels = self.need_known(x.shape[index], f"number of channels (axis {self.axis})")
+        groups = channels if self.groups == -1 else self.groups
+        if channels < groups:
+            self.fail(
+                f"GroupNormalization: groups ({groups}) cannot be more than the number of "
+                f"channels ({channels}); input is {format_shape(x.shape)}",
+                f"use a divisor of {channels} for groups",
+                arg="groups",
+            )
+        if channels % groups:
+            self.fail(
+                f"GroupNormalization: {channels} channels cannot be split into {groups} "
+                f"groups; input is {format_shape(x.shape)}",
+                f"use a divisor of {channels} for groups",
+                arg="groups",
+            )
+        return self.affine((channels,), self.scale, self.center)

@@ -1,0 +1,469 @@
+"""Runs Lark and turns its tree (and its exceptions) into our AST (and our errors)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lark import Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, v_args
+from lark.exceptions import VisitError
+
+from transpiler.errors import KdlError, KdlErrors, Span
+from transpiler.parser import ast
+from transpiler.parser.grammar import parser
+
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+MAX_NESTING = 200
+
+# What the parser expected, said the way a user would write it.
+_TOKEN_WORDS = {
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "AT": "'@'",
+    "QMARK": "'?'",
+    "NAME": "a name",
+    "INT": "an integer",
+    "NUMBER_FLOAT": "a number",
+    "STRING": "a string",
+    "$END": "end of file",
+}
+
+
+def read_source(path: str | Path, span: Span | None = None) -> str:
+    """Reads a .kdl file as UTF-8, with errors that say where the bad byte is."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise KdlErrors(
+                [KdlError(span, f"{path} is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}")]
+            )
+        data = p.read_bytes()
+    except IsADirectoryError:
+        raise KdlErrors([KdlError(span, f"{path} is a directory, not a .kdl file")]) from None
+    except FileNotFoundError:
+        raise KdlErrors(
+            [KdlError(span, f"no such file: {path}", "check the path and its spelling")]
+        ) from None
+    except OSError as e:
+        raise KdlErrors([KdlError(span, f"cannot read {path}: {e.strerror}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise KdlErrors(
+            [
+                KdlError(
+                    Span(str(path), line, col),
+                    f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
+
+
+def parse_file(path: str | Path) -> ast.Module:
+    return parse_text(read_source(path), str(path))
+
+
+def parse_text(text: str, file: str = "<string>") -> ast.Module:
+    """Parses one file's text. Raises KdlErrors on a syntax error."""
+    if text.lstrip("\ufeff").strip() == "":
+        raise KdlErrors(
+            [
+                KdlError(
+                    Span(file, 1, 1),
+                    "the file is empty",
+                    "a .kdl file defines at least one `model Name { ... }` or `block`",
+                )
+            ]
+        )
+    text = text.lstrip("\ufeff")
+    _check_nesting(text, file)
+    try:
+        tree = parser().parse(text)
+    except UnexpectedEOF as e:
+        raise KdlErrors([_eof_error(text, file)]) from None
+    except UnexpectedToken as e:
+        raise KdlErrors([_token_error(text, file, e)]) from None
+    except UnexpectedCharacters as e:
+        raise KdlErrors([_char_error(file, e)]) from None
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20000))
+    try:
+        return _ToAst(file).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, KdlErrors):
+            raise e.orig_exc from None
+        if isinstance(e.orig_exc, KdlError):
+            raise KdlErrors([e.orig_exc]) from None
+        raise
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _check_nesting(text: str, file: str) -> None:
+    """Deeply nested brackets would exhaust Python's stack later; refuse them early."""
+    depth = 0
+    line, col = 1, 0
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise KdlErrors(
+                    [
+                        KdlError(
+                            Span(file, line, col),
+                            f"brackets are nested more than {MAX_NESTING} deep",
+                            "split the expression into named steps",
+                        )
+                    ]
+                )
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+
+
+def _describe(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    value = str(token)
+    if token.type == "NAME":
+        return f"name '{value}'"
+    if token.type in ("INT", "NUMBER_FLOAT"):
+        return f"number {value}"
+    if token.type == "STRING":
+        return f"string {value}"
+    return f"'{value}'"
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({_TOKEN_WORDS.get(t, f"'{t.lower()}'") for t in expected if not t.startswith("_")})
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return ", ".join(words)
+
+
+def _token_error(text: str, file: str, e: UnexpectedToken) -> KdlError:
+    tok = e.token
+    if tok.type == "$END":
+        return _eof_error(text, file)
+    span = Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+    expected = set(e.expected or ())
+    got = _describe(tok)
+    hint = None
+    if tok.type == "EQUAL" and "RPAR" in expected:
+        hint = "keyword arguments are written name=value inside a call"
+    elif tok.type == "RBRACE" and expected & {"NAME", "INT"}:
+        hint = "an expression is incomplete before the '}'"
+    elif "RPAR" in expected and "COMMA" in expected:
+        hint = "separate arguments with ',' and close the call with ')'"
+    elif "RSQB" in expected and "COMMA" in expected:
+        hint = "separate items with ',' and close the list with ']'"
+    elif tok.type == "NAME" and str(tok) in ("input", "output", "repeat", "const"):
+        hint = f"'{tok}' starts a statement inside a model or block"
+    elif expected == {"LBRACE"} or "LBRACE" in expected and len(expected) <= 3:
+        hint = "a model, block or train body starts with '{'"
+    elif tok.type == "NAME" and expected & {"MODEL", "BLOCK", "TRAIN", "IMPORT", "CONST"}:
+        hint = "a file holds `model`, `block`, `train`, `import` and `const` definitions"
+    return KdlError(span, f"unexpected {got}; expected {_expected_words(expected)}", hint)
+
+
+def _eof_error(text: str, file: str) -> KdlError:
+    """Points just past the last thing written (comments and blank lines don't count)."""
+    lines = text.splitlines() or [""]
+    line_no = len(lines)
+    while line_no > 1 and not _code(lines[line_no - 1]).strip():
+        line_no -= 1
+    code = _code(lines[line_no - 1]).rstrip()
+    return KdlError(
+        Span(file, line_no, len(code) + 1),
+        "unexpected end of file",
+        "a bracket or brace is probably not closed",
+    )
+
+
+def _code(line: str) -> str:
+    """The line without a trailing comment (good enough for positioning carets)."""
+    for marker in ("#", "//"):
+        at = line.find(marker)
+        if at >= 0 and line.count('"', 0, at) % 2 == 0:
+            line = line[:at]
+    return line
+
+
+def _char_error(file: str, e: UnexpectedCharacters) -> KdlError:
+    ch = e.char
+    span = Span(file, e.line, e.column, e.line, e.column + 1)
+    if ch in "\"'":
+        return KdlError(span, "unterminated string", "close the string on the same line")
+    hint = None
+    if ch == ";":
+        hint = "statements are separated by newlines; no ';' is needed"
+    elif ch == "|":
+        hint = "the pipeline operator is '|>'"
+    elif ch == "=":
+        hint = "'==' is not an operator in .kdl; use '=' to bind a name"
+    elif not ch.isprintable() or ord(ch) > 127:
+        hint = "names use ASCII letters, digits and '_'"
+    return KdlError(span, f"unexpected character {ch!r}", hint)
+
+
+def _span(file: str, meta) -> Span:
+    if getattr(meta, "empty", True):
+        return Span(file, 0, 0)
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _unquote(tok: Token) -> str:
+    body = str(tok)[1:-1]
+    return bytes(body, "utf-8").decode("unicode_escape") if "\\" in body else body
+
+
+def _number(text: str):
+    return text.replace("_", "")
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    """Lark tree -> ast dataclasses, bottom up."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    def s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # ---- top level
+    @v_args(meta=True, inline=False)
+    def start(self, meta, items):
+        groups: dict[type, list] = {
+            ast.Import: [],
+            ast.ConstDef: [],
+            ast.ModelDef: [],
+            ast.BlockDef: [],
+            ast.TrainDef: [],
+        }
+        for item in items:
+            groups[type(item)].append(item)
+        return ast.Module(
+            file=self.file,
+            imports=tuple(groups[ast.Import]),
+            consts=tuple(groups[ast.ConstDef]),
+            models=tuple(groups[ast.ModelDef]),
+            blocks=tuple(groups[ast.BlockDef]),
+            trains=tuple(groups[ast.TrainDef]),
+        )
+
+    def import_stmt(self, meta, path):
+        return ast.Import(self.s(meta), _unquote(path))
+
+    def const_stmt(self, meta, name, value):
+        return ast.ConstDef(self.s(meta), str(name), _tok_span(self.file, name), value)
+
+    @v_args(meta=True, inline=False)
+    def model_def(self, meta, children):
+        name, options, *body = children
+        return ast.ModelDef(
+            self.s(meta), str(name), _tok_span(self.file, name), tuple(options or ()), tuple(body)
+        )
+
+    @v_args(meta=True, inline=False)
+    def model_args(self, meta, children):
+        return tuple(c for c in children if c is not None)
+
+    @v_args(meta=True, inline=False)
+    def block_def(self, meta, children):
+        name, *rest = children
+        params = tuple(c for c in rest if isinstance(c, ast.Param))
+        body = tuple(c for c in rest if isinstance(c, ast.Stmt))
+        return ast.BlockDef(self.s(meta), str(name), _tok_span(self.file, name), params, body)
+
+    def param(self, meta, name, type_, default):
+        return ast.Param(self.s(meta), str(name), str(type_) if type_ else None, default)
+
+    @v_args(meta=True, inline=False)
+    def train_def(self, meta, children):
+        model, alias, *items = children
+        return ast.TrainDef(
+            self.s(meta),
+            str(model),
+            _tok_span(self.file, model),
+            str(alias) if alias else "default",
+            tuple(items),
+        )
+
+    def train_item(self, meta, name, value):
+        return ast.Keyword(str(name), _tok_span(self.file, name), value)
+
+    # ---- statements
+    def input_stmt(self, meta, name, type_):
+        return ast.InputStmt(self.s(meta), str(name), _tok_span(self.file, name), type_)
+
+    @v_args(meta=True, inline=False)
+    def tensor_type(self, meta, children):
+        dtype, *dims = children
+        return ast.TensorTypeExpr(
+            self.s(meta),
+            str(dtype),
+            _tok_span(self.file, dtype),
+            tuple(d for d in dims if d is not None),
+        )
+
+    def dim_int(self, meta, tok):
+        return ast.Dim(_tok_span(self.file, tok), int(_number(tok)))
+
+    def dim_any(self, meta):
+        return ast.Dim(self.s(meta), None)
+
+    def dim_name(self, meta, tok):
+        return ast.Dim(_tok_span(self.file, tok), str(tok))
+
+    def output_named(self, meta, name, value):
+        return ast.OutputStmt(self.s(meta), str(name), _tok_span(self.file, name), value)
+
+    def output_bare(self, meta, value):
+        return ast.OutputStmt(self.s(meta), None, None, value)
+
+    def assign_stmt(self, meta, name, value):
+        return ast.Assign(self.s(meta), ((str(name), _tok_span(self.file, name)),), value)
+
+    @v_args(meta=True, inline=False)
+    def unpack_stmt(self, meta, children):
+        *names, value = children
+        targets = tuple((str(n), _tok_span(self.file, n)) for n in names)
+        return ast.Assign(self.s(meta), targets, value)
+
+    def expr_stmt(self, meta, value):
+        return ast.ExprStmt(self.s(meta), value)
+
+    @v_args(meta=True, inline=False)
+    def repeat_stmt(self, meta, children):
+        count, *body = children
+        return ast.Repeat(self.s(meta), count, tuple(body))
+
+    # ---- expressions
+    def pipe(self, meta, value, target):
+        return ast.Pipe(self.s(meta), value, target)
+
+    def _binop(self, meta, op, left, right):
+        return ast.BinOp(self.s(meta), op, left, right)
+
+    def add(self, meta, left, right):
+        return self._binop(meta, "+", left, right)
+
+    def sub(self, meta, left, right):
+        return self._binop(meta, "-", left, right)
+
+    def mul(self, meta, left, right):
+        return self._binop(meta, "*", left, right)
+
+    def div(self, meta, left, right):
+        return self._binop(meta, "/", left, right)
+
+    def matmul(self, meta, left, right):
+        return self._binop(meta, "@", left, right)
+
+    def pow(self, meta, left, right):
+        return self._binop(meta, "**", left, right)
+
+    def neg(self, meta, operand):
+        return ast.UnaryOp(self.s(meta), "-", operand)
+
+    def pos(self, meta, operand):
+        return ast.UnaryOp(self.s(meta), "+", operand)
+
+    @v_args(meta=True, inline=False)
+    def call(self, meta, children):
+        func, *args = children
+        positional, keywords = [], []
+        for a in args:
+            if a is None:
+                continue
+            if isinstance(a, ast.Keyword):
+                keywords.append(a)
+            elif keywords:
+                raise KdlError(
+                    a.span,
+                    "a positional argument follows a keyword argument",
+                    "put positional arguments first, as in Python",
+                )
+            else:
+                positional.append(a)
+        seen = set()
+        for k in keywords:
+            if k.name in seen:
+                raise KdlError(k.span, f"argument '{k.name}' is given twice")
+            seen.add(k.name)
+        return ast.Call(self.s(meta), func, tuple(positional), tuple(keywords))
+
+    def kwarg(self, meta, name, value):
+        return ast.Keyword(str(name), _tok_span(self.file, name), value)
+
+    @v_args(meta=True, inline=False)
+    def index(self, meta, children):
+        value, *subs = children
+        return ast.Index(self.s(meta), value, tuple(s for s in subs if s is not None))
+
+    def slice(self, meta, start, stop, step):
+        return ast.Slice(self.s(meta), start, stop, step)
+
+    def ellipsis(self, meta):
+        return ast.EllipsisExpr(self.s(meta))
+
+    def float(self, meta, tok):
+        return ast.Literal(_tok_span(self.file, tok), float(_number(tok)))
+
+    def int(self, meta, tok):
+        return ast.Literal(_tok_span(self.file, tok), int(_number(tok)))
+
+    def string(self, meta, tok):
+        return ast.Literal(_tok_span(self.file, tok), _unquote(tok))
+
+    def true(self, meta):
+        return ast.Literal(self.s(meta), True)
+
+    def false(self, meta):
+        return ast.Literal(self.s(meta), False)
+
+    def none(self, meta):
+        return ast.Literal(self.s(meta), None)
+
+    def name(self, meta, tok):
+        return ast.Name(_tok_span(self.file, tok), str(tok))
+
+    @v_args(meta=True, inline=False)
+    def list(self, meta, items):
+        return ast.ListExpr(self.s(meta), tuple(i for i in items if i is not None))
+
+    @v_args(meta=True, inline=False)
+    def tuple(self, meta, items):
+        return ast.TupleExpr(self.s(meta), tuple(i for i in items if i is not None))
+
+    @v_args(meta=True, inline=False)
+    def dict(self, meta, items):
+        return ast.DictExpr(self.s(meta), tuple(i for i in items if i is not None))
+
+    def dict_item(self, meta, key, value):
+        text = _unquote(key) if key.type == "STRING" else str(key)
+        return (text, _tok_span(self.file, key), value)

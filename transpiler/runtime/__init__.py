@@ -1,0 +1,1 @@
+"""onnxruntime sessions: device choice (cpu/cuda) and IO binding."""
