@@ -39,18 +39,24 @@ class KdlError(Exception):
         return f"{where}error: {self.message}"
 
     def render(self, sources: dict[str, str] | None = None) -> str:
-        """`file:line:col: error: message`, the source line, a caret, and the hint."""
+        """`file:line:col: error: message`, the numbered source line, a caret under the
+        culprit, and the hint (the layout rustc made familiar)."""
         lines = [str(self)]
         text = _source_line(self.span, sources)
         if text is not None:
-            lines.append(f"  {text}")
+            number = str(self.span.line)
+            pad = " " * len(number)
             width = 1
             if self.span.end_line == self.span.line and self.span.end_column:
                 width = max(1, self.span.end_column - self.span.column)
             width = min(width, max(1, len(text) - self.span.column + 1))
-            lines.append("  " + _caret_prefix(text, self.span.column) + "^" * width)
-        if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f" {pad} |")
+            lines.append(f" {number} | {text}")
+            lines.append(f" {pad} | " + _caret_prefix(text, self.span.column) + "^" * width)
+            if self.hint:
+                lines.append(f" {pad} = hint: {self.hint}")
+        elif self.hint:
+            lines.append(f"  = hint: {self.hint}")
         return "\n".join(lines)
 
 

@@ -197,6 +197,13 @@ def test_bidirectional_default_names_and_frozen_inner():
     assert layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards
     assert layer.trainable_count == 0
     assert layer.describe_config() == "Bidirectional(GRU(4))"
+    assert layer.num_outputs == 1
+
+
+def test_bidirectional_num_outputs():
+    inner = LAYERS["LSTM"].create(4, return_state=True)
+    assert LAYERS["Bidirectional"].create(inner).num_outputs == 5
+    assert LAYERS["Bidirectional"].create(inner, merge_mode=None).num_outputs == 6
 
 
 def test_bidirectional_concat_of_different_widths(keras):

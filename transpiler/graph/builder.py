@@ -210,7 +210,9 @@ class GraphBuilder(ExpressionEvaluator):
 
             usual = {"float": "float32", "double": "float64", "int": "int64", "long": "int64"}
             hint = (
-                f"did you mean '{usual[t.dtype]}'?" if t.dtype in usual else suggest(t.dtype, DTYPES)
+                f"did you mean '{usual[t.dtype]}'?"
+                if t.dtype in usual
+                else suggest(t.dtype, DTYPES)
             )
             self.error(
                 t.dtype_span, f"unknown dtype '{t.dtype}'", hint or f"dtypes: {', '.join(DTYPES)}"
@@ -244,7 +246,9 @@ class GraphBuilder(ExpressionEvaluator):
                 self.current = value
             return
         if not (isinstance(value, tuple) and all(map(is_tensor, value))):
-            self.error(stmt.value.span, f"expected several tensors to unpack; got {self.what(value)}")
+            self.error(
+                stmt.value.span, f"expected several tensors to unpack; got {self.what(value)}"
+            )
         if len(value) != len(stmt.targets):
             self.error(
                 stmt.span,
@@ -305,10 +309,10 @@ class GraphBuilder(ExpressionEvaluator):
 
     def repeat(self, stmt: ast.Repeat, inputs, outputs, top) -> None:
         count = self.eval(stmt.count)
-        if not is_int(count) or not 0 < count <= MAX_REPEAT:
+        if not is_int(count) or not 0 <= count <= MAX_REPEAT:
             self.error(
                 stmt.count.span,
-                f"repeat needs a count from 1 to {MAX_REPEAT}; got {describe(count)}",
+                f"repeat needs a count from 0 to {MAX_REPEAT}; got {describe(count)}",
             )
         for _ in range(count):
             errors = len(self.sink.errors)
@@ -389,7 +393,9 @@ class GraphBuilder(ExpressionEvaluator):
             Value(t, base if len(types) == 1 else f"{base}:{i}", None, i)
             for i, t in enumerate(types)
         ]
-        node = Node(layer, list(inputs), outs, span, tuple(i for _, i in self.block_stack), call_index)
+        node = Node(
+            layer, list(inputs), outs, span, tuple(i for _, i in self.block_stack), call_index
+        )
         for v in outs:
             v.producer = node
         self.nodes.append(node)
@@ -531,5 +537,3 @@ def _definitions(body) -> dict[str, Span]:
             for k, v in _definitions(stmt.body).items():
                 out.setdefault(k, v)
     return out
-
-

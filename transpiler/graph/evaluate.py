@@ -225,10 +225,10 @@ class ExpressionEvaluator:
         if isinstance(value, (list, tuple)) and value and all(map(is_tensor, value)):
             return list(value)
         if isinstance(value, Symbol):
-            self.error(
-                span, f"unknown name '{value.name}'", self.suggest_name(value.name, span)
-            )
-        self.error(span, f"expected a tensor; got {self.what(value)}", self.not_a_tensor_hint(value))
+            self.error(span, f"unknown name '{value.name}'", self.suggest_name(value.name, span))
+        self.error(
+            span, f"expected a tensor; got {self.what(value)}", self.not_a_tensor_hint(value)
+        )
 
     def apply_to(self, target, inputs: list[Value], span: Span):
         if isinstance(target, Function):
@@ -252,8 +252,11 @@ class ExpressionEvaluator:
                 f"write {target.cls.__name__}(...)",
             )
         if isinstance(target, BlockDefRef):
-            self.error(span, f"{target.block.name} is a block: give it its arguments first",
-                       f"write {target.block.name}(...)")
+            self.error(
+                span,
+                f"{target.block.name} is a block: give it its arguments first",
+                f"write {target.block.name}(...)",
+            )
         if isinstance(target, Symbol):
             self.error(
                 span,
@@ -343,7 +346,9 @@ class ExpressionEvaluator:
     def suggest_name(self, name: str, span) -> str | None:
         here = [n for scope in self.scopes for n in scope.names] + list(self.consts)
         later = self.defined_later.get(name)
-        if later is not None and (span is None or (later.line, later.column) > (span.line, span.column)):
+        if later is not None and (
+            span is None or (later.line, later.column) > (span.line, span.column)
+        ):
             return (
                 f"'{name}' is defined at line {later.line}, after this use; a model's graph "
                 "has no cycles, so define a value before using it"

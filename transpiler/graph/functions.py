@@ -18,8 +18,9 @@ def _axis(value, fn: str):
         return value
     if isinstance(value, (list, tuple)) and all(map(is_int, value)):
         return list(value)
-    raise FunctionError(f"{fn}: axis expected an integer or a list of integers, got "
-                        f"{describe(value)}", arg="axis")
+    raise FunctionError(
+        f"{fn}: axis expected an integer or a list of integers, got {describe(value)}", arg="axis"
+    )
 
 
 def _bind(fn: str, args: list, kwargs: dict, names: list[str], defaults: dict) -> dict:

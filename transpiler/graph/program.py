@@ -75,7 +75,7 @@ def _load(program, file, text, sink, stack, span) -> None:
         if not Path(target).exists():
             sink.error(
                 imp.span,
-                f"cannot import \"{imp.path}\": no such file",
+                f'cannot import "{imp.path}": no such file',
                 f"paths are relative to {Path(file).parent or '.'}/",
             )
             continue
@@ -101,6 +101,8 @@ def _define(table, name, node, span, kind, sink) -> None:
     if name in table:
         if table[name] is node:
             return
-        sink.error(span, f"{kind} '{name}' is defined twice", f"the first is at {table[name].name_span}")
+        sink.error(
+            span, f"{kind} '{name}' is defined twice", f"the first is at {table[name].name_span}"
+        )
     else:
         table[name] = node

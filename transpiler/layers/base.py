@@ -211,6 +211,11 @@ class Layer:
     def output_types(self, inputs: list[TensorType]) -> TensorType | list[TensorType]:
         raise NotImplementedError
 
+    def lower(self, ctx, inputs: list) -> list:
+        """ONNX lowering (inference): `ctx` is transpiler.emit.onnx.context.LowerContext,
+        `inputs` and the result are LTensors. Override; see core.Dense for the pattern."""
+        raise NotImplementedError("no ONNX lowering is written for this layer")
+
     # ------------------------------------------------------------ helpers
 
     @property

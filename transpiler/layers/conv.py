@@ -49,11 +49,12 @@ def _window(rank: int, padding_modes: tuple[str, ...] = ("valid", "same")) -> tu
 
 def _weights_args(*kinds: str) -> tuple[Arg, ...]:
     """initializers, regularizers (with activity_regularizer), constraints, in Keras order."""
-    inits = {"kernel": "glorot_uniform", "depthwise": "glorot_uniform"}
-    inits.update(pointwise="glorot_uniform", bias="zeros")
     names = (*kinds, "bias")
     return (
-        *(Arg(f"{k}_initializer", initializer, inits[k]) for k in names),
+        *(
+            Arg(f"{k}_initializer", initializer, "zeros" if k == "bias" else "glorot_uniform")
+            for k in names
+        ),
         *(Arg(f"{k}_regularizer", regularizer, None) for k in names),
         Arg("activity_regularizer", regularizer, None),
         *(Arg(f"{k}_constraint", _no_constraint, None) for k in names),
@@ -96,7 +97,7 @@ class _Conv(Layer):
         if bad_lengths(lengths):
             self.fail(
                 f"{self.keras_class()}: the output would have a zero or negative size "
-                f"{describe(lengths)} for input {_shape(x)} with kernel_size="
+                f"{describe(lengths)} for input {format_shape(x.shape)} with kernel_size="
                 f"{describe(self.kernel_size)}, strides={describe(self.strides)}, "
                 f"dilation_rate={describe(self.dilation_rate)}, padding={self.padding}",
                 self.size_hint,
@@ -146,22 +147,11 @@ class _Conv(Layer):
         return f"{self.keras_class()}({', '.join(parts)})"
 
 
-def _shape(x: TensorType) -> str:
-    return format_shape(x.shape)
-
-
 # ---------------------------------------------------------------- Conv1D/2D/3D
 
 
 class _ConvND(_Conv):
-    """`activation(conv(inputs, kernel) + bias)`.
-
-    Args: filters, kernel_size, strides=1, padding=valid ('same'; Conv1D also 'causal'),
-    data_format=None, dilation_rate=1, groups=1, activation=None, use_bias=true,
-    kernel_initializer=glorot_uniform, bias_initializer=zeros, kernel_regularizer,
-    bias_regularizer, activity_regularizer.
-    Weights: kernel (*kernel_size, in_channels // groups, filters), bias (filters,).
-    """
+    """Conv1D/2D/3D: `activation(conv(inputs, kernel) + bias)`, optionally grouped."""
 
     @classmethod
     def validate(cls, config: dict) -> None:

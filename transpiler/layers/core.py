@@ -84,6 +84,20 @@ class Dense(Layer):
         act = "" if self.activation == "linear" else f", {self.activation}"
         return f"Dense({self.units}{act})"
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        x = ctx.logical(x)
+        out_type = self.output_types([x.type])
+        kernel = ctx.weight("kernel")
+        if x.rank == 2:
+            args = [x.name, kernel] + ([ctx.weight("bias")] if self.use_bias else [])
+            y = x.like(ctx.op("Gemm", args), out_type)
+        else:
+            y = x.like(ctx.op("MatMul", [x.name, kernel]), out_type)
+            if self.use_bias:
+                y = y.like(ctx.op("Add", [y.name, ctx.weight("bias")]))
+        return [ctx.activation(y, self.activation)]
+
 
 @register
 class Activation(Layer):
@@ -98,6 +112,9 @@ class Activation(Layer):
 
     def output_types(self, inputs):
         return inputs[0]
+
+    def lower(self, ctx, inputs):
+        return [ctx.activation(inputs[0], self.activation)]
 
 
 class _RateLayer(Layer):
@@ -122,6 +139,9 @@ class _RateLayer(Layer):
 
     def output_types(self, inputs):
         return inputs[0]
+
+    def lower(self, ctx, inputs):
+        return list(inputs)  # inference: the identity
 
 
 @register
@@ -171,6 +191,9 @@ class GaussianNoise(Layer):
     def output_types(self, inputs):
         return inputs[0]
 
+    def lower(self, ctx, inputs):
+        return list(inputs)  # inference: the identity
+
 
 @register
 class Embedding(Layer):
@@ -211,3 +234,11 @@ class Embedding(Layer):
     def output_types(self, inputs):
         (x,) = inputs
         return TensorType("float32", x.shape + (self.output_dim,))
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        ids = x.name
+        if x.type.dtype not in ("int64", "int32"):
+            ids = ctx.op("Cast", [ids], to=7)  # int64
+        out = ctx.op("Gather", [ctx.weight("embeddings"), ids], axis=0)
+        return [x.like(out, self.output_types([x.type]))]

@@ -68,6 +68,32 @@ FUNCTIONS = UNARY_FUNCTIONS + AXIS_FUNCTIONS + REDUCTIONS + BINARY_FUNCTIONS + S
 BINARY_OPERATORS = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "**": "pow"}
 
 
+_ONNX_UNARY = {
+    "exp": "Exp",
+    "log": "Log",
+    "sqrt": "Sqrt",
+    "abs": "Abs",
+    "negative": "Neg",
+    "reciprocal": "Reciprocal",
+    "sign": "Sign",
+    "floor": "Floor",
+    "ceil": "Ceil",
+    "round": "Round",
+    "sin": "Sin",
+    "cos": "Cos",
+    "erf": "Erf",
+}
+_ONNX_BINARY = {
+    "add": "Add",
+    "subtract": "Sub",
+    "multiply": "Mul",
+    "divide": "Div",
+    "pow": "Pow",
+    "maximum": "Max",
+    "minimum": "Min",
+}
+
+
 class Expression(Layer):
     """Base of the expression ops: configured directly, never bound from .kdl arguments."""
 
@@ -119,6 +145,19 @@ class Elementwise(Expression):
             )
         return a.with_shape(shape)
 
+    def lower(self, ctx, inputs):
+        op = _ONNX_BINARY[self.op]
+        out_type = self.output_types([t.type for t in inputs])
+        if len(inputs) == 1:
+            (x,) = inputs
+            c = ctx.const(self.scalar)
+            args = [c, x.name] if self.scalar_left else [x.name, c]
+            return [x.like(ctx.op(op, args), out_type)]
+        a, b = inputs
+        if a.perm != b.perm or a.rank != b.rank:
+            a, b = ctx.logical(a), ctx.logical(b)
+        return [a.like(ctx.op(op, [a, b]), out_type)]
+
 
 class Unary(Expression):
     """An elementwise function of one tensor (`fn`), or softmax/log_softmax over `axis`."""
@@ -134,6 +173,21 @@ class Unary(Expression):
 
     def output_types(self, inputs):
         return inputs[0]
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        fn = self.fn
+        if fn in ("softmax", "log_softmax"):
+            op = "Softmax" if fn == "softmax" else "LogSoftmax"
+            return [x.like(ctx.op(op, [x], axis=x.physical_axis(self.axis)))]
+        if fn in _ONNX_UNARY:
+            return [x.like(ctx.op(_ONNX_UNARY[fn], [x]))]
+        if fn == "square":
+            return [x.like(ctx.op("Mul", [x, x]))]
+        if fn == "rsqrt":
+            return [x.like(ctx.op("Reciprocal", [ctx.op("Sqrt", [x])]))]
+        name = {"swish": "silu"}.get(fn, fn)
+        return [ctx.activation(x, name)]
 
 
 class Reduce(Expression):
@@ -164,6 +218,18 @@ class Reduce(Expression):
                 shape.append(d)
         return x.with_shape(shape)
 
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        op = {
+            "sum": "ReduceSum",
+            "mean": "ReduceMean",
+            "max": "ReduceMax",
+            "min": "ReduceMin",
+            "prod": "ReduceProd",
+        }[self.fn]
+        out = ctx.op(op, [x, ctx.ints(self.axes, "axes")], keepdims=int(self.keepdims))
+        return [x.like(out, self.output_types([x.type]))]
+
 
 class MatMul(Expression):
     """`a @ b` with numpy matmul semantics over the trailing two axes."""
@@ -192,6 +258,10 @@ class MatMul(Expression):
                 f"{format_shape(b.shape)} cannot be broadcast"
             )
         return a.with_shape(batch + (a.shape[-2], b.shape[-1]))
+
+    def lower(self, ctx, inputs):
+        a, b = (ctx.logical(t) for t in inputs)
+        return [a.like(ctx.op("MatMul", [a, b]), self.output_types([a.type, b.type]))]
 
 
 class ReshapeTo(Expression):
@@ -237,6 +307,14 @@ class ReshapeTo(Expression):
         (x,) = inputs
         return x.with_shape((x.shape[0],) + self.resolved)
 
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        target = [0] + [-1 if d is None else d for d in self.resolved]
+        if sum(1 for d in target[1:] if d == -1) > 1:
+            target = [0, *self.target]
+        out = ctx.op("Reshape", [x, ctx.ints(target)])
+        return [x.like(out, self.output_types([x.type]))]
+
 
 class Transpose(Expression):
     """transpose(x, perm): perm includes the batch axis, which must stay first."""
@@ -259,6 +337,11 @@ class Transpose(Expression):
     def output_types(self, inputs):
         (x,) = inputs
         return x.with_shape(tuple(x.shape[p] for p in self.resolved))
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        out = ctx.op("Transpose", [x], perm=list(self.resolved))
+        return [x.like(out, self.output_types([x.type]))]
 
 
 class Concat(Expression):
@@ -294,6 +377,13 @@ class Concat(Expression):
         shape[self.resolved] = total
         return inputs[0].with_shape(shape)
 
+    def lower(self, ctx, inputs):
+        perms = {t.perm for t in inputs}
+        ts = list(inputs) if len(perms) == 1 else [ctx.logical(t) for t in inputs]
+        first = ts[0]
+        out = ctx.op("Concat", ts, axis=first.physical_axis(self.resolved))
+        return [first.like(out, self.output_types([t.type for t in ts]))]
+
 
 class Clip(Expression):
     """clip(x, min, max)."""
@@ -306,6 +396,10 @@ class Clip(Expression):
 
     def output_types(self, inputs):
         return inputs[0]
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        return [x.like(ctx.op("Clip", [x, ctx.const(self.lo), ctx.const(self.hi)]))]
 
 
 class ExpandDims(Expression):
@@ -320,6 +414,11 @@ class ExpandDims(Expression):
         shape = list(inputs[0].shape)
         shape.insert(self.resolved, 1)
         return inputs[0].with_shape(shape)
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        out = ctx.op("Unsqueeze", [x, ctx.ints([self.resolved], "axes")])
+        return [x.like(out, self.output_types([x.type]))]
 
 
 class Squeeze(Expression):
@@ -339,6 +438,11 @@ class Squeeze(Expression):
         shape = list(inputs[0].shape)
         del shape[self.resolved]
         return inputs[0].with_shape(shape)
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        out = ctx.op("Squeeze", [x, ctx.ints([self.resolved], "axes")])
+        return [x.like(out, self.output_types([x.type]))]
 
 
 class Index(Expression):
@@ -382,3 +486,38 @@ class Index(Expression):
 
     def output_types(self, inputs):
         return inputs[0].with_shape(self.out_shape)
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        big = 2**62
+        starts, ends, axes, steps, drop = [], [], [], [], []
+        for axis, item in enumerate(self.resolved, start=1):
+            if item[0] == "index":
+                i = item[1]
+                starts.append(i)
+                ends.append(i + 1 if i != -1 else big)
+                steps.append(1)
+                drop.append(axis)
+            else:
+                _, start, stop, step = item
+                if start is None and stop is None and step == 1:
+                    continue
+                starts.append(0 if start is None else start)
+                ends.append(big if stop is None else stop)
+                steps.append(step)
+            axes.append(axis)
+        name = x.name
+        if axes:
+            name = ctx.op(
+                "Slice",
+                [
+                    name,
+                    ctx.ints(starts, "starts"),
+                    ctx.ints(ends, "ends"),
+                    ctx.ints(axes, "axes"),
+                    ctx.ints(steps, "steps"),
+                ],
+            )
+        if drop:
+            name = ctx.op("Squeeze", [name, ctx.ints(drop, "axes")])
+        return [x.like(name, self.output_types([x.type]))]

@@ -158,6 +158,11 @@ class Bidirectional(Layer):
             merged = [y_f]
         return merged + states_f + states_b
 
+    @property
+    def num_outputs(self) -> int:
+        states = self.forward_layer.num_outputs + self.backward_layer.num_outputs - 2
+        return (1 if self.merge_mode else 2) + states
+
     def describe_config(self) -> str:
         return f"Bidirectional({self.layer.describe_config()})"
 

@@ -27,4 +27,5 @@ def parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         strict=False,
+        cache=True,  # a pickled parser in the temp dir, keyed by grammar and lark version
     )

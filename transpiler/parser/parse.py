@@ -153,7 +153,9 @@ def _describe(token: Token) -> str:
 
 
 def _expected_words(expected: set[str]) -> str:
-    words = sorted({_TOKEN_WORDS.get(t, f"'{t.lower()}'") for t in expected if not t.startswith("_")})
+    words = sorted(
+        {_TOKEN_WORDS.get(t, f"'{t.lower()}'") for t in expected if not t.startswith("_")}
+    )
     if len(words) > 6:
         words = words[:6] + ["..."]
     return ", ".join(words)

@@ -1,0 +1,132 @@
+"""`ktrans build` (a .kdl model to ONNX) and `ktrans run` (an ONNX or .kdl model on
+onnxruntime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transpiler.errors import KdlError, KdlErrors
+
+
+def _pick_model(graphs: dict, name: str | None, path: str):
+    if name:
+        return graphs[name]
+    if len(graphs) > 1:
+        raise KdlErrors(
+            [
+                KdlError(
+                    None,
+                    f"{path} defines {len(graphs)} models: {', '.join(graphs)}",
+                    "choose one with --model NAME",
+                )
+            ]
+        )
+    return next(iter(graphs.values()))
+
+
+def compile_model(path: str, model: str | None, seed: int, weights: str | None, opset: int):
+    """Loads, checks and lowers one model; returns (Graph, ModelProto)."""
+    from transpiler.graph import load
+
+    _, graphs = load(path, models=[model] if model else None)
+    graph = _pick_model(graphs, model, path)
+    from transpiler.emit.onnx import build_model
+
+    keras_weights = None
+    if weights:
+        from transpiler.emit.onnx.weights import load_weights
+
+        keras_weights = load_weights(weights, graph)
+    proto = build_model(graph, seed=seed, weights=keras_weights, source=path, opset=opset)
+    return graph, proto
+
+
+def cmd_build(args) -> int:
+    from transpiler.emit.onnx import save_model
+
+    graph, proto = compile_model(args.file, args.model, args.seed, args.weights, args.opset)
+    out = Path(args.output or Path(args.file).with_suffix(".onnx").name)
+    save_model(proto, out)
+    size = out.stat().st_size
+    print(
+        f"wrote {out} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
+        f"{graph.param_count:,} params, {size / 1e6:.1f} MB, opset {args.opset})"
+    )
+    return 0
+
+
+def _parse_inputs(items: list[str]) -> dict:
+    import numpy as np
+
+    feeds = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise KdlErrors([KdlError(None, f"--input {item!r}: expected NAME=FILE.npy")])
+        try:
+            feeds[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise KdlErrors([KdlError(None, f"--input {name}: cannot read {file}: {e}")]) from None
+    return feeds
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from transpiler.runtime.session import check_feeds, create_session
+
+    feeds = _parse_inputs(args.input)
+    if args.model_file.endswith(".kdl"):
+        _, proto = compile_model(args.model_file, args.model, args.seed, args.weights, 21)
+        model = proto
+    else:
+        from transpiler.viz.onnx_graph import load_onnx
+
+        load_onnx(args.model_file)  # a clear error for a missing or broken file
+        model = args.model_file
+    session = create_session(model, args.device)
+    feeds = check_feeds(session, feeds)
+    names = [o.name for o in session.get_outputs()]
+    results = session.run(names, feeds)
+    if args.output:
+        import io
+
+        from transpiler.emit.onnx.save import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(zip(names, results)))
+        atomic_write_bytes(Path(args.output), buffer.getvalue())
+        print(f"wrote {args.output} ({', '.join(names)})")
+    device = session.get_providers()[0].replace("ExecutionProvider", "")
+    for name, value in zip(names, results):
+        stats = ""
+        if value.size and np.issubdtype(value.dtype, np.number):
+            stats = f" min {value.min():.4g} max {value.max():.4g} mean {value.mean():.4g}"
+        print(f"{name}: {value.dtype}{list(value.shape)}{stats}")
+    print(f"ran on {device}")
+    return 0
+
+
+def register(sub) -> None:
+    from transpiler.emit.onnx.versions import OPSET
+
+    p = sub.add_parser("build", help="compile a .kdl model to an ONNX file")
+    p.add_argument("file", metavar="FILE", help="a .kdl file")
+    p.add_argument("-o", "--output", metavar="OUT.onnx", help="default: FILE's name, .onnx")
+    p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
+    p.add_argument("--seed", type=int, default=0, help="seed for initial weights (default 0)")
+    p.add_argument("--weights", metavar="W", help="trained Keras weights: .weights.h5 or .npz")
+    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    p.set_defaults(run=cmd_build)
+
+    p = sub.add_parser("run", help="run a model on onnxruntime")
+    p.add_argument("model_file", metavar="MODEL", help="a .onnx file or a .kdl file")
+    p.add_argument(
+        "--input", action="append", default=[], metavar="NAME=FILE.npy", help="repeatable"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("-o", "--output", metavar="OUT.npz", help="write every output to a .npz")
+    p.add_argument("--model", metavar="NAME", help="which model of a .kdl file")
+    p.add_argument("--seed", type=int, default=0, help="for a .kdl model: initial weights seed")
+    p.add_argument("--weights", metavar="W", help="for a .kdl model: Keras weights")
+    p.set_defaults(run=cmd_run)

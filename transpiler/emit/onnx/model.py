@@ -1,0 +1,134 @@
+"""Graph -> ONNX inference model.
+
+One opset and IR version for every model ktrans writes (onnxruntime reads both). The
+batch axis is the dynamic dimension `batch`; axes declared `?` are dynamic too. Inputs and
+outputs keep their .kdl names; nodes and initializers are named after layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from transpiler import __version__
+from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder
+from transpiler.emit.onnx.context import LowerContext
+from transpiler.emit.onnx.initializers import initialize
+from transpiler.emit.onnx.tensors import LTensor
+from transpiler.emit.onnx.versions import IR_VERSION, OPSET, SUPPORTED_OPSETS
+from transpiler.errors import KdlError, KdlErrors
+from transpiler.graph.model import Graph
+from transpiler.graph.types import TensorType
+
+
+def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Every layer's weights in Keras layout, drawn in layer order from one seeded stream."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in graph.layers:
+        out[layer.name] = {w.name: initialize(w.initializer, w.shape, rng) for w in layer.weights}
+    return out
+
+
+def value_info(name: str, t: TensorType):
+    dims = [d if isinstance(d, int) else (d if isinstance(d, str) else None) for d in t.shape]
+    return helper.make_tensor_value_info(name, DTYPE_TO_ONNX[t.dtype], dims)
+
+
+def build_model(
+    graph: Graph,
+    *,
+    seed: int = 0,
+    weights: dict[str, dict[str, np.ndarray]] | None = None,
+    source: str | None = None,
+    opset: int = OPSET,
+) -> onnx.ModelProto:
+    """Lowers every node of `graph`; `weights` (Keras layout) default to seeded initial ones."""
+    if opset not in SUPPORTED_OPSETS:
+        raise KdlErrors(
+            [
+                KdlError(
+                    None,
+                    f"opset {opset} is not supported",
+                    f"use an opset from {SUPPORTED_OPSETS[0]} to {SUPPORTED_OPSETS[-1]}",
+                )
+            ]
+        )
+    weights = weights if weights is not None else initial_weights(graph, seed)
+    b = OpBuilder()
+    ctx = LowerContext(b, weights)
+    values: dict[int, LTensor] = {}
+    for v in graph.inputs:
+        b.unique(v.name)
+        values[id(v)] = LTensor(v.name, v.type)
+    errors = []
+    for node in graph.nodes:
+        layer = node.layer
+        ctx.layer = layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        try:
+            outs = layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        except NotImplementedError as e:
+            errors.append(
+                KdlError(
+                    node.span,
+                    f"{layer.keras_class()} ('{layer.name}') cannot be lowered to ONNX yet: {e}",
+                )
+            )
+            break
+        for v, t in zip(node.outputs, outs):
+            values[id(v)] = t
+    b.scope = ""
+    if errors:
+        raise KdlErrors(errors)
+    outputs = []
+    renames: dict[str, str] = {}
+    graph_inputs = {v.name for v in graph.inputs}
+    for name, v in graph.outputs.items():
+        t = ctx.logical(values[id(v)])
+        if t.name in graph_inputs or t.name in renames or t.name in b.initializers:
+            b.op("Identity", [t.name], name=name)
+            # an Identity named after the output writes the output name itself
+            b.nodes[-1].output[0] = name
+        else:
+            renames[t.name] = name
+        outputs.append(value_info(name, v.type))
+    _rename(b.nodes, renames)
+    g = helper.make_graph(
+        b.nodes,
+        graph.name,
+        [value_info(v.name, v.type) for v in graph.inputs],
+        outputs,
+        initializer=b.tensor_protos(),
+    )
+    model = helper.make_model(
+        g,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="ktrans",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+        doc_string=f"{graph.name}, compiled by ktrans {__version__} from {source or graph.file}",
+    )
+    helper.set_model_props(
+        model,
+        {
+            "ktrans.model": graph.name,
+            "ktrans.source": str(source or graph.file),
+            "ktrans.version": __version__,
+            "ktrans.data_format": graph.data_format,
+        },
+    )
+    return model
+
+
+def _rename(nodes, renames: dict[str, str]) -> None:
+    if not renames:
+        return
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+        for i, name in enumerate(node.output):
+            if name in renames:
+                node.output[i] = renames[name]

@@ -1,0 +1,253 @@
+"""Callbacks (keras.callbacks) with Keras 3 defaults, and the names they may monitor.
+
+A `monitor` must name something `fit` logs: `loss`, each metric's log name, per-output
+`<output>_loss` / `<output>_<metric>` for a model with several outputs, each with a
+`val_` prefix for validation. `val_*` is always accepted: validation data may come from
+`validation_split` or be given at run time. With `mode=auto` Keras 3 infers the direction
+only for `loss` and for the metrics of a single-output model; elsewhere it fails at run
+time, so ktrans asks for `mode=min` or `mode=max` up front."""
+
+from __future__ import annotations
+
+from string import Formatter
+
+from transpiler.errors import suggest
+from transpiler.layers.args import (
+    ArgError,
+    boolean,
+    choice,
+    describe,
+    float_in,
+    is_int,
+    non_negative_float,
+    non_negative_int,
+    number,
+    optional,
+    string,
+)
+from transpiler.layers.base import Arg
+from transpiler.training.config import (
+    CallbackSpec,
+    Catalogue,
+    Entry,
+    MetricSpec,
+    OptimizerSpec,
+    ScheduleSpec,
+    TrainError,
+    written_at,
+)
+from transpiler.training.schedules import schedule
+
+
+def _path(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ArgError(f"expected a file path in quotes, got {describe(value)}")
+    return value
+
+
+def _save_freq(value):
+    if value == "epoch" or getattr(value, "name", None) == "epoch":
+        return "epoch"
+    if is_int(value) and value > 0:
+        return value
+    raise ArgError(f'expected "epoch" or a positive number of batches, got {describe(value)}')
+
+
+def _checkpoint(kw: dict) -> None:
+    path = kw["filepath"]
+    if kw["save_weights_only"] and not path.endswith(".weights.h5"):
+        raise TrainError(
+            f'with save_weights_only=true filepath must end in ".weights.h5"; got "{path}"',
+            path=("filepath",),
+        )
+    if not kw["save_weights_only"] and not path.endswith((".keras", ".h5")):
+        raise TrainError(
+            f'filepath must end in ".keras" (Keras 3 saves whole models); got "{path}"',
+            f'write filepath="{path}.keras", or save_weights_only=true with ".weights.h5"',
+            path=("filepath",),
+        )
+
+
+MONITOR = Arg("monitor", string, "val_loss")
+MODE = Arg("mode", choice("auto", "min", "max"), "auto")
+
+
+def _verbose(value) -> int:
+    if isinstance(value, bool) or value not in (0, 1):
+        raise ArgError(f"expected 0 or 1, got {describe(value)}")
+    return value
+
+
+VERBOSE = Arg("verbose", _verbose, 0)
+
+
+CALLBACKS = Catalogue(
+    "callback",
+    [
+        Entry(
+            "EarlyStopping",
+            "EarlyStopping",
+            (
+                MONITOR,
+                Arg("min_delta", number, 0),
+                Arg("patience", non_negative_int, 0),
+                VERBOSE,
+                MODE,
+                Arg("baseline", optional(number), None),
+                Arg("restore_best_weights", boolean, False),
+                Arg("start_from_epoch", non_negative_int, 0),
+            ),
+        ),
+        Entry(
+            "ReduceLROnPlateau",
+            "ReduceLROnPlateau",
+            (
+                MONITOR,
+                Arg("factor", float_in(0, 1, lo_open=True, hi_open=True), 0.1),
+                Arg("patience", non_negative_int, 10),
+                VERBOSE,
+                MODE,
+                Arg("min_delta", number, 1e-4),
+                Arg("cooldown", non_negative_int, 0),
+                Arg("min_lr", non_negative_float, 0.0),
+            ),
+        ),
+        Entry(
+            "ModelCheckpoint",
+            "ModelCheckpoint",
+            (
+                Arg("filepath", _path),
+                MONITOR,
+                VERBOSE,
+                Arg("save_best_only", boolean, False),
+                Arg("save_weights_only", boolean, False),
+                MODE,
+                Arg("save_freq", _save_freq, "epoch"),
+                Arg("initial_value_threshold", optional(number), None),
+            ),
+            check=_checkpoint,
+        ),
+        Entry(
+            "CSVLogger",
+            "CSVLogger",
+            (
+                Arg("filename", _path),
+                Arg("separator", _path, ","),
+                Arg("append", boolean, False),
+            ),
+        ),
+        Entry("TerminateOnNaN", "TerminateOnNaN", (Arg("raise_error", boolean, False),)),
+        Entry(
+            "LearningRateScheduler", "LearningRateScheduler", (Arg("schedule", schedule), VERBOSE)
+        ),
+    ],
+)
+
+LR_SETTERS = ("ReduceLROnPlateau", "LearningRateScheduler")
+
+
+def log_keys(
+    outputs: list[str], loss: dict, metrics: dict, weighted: dict
+) -> dict[str, tuple[str, bool]]:
+    """What `fit` logs (without `val_`), as Keras 3 names it: key -> (direction "min" or
+    "max", whether mode=auto can infer it)."""
+    many = len(outputs) > 1
+    keys: dict[str, tuple[str, bool]] = {"loss": ("min", True)}
+    if many and len(loss) > 1:
+        keys.update({f"{o}_loss": ("min", False) for o in outputs if o in loss})
+    counters: dict[str, int] = {}
+
+    def add(m: MetricSpec, o: str, weighted_set: bool) -> None:
+        direction = "max" if m.direction == "up" else "min"
+        prefix = f"{o}_" if many else ""
+        name = prefix + m.log_name
+        if name in counters and weighted_set:
+            name = f"{prefix}weighted_{m.log_name}"
+        if name not in counters:
+            counters[name] = 1
+        else:
+            index = counters[name]
+            counters[name] += 1
+            name = f"{name}_{index}"
+        keys[name] = (direction, not many and name == m.log_name)
+
+    for group, is_weighted in ((metrics, False), (weighted, True)):
+        for o in outputs:
+            for m in group.get(o, []):
+                add(m, o, is_weighted)
+    return keys
+
+
+def _check_monitor(r, value, keys: dict) -> None:
+    monitor = r.kwargs.get("monitor")
+    if monitor is None:
+        return
+    at = written_at(r.entry, value, "monitor")
+    base = monitor[4:] if monitor.startswith("val_") else monitor
+    if base not in keys:
+        known = sorted(keys) + sorted(f"val_{k}" for k in keys)
+        raise TrainError(
+            f"{r.written}: monitor '{monitor}' is not logged by this train block",
+            suggest(monitor, known) or f"fit logs: {', '.join(known)}",
+            path=at,
+        )
+    direction, auto = keys[base]
+    if r.kwargs["mode"] == "auto" and not auto:
+        raise TrainError(
+            f"{r.written}: Keras cannot tell whether '{monitor}' should go up or down (mode=auto)",
+            f"add mode={direction}",
+            path=at,
+        )
+
+
+def _check_filepath(r, value, keys: dict) -> None:
+    path = r.kwargs.get("filepath")
+    if path is None:
+        return
+    allowed = {"epoch", "batch", *keys, *(f"val_{k}" for k in keys)}
+    try:
+        fields = [f for _, f, _, _ in Formatter().parse(path) if f is not None]
+    except ValueError as e:
+        raise TrainError(
+            f"{r.written}: filepath is not a valid pattern: {e}",
+            path=written_at(r.entry, value, "filepath"),
+        ) from None
+    for f in fields:
+        key = f.split(".")[0].split("[")[0]
+        if key not in allowed:
+            raise TrainError(
+                f"{r.written}: filepath uses '{{{f}}}', which is not logged",
+                suggest(key, allowed) or "it may use {epoch}, {batch} and logged values",
+                path=written_at(r.entry, value, "filepath"),
+            )
+
+
+def callback(value, keys: dict, optimizer: OptimizerSpec) -> CallbackSpec:
+    """One callback, checked against what the train block logs and its optimizer."""
+    r = CALLBACKS.resolve(value)
+    _check_monitor(r, value, keys)
+    _check_filepath(r, value, keys)
+    if r.entry.name in LR_SETTERS and isinstance(
+        optimizer.kwargs.get("learning_rate"), ScheduleSpec
+    ):
+        raise TrainError(
+            f"{r.written} sets the learning rate, but the optimizer's learning_rate is a "
+            "schedule, which Keras cannot change",
+            "give the optimizer a number as learning_rate, or drop the callback",
+        )
+    return CallbackSpec(r.entry.name, r.kwargs)
+
+
+def resolve_callbacks(
+    value, keys: dict, optimizer: OptimizerSpec, problems: list[TrainError]
+) -> list[CallbackSpec]:
+    items = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
+    out = []
+    for i, v in items:
+        if v is None:
+            continue
+        try:
+            out.append(callback(v, keys, optimizer))
+        except TrainError as e:
+            problems.append(e if i is None else e.within(i))
+    return out
