@@ -108,7 +108,7 @@ def cmd_run(args) -> int:
 
 
 def register(sub) -> None:
-    from transpiler.emit.onnx.versions import OPSET
+    from transpiler.emit.versions import OPSET
 
     p = sub.add_parser("build", help="compile a .kdl model to an ONNX file")
     p.add_argument("file", metavar="FILE", help="a .kdl file")

@@ -94,7 +94,7 @@ def cmd_viz(args) -> int:
     else:
         graph = _pick_model(args.file, args.model)
         if args.level == "onnx":
-            dot = _onnx_level(graph, args.rankdir)
+            dot = _onnx_level(graph, args.file, args.rankdir)
             if dot is None:
                 return EXIT_INPUT
         else:
@@ -138,9 +138,9 @@ def _pick_model(path: str, name: str | None):
     )
 
 
-def _onnx_level(graph, rankdir: str):
-    """The ONNX graph `ktrans build` would write; None (after one line on stderr) while
-    the ONNX emitter does not exist yet."""
+def _onnx_level(graph, path: str, rankdir: str):
+    """The ONNX graph `ktrans build` writes (with initial weights, which a diagram only
+    shows the shapes of); None, after one line on stderr, without the ONNX emitter."""
     try:
         import transpiler.emit.onnx as emitter
     except ImportError:
@@ -155,7 +155,7 @@ def _onnx_level(graph, rankdir: str):
         return None
     from transpiler.viz.onnx_graph import onnx_digraph
 
-    return onnx_digraph(build_model(graph), rankdir=rankdir, title=graph.name)
+    return onnx_digraph(build_model(graph, source=path), rankdir=rankdir, title=graph.name)
 
 
 _NODE_STATEMENT = re.compile(r'^\s*(?:"(?:[^"\\]|\\.)*"|[^\s\[\]{}="-]+)(?: \[.*\])?$')

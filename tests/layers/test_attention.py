@@ -104,7 +104,7 @@ def test_symbolic_query_length_is_kept():
 # (args, kwargs, argument at fault, message fragment, Keras rejects it too)
 BAD_ARGS = [
     ((0, 8), {}, "num_heads", "MultiHeadAttention: num_heads expected a positive integer, got 0", True),
-    ((2,), {}, None, "MultiHeadAttention needs the argument 'key_dim'", True),
+    ((2,), {}, "key_dim", "MultiHeadAttention needs the argument 'key_dim'", True),
     ((2, 8), {"value_dim": 0}, "value_dim", "value_dim expected a positive integer, got 0", True),
     ((2, 8), {"output_shape": "wide"}, "output_shape", "expected a positive integer or a list of them", False),
     ((2, 8), {"dropout": 1.0}, "dropout", "expected a number in [0, 1), got 1", False),

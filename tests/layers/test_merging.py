@@ -124,7 +124,7 @@ def test_integer_inputs_keep_dtype():
 # (layer, args, kwargs, argument at fault, message fragment, Keras rejects it too)
 BAD_ARGS = [
     ("Concatenate", (), {"axis": 1.5}, "axis", "Concatenate: axis expected an integer, got 1.5", False),
-    ("Dot", (), {}, None, "Dot needs the argument 'axes'", True),
+    ("Dot", (), {}, "axes", "Dot needs the argument 'axes'", True),
     ("Dot", ((1, 2, 3),), {}, "axes", "expected an axis or a list of 2 axes, got [1, 2, 3]", False),
     ("Dot", (1,), {"normalize": "yes"}, "normalize", "expected true or false", False),
     ("Add", (), {"axis": 1}, "axis", "Add has no argument 'axis'", True),

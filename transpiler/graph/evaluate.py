@@ -11,8 +11,8 @@ from transpiler.graph.model import Value
 from transpiler.graph.values import BlockDefRef, BlockInstance, Function, LayerClass, Poison
 from transpiler.layers.args import Spec, Symbol, describe, is_int
 from transpiler.layers.base import Layer
+from transpiler.layers.expression_shapes import Index as IndexOp
 from transpiler.layers.expressions import BINARY_OPERATORS, FUNCTIONS
-from transpiler.layers.expressions import Index as IndexOp
 from transpiler.parser import ast
 
 _FOLD = {

@@ -3,6 +3,7 @@ argument checking and the Expression op each one becomes."""
 
 from __future__ import annotations
 
+from transpiler.layers import expression_shapes as shapes
 from transpiler.layers import expressions as ex
 from transpiler.layers.args import ArgError, boolean, describe, int_list, is_int, number
 
@@ -79,7 +80,7 @@ def make_op(fn: str, tensors: list, args: list, kwargs: dict, name: str, is_tens
         b = _bind(fn, args, kwargs, ["axis"], {"axis": -1})
         if not is_int(b["axis"]):
             raise FunctionError(f"{fn}: axis expected an integer", arg="axis")
-        return ex.Concat(name, axis=b["axis"]), tensors
+        return shapes.Concat(name, axis=b["axis"]), tensors
     if fn == "reshape":
         _one(fn, tensors)
         b = _bind(fn, args, kwargs, ["shape"], {})
@@ -87,11 +88,11 @@ def make_op(fn: str, tensors: list, args: list, kwargs: dict, name: str, is_tens
             target = int_list(b["shape"])
         except ArgError as e:
             raise FunctionError(f"reshape: shape {e.message}", arg="shape") from None
-        return ex.ReshapeTo(name, target=target), tensors
+        return shapes.ReshapeTo(name, target=target), tensors
     if fn == "flatten":
         _one(fn, tensors)
         _bind(fn, args, kwargs, [], {})
-        return ex.ReshapeTo(name, target=(-1,)), tensors
+        return shapes.ReshapeTo(name, target=(-1,)), tensors
     if fn == "transpose":
         _one(fn, tensors)
         b = _bind(fn, args, kwargs, ["perm"], {"perm": None})
@@ -101,13 +102,13 @@ def make_op(fn: str, tensors: list, args: list, kwargs: dict, name: str, is_tens
                 perm = int_list(perm)
             except ArgError as e:
                 raise FunctionError(f"transpose: perm {e.message}", arg="perm") from None
-        return ex.Transpose(name, perm=perm), tensors
+        return shapes.Transpose(name, perm=perm), tensors
     if fn in ("expand_dims", "squeeze"):
         _one(fn, tensors)
         b = _bind(fn, args, kwargs, ["axis"], {})
         if not is_int(b["axis"]):
             raise FunctionError(f"{fn}: axis expected an integer", arg="axis")
-        cls = ex.ExpandDims if fn == "expand_dims" else ex.Squeeze
+        cls = shapes.ExpandDims if fn == "expand_dims" else shapes.Squeeze
         return cls(name, axis=b["axis"]), tensors
     if fn == "clip":
         _one(fn, tensors)

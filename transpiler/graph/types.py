@@ -81,14 +81,12 @@ def broadcast_shapes(a: tuple[Dim, ...], b: tuple[Dim, ...]) -> tuple[Dim, ...] 
             if x != y:
                 return None
             out.append(x)
-        elif x == y:
-            out.append(x)
-        elif isinstance(x, int):
+        elif x == y or isinstance(x, int):
             out.append(x)
         elif isinstance(y, int):
             out.append(y)
         else:
-            out.append(x if x is not None else y)
+            out.append(None)  # two different symbolic axes: either may be 1 at run time
     return tuple(out)
 
 

@@ -254,5 +254,12 @@ def data_format(value) -> str | None:
     return choice("channels_last", "channels_first")(value)
 
 
+def no_constraint(value) -> None:
+    """Weight constraints (kernel_constraint=...) are accepted only as none."""
+    if value is not None:
+        raise ArgError("constraints are not supported yet; remove the argument")
+    return None
+
+
 def padding(value) -> str:
     return choice("valid", "same")(value)

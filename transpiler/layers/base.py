@@ -156,6 +156,7 @@ class Layer:
                 raise LayerError(
                     f"{cls.__name__} needs the argument '{a.name}'",
                     f"for example {cls.__name__}({a.name}=...)",
+                    arg=a.name,
                 )
             else:
                 config[a.name] = a.convert(a.default)
@@ -210,6 +211,10 @@ class Layer:
 
     def output_types(self, inputs: list[TensorType]) -> TensorType | list[TensorType]:
         raise NotImplementedError
+
+    def adjust_initial_value(self, weight: Weight, value):
+        """Hook for initial values no plain initializer gives (LSTM's unit_forget_bias)."""
+        return value
 
     def lower(self, ctx, inputs: list) -> list:
         """ONNX lowering (inference): `ctx` is transpiler.emit.onnx.context.LowerContext,

@@ -10,6 +10,7 @@ from transpiler.layers.args import (
     float_in,
     int_list,
     integer,
+    no_constraint,
     non_negative_float,
     optional,
     positive_int,
@@ -17,14 +18,6 @@ from transpiler.layers.args import (
 from transpiler.layers.base import Arg, Layer, register
 from transpiler.layers.initializers import initializer
 from transpiler.layers.regularizers import regularizer
-
-
-def _constraint(value):
-    if value is not None:
-        from transpiler.layers.args import ArgError
-
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 @register
@@ -47,8 +40,8 @@ class Dense(Layer):
         Arg("kernel_regularizer", regularizer, None),
         Arg("bias_regularizer", regularizer, None),
         Arg("activity_regularizer", regularizer, None),
-        Arg("kernel_constraint", _constraint, None),
-        Arg("bias_constraint", _constraint, None),
+        Arg("kernel_constraint", no_constraint, None),
+        Arg("bias_constraint", no_constraint, None),
     )
 
     def build(self, inputs):
@@ -210,7 +203,7 @@ class Embedding(Layer):
         Arg("output_dim", positive_int),
         Arg("embeddings_initializer", initializer, "random_uniform"),
         Arg("embeddings_regularizer", regularizer, None),
-        Arg("embeddings_constraint", _constraint, None),
+        Arg("embeddings_constraint", no_constraint, None),
         Arg("mask_zero", boolean, False),
         Arg("input_length", optional(positive_int), None),
     )

@@ -48,6 +48,11 @@ CLASS_NAMES = {
     "TruncatedNormal": "truncated_normal",
     "Identity": "identity",
     "VarianceScaling": "variance_scaling",
+    # Keras's short aliases
+    "one": "ones",
+    "zero": "zeros",
+    "uniform": "random_uniform",
+    "normal": "random_normal",
 }
 
 

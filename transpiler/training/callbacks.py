@@ -14,6 +14,7 @@ from string import Formatter
 from transpiler.errors import suggest
 from transpiler.layers.args import (
     ArgError,
+    Spec,
     boolean,
     choice,
     describe,
@@ -36,13 +37,23 @@ from transpiler.training.config import (
     TrainError,
     written_at,
 )
-from transpiler.training.schedules import schedule
+from transpiler.training.schedules import is_schedule, schedule
 
 
 def _path(value) -> str:
     if not isinstance(value, str) or not value:
         raise ArgError(f"expected a file path in quotes, got {describe(value)}")
     return value
+
+
+def _schedule(value) -> ScheduleSpec:
+    if not is_schedule(value) and not isinstance(value, Spec):
+        raise ArgError(
+            f"expected a schedule, got {describe(value)}",
+            "for example schedule=ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.5), "
+            "stepped once per epoch",
+        )
+    return schedule(value)
 
 
 def _save_freq(value):
@@ -138,7 +149,7 @@ CALLBACKS = Catalogue(
         ),
         Entry("TerminateOnNaN", "TerminateOnNaN", (Arg("raise_error", boolean, False),)),
         Entry(
-            "LearningRateScheduler", "LearningRateScheduler", (Arg("schedule", schedule), VERBOSE)
+            "LearningRateScheduler", "LearningRateScheduler", (Arg("schedule", _schedule), VERBOSE)
         ),
     ],
 )
@@ -222,14 +233,14 @@ def _check_filepath(r, value, keys: dict) -> None:
             )
 
 
-def callback(value, keys: dict, optimizer: OptimizerSpec) -> CallbackSpec:
+def callback(value, keys: dict | None, optimizer: OptimizerSpec | None) -> CallbackSpec:
     """One callback, checked against what the train block logs and its optimizer."""
     r = CALLBACKS.resolve(value)
-    _check_monitor(r, value, keys)
-    _check_filepath(r, value, keys)
-    if r.entry.name in LR_SETTERS and isinstance(
-        optimizer.kwargs.get("learning_rate"), ScheduleSpec
-    ):
+    if keys is not None:  # None: the losses or metrics failed, so the log is unknown
+        _check_monitor(r, value, keys)
+        _check_filepath(r, value, keys)
+    lr = optimizer.kwargs.get("learning_rate") if optimizer is not None else None
+    if r.entry.name in LR_SETTERS and isinstance(lr, ScheduleSpec):
         raise TrainError(
             f"{r.written} sets the learning rate, but the optimizer's learning_rate is a "
             "schedule, which Keras cannot change",
@@ -239,7 +250,7 @@ def callback(value, keys: dict, optimizer: OptimizerSpec) -> CallbackSpec:
 
 
 def resolve_callbacks(
-    value, keys: dict, optimizer: OptimizerSpec, problems: list[TrainError]
+    value, keys: dict | None, optimizer: OptimizerSpec | None, problems: list[TrainError]
 ) -> list[CallbackSpec]:
     items = list(enumerate(value)) if isinstance(value, (list, tuple)) else [(None, value)]
     out = []

@@ -88,7 +88,13 @@ class Catalogue:
 
     def suggest(self, name: str) -> str:
         pool = sorted({n for e in self.entries for n in (e.name, e.keras_class, *e.aliases)})
-        close = suggest(name, pool)
+        if self.ignore_case:
+            lowered = {n.lower(): n for n in pool}
+            close = suggest(name.lower(), lowered)
+            if close is not None:
+                close = f"did you mean '{lowered[close.split(chr(39))[1]]}'?"
+        else:
+            close = suggest(name, pool)
         if close is None:
             flat = {n.replace("_", "").lower(): n for n in pool}
             match = flat.get(name.replace("_", "").lower())

@@ -166,7 +166,7 @@ def fit(r: Resolved, output: str, t: TensorType, many: bool) -> LossSpec:
     return LossSpec(r.entry.name, r.entry.keras_class, dict(r.kwargs))
 
 
-def _keys(value: dict, outputs: dict, what: str, problems: list[TrainError]) -> None:
+def check_keys(value: dict, outputs: dict, what: str, problems: list[TrainError]) -> None:
     for key in value:
         if key not in outputs:
             hint = suggest(key, outputs) or f"the model's outputs: {', '.join(outputs)}"
@@ -180,7 +180,7 @@ def resolve_losses(value, outputs: dict[str, TensorType], problems: list[TrainEr
     names = list(outputs)
     many = len(names) > 1
     if isinstance(value, dict):
-        _keys(value, outputs, "loss", problems)
+        check_keys(value, outputs, "loss", problems)
         missing = [o for o in names if o not in value]
         if missing:
             problems.append(
@@ -235,7 +235,7 @@ def resolve_loss_weights(
     names = list(outputs)
     weights = {o: 1.0 for o in names if o in losses}
     if isinstance(value, dict):
-        _keys(value, outputs, "loss_weights", problems)
+        check_keys(value, outputs, "loss_weights", problems)
         pairs = [(o, value[o], (o,)) for o in names if o in value]
     elif isinstance(value, (list, tuple)):
         if len(value) != len(names):

@@ -28,7 +28,7 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg
 from transpiler.training.config import Catalogue, Entry, MetricSpec, TrainError, defaults
-from transpiler.training.losses import _keys, units
+from transpiler.training.losses import check_keys, units
 
 ACCURACY = ("accuracy", "acc")
 BINARY_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
@@ -238,7 +238,7 @@ def _flat(value, at: tuple) -> list[tuple[object, tuple]]:
 
 
 def resolve_metrics(
-    value, outputs: dict[str, TensorType], losses: dict, problems: list[TrainError], what: str
+    value, outputs: dict[str, TensorType], losses: dict, what: str, problems: list[TrainError]
 ) -> dict[str, list[MetricSpec]]:
     """output name -> its metrics, for the outputs that have any."""
     names = list(outputs)
@@ -246,7 +246,7 @@ def resolve_metrics(
     if value is None:
         return {}
     if isinstance(value, dict):
-        _keys(value, outputs, what, problems)
+        check_keys(value, outputs, what, problems)
         groups = [(o, value[o], (o,)) for o in names if o in value]
     elif isinstance(value, (list, tuple)) and not many:
         groups = [(names[0], value, ())]

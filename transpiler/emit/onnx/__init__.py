@@ -11,6 +11,6 @@ for what `ctx` offers). To lower a new layer, add a `lower` method next to its `
 
 from transpiler.emit.onnx.model import build_model, initial_weights
 from transpiler.emit.onnx.save import save_model
-from transpiler.emit.onnx.versions import IR_VERSION, OPSET
+from transpiler.emit.versions import IR_VERSION, OPSET
 
 __all__ = ["IR_VERSION", "OPSET", "build_model", "initial_weights", "save_model"]

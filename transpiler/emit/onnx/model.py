@@ -16,7 +16,7 @@ from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.initializers import initialize
 from transpiler.emit.onnx.tensors import LTensor
-from transpiler.emit.onnx.versions import IR_VERSION, OPSET, SUPPORTED_OPSETS
+from transpiler.emit.versions import IR_VERSION, OPSET, SUPPORTED_OPSETS
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
@@ -27,7 +27,10 @@ def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarr
     rng = np.random.default_rng(seed)
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer in graph.layers:
-        out[layer.name] = {w.name: initialize(w.initializer, w.shape, rng) for w in layer.weights}
+        out[layer.name] = {
+            w.name: layer.adjust_initial_value(w, initialize(w.initializer, w.shape, rng))
+            for w in layer.weights
+        }
     return out
 
 
