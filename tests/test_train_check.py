@@ -103,9 +103,10 @@ def test_defaults_match_keras_get_config(kind, entry):
 
 
 def test_optimizer_defaults_from_keras():
-    assert keras.optimizers.Adam().get_config()["epsilon"] == defaults(OPTIMIZERS.find("adam"))[
-        "epsilon"
-    ]
+    assert (
+        keras.optimizers.Adam().get_config()["epsilon"]
+        == defaults(OPTIMIZERS.find("adam"))["epsilon"]
+    )
     assert defaults(OPTIMIZERS.find("sgd"))["learning_rate"] == 0.01
     assert defaults(OPTIMIZERS.find("adamw"))["weight_decay"] == 0.004
 
@@ -212,7 +213,12 @@ def test_default_optimizer_is_rmsprop():
 
 @pytest.mark.parametrize(
     ("written", "name", "lr"),
-    [("adam", "Adam", 0.001), ('"sgd"', "SGD", 0.01), ("ADAMW", "AdamW", 0.001), ("Nadam", "Nadam", 0.001)],
+    [
+        ("adam", "Adam", 0.001),
+        ('"sgd"', "SGD", 0.01),
+        ("ADAMW", "AdamW", 0.001),
+        ("Nadam", "Nadam", 0.001),
+    ],
 )
 def test_bare_optimizer_names(written, name, lr):
     c = train(f"train M {{ loss = mse\n optimizer = {written} }}")
@@ -234,12 +240,21 @@ def test_positional_optimizer_args_and_consts():
         ("kld", "kl_divergence", {}),
         ("huber(delta=2)", "huber", {"delta": 2.0}),
         ("Huber()", "huber", {"delta": 1.0}),
-        ("sparse_categorical_crossentropy(ignore_class=0)", "sparse_categorical_crossentropy",
-         {"ignore_class": 0, "axis": -1}),
-        ("categorical_crossentropy(label_smoothing=0.1)", "categorical_crossentropy",
-         {"label_smoothing": 0.1}),
-        ("BinaryFocalCrossentropy(gamma=3)", "binary_focal_crossentropy",
-         {"gamma": 3.0, "alpha": 0.25}),
+        (
+            "sparse_categorical_crossentropy(ignore_class=0)",
+            "sparse_categorical_crossentropy",
+            {"ignore_class": 0, "axis": -1},
+        ),
+        (
+            "categorical_crossentropy(label_smoothing=0.1)",
+            "categorical_crossentropy",
+            {"label_smoothing": 0.1},
+        ),
+        (
+            "BinaryFocalCrossentropy(gamma=3)",
+            "binary_focal_crossentropy",
+            {"gamma": 3.0, "alpha": 0.25},
+        ),
     ],
 )
 def test_loss_names(written, name, kwargs):
@@ -289,7 +304,7 @@ def test_two_outputs_metric_forms():
 
 def test_confusion_metrics():
     c = train(
-        'train M { loss = mse\n metrics = [Precision(), recall(thresholds=[0.3, 0.6]),'
+        "train M { loss = mse\n metrics = [Precision(), recall(thresholds=[0.3, 0.6]),"
         ' AUC(curve=pr, name="pr_auc"), auc] }'
     )
     p, r, auc, auc2 = c.metrics["output"]
@@ -306,21 +321,64 @@ def test_confusion_metrics():
 @pytest.mark.parametrize(
     ("written", "name", "kwargs"),
     [
-        ("ExponentialDecay(0.1, 100, 0.5, true)", "ExponentialDecay",
-         {"initial_learning_rate": 0.1, "decay_steps": 100, "decay_rate": 0.5, "staircase": True}),
-        ("CosineDecay(0.1, decay_steps=100, warmup_target=0.2, warmup_steps=10)", "CosineDecay",
-         {"initial_learning_rate": 0.1, "decay_steps": 100, "alpha": 0.0, "warmup_target": 0.2,
-          "warmup_steps": 10}),
-        ("PiecewiseConstantDecay([100, 200], [0.1, 0.01, 0.001])", "PiecewiseConstantDecay",
-         {"boundaries": [100, 200], "values": [0.1, 0.01, 0.001]}),
-        ("InverseTimeDecay(0.1, 10, 0.5)", "InverseTimeDecay",
-         {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, "staircase": False}),
-        ("PolynomialDecay(0.1, 10)", "PolynomialDecay",
-         {"initial_learning_rate": 0.1, "decay_steps": 10, "end_learning_rate": 0.0001,
-          "power": 1.0, "cycle": False}),
-        ("CosineDecayRestarts(0.1, 10)", "CosineDecayRestarts",
-         {"initial_learning_rate": 0.1, "first_decay_steps": 10, "t_mul": 2.0, "m_mul": 1.0,
-          "alpha": 0.0}),
+        (
+            "ExponentialDecay(0.1, 100, 0.5, true)",
+            "ExponentialDecay",
+            {
+                "initial_learning_rate": 0.1,
+                "decay_steps": 100,
+                "decay_rate": 0.5,
+                "staircase": True,
+            },
+        ),
+        (
+            "CosineDecay(0.1, decay_steps=100, warmup_target=0.2, warmup_steps=10)",
+            "CosineDecay",
+            {
+                "initial_learning_rate": 0.1,
+                "decay_steps": 100,
+                "alpha": 0.0,
+                "warmup_target": 0.2,
+                "warmup_steps": 10,
+            },
+        ),
+        (
+            "PiecewiseConstantDecay([100, 200], [0.1, 0.01, 0.001])",
+            "PiecewiseConstantDecay",
+            {"boundaries": [100, 200], "values": [0.1, 0.01, 0.001]},
+        ),
+        (
+            "InverseTimeDecay(0.1, 10, 0.5)",
+            "InverseTimeDecay",
+            {
+                "initial_learning_rate": 0.1,
+                "decay_steps": 10,
+                "decay_rate": 0.5,
+                "staircase": False,
+            },
+        ),
+        (
+            "PolynomialDecay(0.1, 10)",
+            "PolynomialDecay",
+            {
+                "initial_learning_rate": 0.1,
+                "decay_steps": 10,
+                "end_learning_rate": 0.0001,
+                "power": 1.0,
+                "cycle": False,
+            },
+        ),
+        (
+            "CosineDecayRestarts(0.1, 10)",
+            "CosineDecayRestarts",
+            {
+                "initial_learning_rate": 0.1,
+                "first_decay_steps": 10,
+                "t_mul": 2.0,
+                "m_mul": 1.0,
+                "alpha": 0.0,
+            },
+        ),
     ],
 )
 def test_schedules(written, name, kwargs):
@@ -405,9 +463,7 @@ def _instantiate(module, spec, **extra):
 def test_log_keys_match_keras_history(body, tmp_path):
     c = train(f"train Two {{ {body} }}", "Two")
     x = keras.Input((4,), name="x")
-    model = keras.Model(
-        x, [keras.layers.Dense(1, name="a")(x), keras.layers.Dense(4, name="b")(x)]
-    )
+    model = keras.Model(x, [keras.layers.Dense(1, name="a")(x), keras.layers.Dense(4, name="b")(x)])
     losses = [_instantiate(keras.losses, c.loss[o]) if o in c.loss else None for o in c.outputs]
 
     def metric_lists(group):
@@ -425,8 +481,10 @@ def test_log_keys_match_keras_history(body, tmp_path):
     )
     rng = np.random.default_rng(0)
     xs = rng.normal(size=(16, 4)).astype("float32")
-    ys = [rng.integers(0, 2, (16, 1)).astype("float32"), np.eye(4, dtype="float32")[
-        rng.integers(0, 4, 16)]]
+    ys = [
+        rng.integers(0, 2, (16, 1)).astype("float32"),
+        np.eye(4, dtype="float32")[rng.integers(0, 4, 16)],
+    ]
     history = model.fit(xs, ys, epochs=1, verbose=0, validation_split=0.25).history
     keys = log_keys(c.outputs, c.loss, c.metrics, c.weighted_metrics)
     assert set(history) == set(keys) | {f"val_{k}" for k in keys}
@@ -451,134 +509,321 @@ def test_specs_construct_in_keras():
 # ---------------------------------------------------------------- broken blocks
 
 L = HEAD_LINES + 1  # the line of `train`
+# fmt: off
 BROKEN = [
     # (id, train block(s), line, column, message, hint fragment or None)
-    ("unknown-model", "train Mm { loss = mse }", L, 7, "train block for unknown model 'Mm'",
-     "did you mean 'M'?"),
-    ("duplicate", "train M { loss = mse }\ntrain M { loss = mae }", L + 1, 7,
-     "model 'M' has two train blocks", "the first is at t.kdl:6:7"),
-    ("duplicate-named", "train M as f { loss = mse }\ntrain M as f { loss = mae }", L + 1, 7,
-     "model 'M' has two train blocks named 'f'", None),
-    ("no-loss", "train M { epochs = 3 }", L, 1, "the train block for 'M' has no loss",
+    ("unknown-model",
+     "train Mm { loss = mse }",
+     L, 7,
+     "train block for unknown model "Mm"",
+     "did you mean "M"?"),
+    ("duplicate",
+     "train M { loss = mse }\n"
+     "train M { loss = mae }",
+     L + 1, 7,
+     "model "M" has two train blocks",
+     "the first is at t.kdl:6:7"),
+    ("duplicate-named",
+     "train M as f { loss = mse }\n"
+     "train M as f { loss = mae }",
+     L + 1, 7,
+     "model "M" has two train blocks named "f"",
+     None),
+    ("no-loss",
+     "train M { epochs = 3 }",
+     L, 1,
+     "the train block for "M" has no loss",
      "loss = categorical_crossentropy"),
-    ("lr-setting", "train M { loss = mse\n lr = 0.1 }", L + 1, 2, "unknown train setting 'lr'",
+    ("lr-setting",
+     "train M { loss = mse\n"
+     " lr = 0.1 }",
+     L + 1, 2,
+     "unknown train setting "lr"",
      "optimizer = Adam(learning_rate=1e-3)"),
-    ("typo-setting", "train M { loss = mse\n epoch = 3 }", L + 1, 2,
-     "unknown train setting 'epoch'", "did you mean 'epochs'?"),
-    ("set-twice", "train M { loss = mse\n loss = mae }", L + 1, 2,
-     "'loss' is set twice in this train block", "line 6"),
-    ("batch-size", "train M { loss = mse\n batch_size = 0 }", L + 1, 15,
-     "batch_size expected a positive integer, got 0", None),
-    ("validation-split", "train M { loss = mse\n validation_split = 1.0 }", L + 1, 21,
-     "validation_split expected a number in [0, 1), got 1", None),
-    ("shuffle", 'train M { loss = mse\n shuffle = "yes" }', L + 1, 12,
-     "shuffle expected true or false, got 'yes'", None),
-    ("unknown-loss", "train M { loss = categorial_crossentropy }", L, 18,
-     "unknown loss 'categorial_crossentropy'", "did you mean 'categorical_crossentropy'?"),
-    ("keras2-loss", "train M { loss = kullback_leibler_divergence }", L, 18,
-     "unknown loss 'kullback_leibler_divergence'", "Keras 3 calls it 'kl_divergence'"),
-    ("auto-crossentropy", "train M { loss = crossentropy }", L, 18, "unknown loss 'crossentropy'",
+    ("typo-setting",
+     "train M { loss = mse\n"
+     " epoch = 3 }",
+     L + 1, 2,
+     "unknown train setting "epoch"",
+     "did you mean "epochs"?"),
+    ("set-twice",
+     "train M { loss = mse\n"
+     " loss = mae }",
+     L + 1, 2,
+     ""loss" is set twice in this train block",
+     "line 6"),
+    ("batch-size",
+     "train M { loss = mse\n"
+     " batch_size = 0 }",
+     L + 1, 15,
+     "batch_size expected a positive integer, got 0",
+     None),
+    ("validation-split",
+     "train M { loss = mse\n"
+     " validation_split = 1.0 }",
+     L + 1, 21,
+     "validation_split expected a number in [0, 1), got 1",
+     None),
+    ("shuffle",
+     "train M { loss = mse\n"
+     ' shuffle = "yes" }',
+     L + 1, 12,
+     "shuffle expected true or false, got "yes"",
+     None),
+    ("unknown-loss",
+     "train M { loss = categorial_crossentropy }",
+     L, 18,
+     "unknown loss "categorial_crossentropy"",
+     "did you mean "categorical_crossentropy"?"),
+    ("keras2-loss",
+     "train M { loss = kullback_leibler_divergence }",
+     L, 18,
+     "unknown loss "kullback_leibler_divergence"",
+     "Keras 3 calls it "kl_divergence""),
+    ("auto-crossentropy",
+     "train M { loss = crossentropy }",
+     L, 18,
+     "unknown loss "crossentropy"",
      "name one of them"),
-    ("cce-one-unit", "train Two { loss = categorical_crossentropy }", L, 20,
-     "categorical_crossentropy on output 'a' needs one output unit per class; this output has 1",
+    ("cce-one-unit",
+     "train Two { loss = categorical_crossentropy }",
+     L, 20,
+     "categorical_crossentropy on output "a" needs one output unit per class; this output has 1",
      "use binary_crossentropy for one output unit"),
-    ("sparse-one-unit", "train Two { loss = [sparse_categorical_crossentropy, mse] }", L, 21,
-     "sparse_categorical_crossentropy on output 'a' needs one output unit per class", None),
-    ("loss-unknown-output", "train Two { loss = {a: mse, bb: mse, b: mse} }", L, 29,
-     "loss: the model has no output 'bb'", "did you mean 'b'?"),
-    ("loss-missing-output", "train Two { loss = {a: mse} }", L, 20,
-     "loss: the dict has no entry for output 'b'", "write b: none"),
-    ("loss-list-length", "train Two { loss = [mse, mse, mse] }", L, 20,
-     "loss: expected one loss per output (2: a, b); got 3", None),
-    ("loss-none", "train M { loss = none }", L, 18, "expected a loss, got none", None),
-    ("loss-bad-kwarg", "train M { loss = BinaryCrossentropy(from_logit=true) }", L, 37,
-     "BinaryCrossentropy has no argument 'from_logit'", "did you mean 'from_logits'?"),
-    ("loss-reduction-none", "train M { loss = mse(reduction=none) }", L, 32,
-     "mse: reduction expected one of sum_over_batch_size", "reduce to one number"),
-    ("adam-negative-lr", "train M { loss = mse\n optimizer = Adam(learning_rate=-1) }", L + 1, 33,
-     "Adam: learning_rate expected a positive number, got -1", None),
-    ("two-clips", "train M { loss = mse\n optimizer = Adam(clipnorm=1.0, clipvalue=0.5) }", L + 1,
-     33, "Adam: only one of clipnorm, clipvalue and global_clipnorm can be set", None),
-    ("sgd-momentum", "train M { loss = mse\n optimizer = SGD(momentum=1.5) }", L + 1, 27,
-     "SGD: momentum expected a number in [0, 1], got 1.5", None),
-    ("adamw-no-decay", "train M { loss = mse\n optimizer = AdamW(weight_decay=none) }", L + 1, 33,
-     "AdamW: weight_decay expected a number, got none", None),
-    ("unknown-optimizer", 'train M { loss = mse\n optimizer = "adamm" }', L + 1, 14,
-     "unknown optimizer 'adamm'", "did you mean 'Adam'?"),
-    ("const-optimizer", "const opt = Adam(learning_rate=-1)\ntrain M { loss = mse\n optimizer = opt }",
-     L + 2, 14, "Adam: learning_rate expected a positive number", None),
+    ("sparse-one-unit",
+     "train Two { loss = [sparse_categorical_crossentropy, mse] }",
+     L, 21,
+     "sparse_categorical_crossentropy on output "a" needs one output unit per class",
+     None),
+    ("loss-unknown-output",
+     "train Two { loss = {a: mse, bb: mse, b: mse} }",
+     L, 29,
+     "loss: the model has no output "bb"",
+     "did you mean "b"?"),
+    ("loss-missing-output",
+     "train Two { loss = {a: mse} }",
+     L, 20,
+     "loss: the dict has no entry for output "b"",
+     "write b: none"),
+    ("loss-list-length",
+     "train Two { loss = [mse, mse, mse] }",
+     L, 20,
+     "loss: expected one loss per output (2: a, b); got 3",
+     None),
+    ("loss-none",
+     "train M { loss = none }",
+     L, 18,
+     "expected a loss, got none",
+     None),
+    ("loss-bad-kwarg",
+     "train M { loss = BinaryCrossentropy(from_logit=true) }",
+     L, 37,
+     "BinaryCrossentropy has no argument "from_logit"",
+     "did you mean "from_logits"?"),
+    ("loss-reduction-none",
+     "train M { loss = mse(reduction=none) }",
+     L, 32,
+     "mse: reduction expected one of sum_over_batch_size",
+     "reduce to one number"),
+    ("adam-negative-lr",
+     "train M { loss = mse\n"
+     " optimizer = Adam(learning_rate=-1) }",
+     L + 1, 33,
+     "Adam: learning_rate expected a positive number, got -1",
+     None),
+    ("two-clips",
+     "train M { loss = mse\n"
+     " optimizer = Adam(clipnorm=1.0, clipvalue=0.5) }",
+     L + 1, 33,
+     "Adam: only one of clipnorm, clipvalue and global_clipnorm can be set",
+     None),
+    ("sgd-momentum",
+     "train M { loss = mse\n"
+     " optimizer = SGD(momentum=1.5) }",
+     L + 1, 27,
+     "SGD: momentum expected a number in [0, 1], got 1.5",
+     None),
+    ("adamw-no-decay",
+     "train M { loss = mse\n"
+     " optimizer = AdamW(weight_decay=none) }",
+     L + 1, 33,
+     "AdamW: weight_decay expected a number, got none",
+     None),
+    ("unknown-optimizer",
+     "train M { loss = mse\n"
+     ' optimizer = "adamm" }',
+     L + 1, 14,
+     "unknown optimizer "adamm"",
+     "did you mean "Adam"?"),
+    ("const-optimizer",
+     "const opt = Adam(learning_rate=-1)\n"
+     "train M { loss = mse\n"
+     " optimizer = opt }",
+     L + 2, 14,
+     "Adam: learning_rate expected a positive number",
+     None),
     ("schedule-missing-arg",
-     "train M { loss = mse\n optimizer = SGD(ExponentialDecay(0.1, decay_steps=10)) }", L + 1, 18,
-     "ExponentialDecay needs the argument 'decay_rate'", None),
+     "train M { loss = mse\n"
+     " optimizer = SGD(ExponentialDecay(0.1, decay_steps=10)) }",
+     L + 1, 18,
+     "ExponentialDecay needs the argument "decay_rate"",
+     None),
     ("piecewise-lengths",
-     "train M { loss = mse\n optimizer = SGD(learning_rate=PiecewiseConstantDecay([10, 20],"
-     " [0.1, 0.01])) }", L + 1, 65,
-     "PiecewiseConstantDecay: values needs one more entry than boundaries", None),
-    ("schedule-decay-steps", "train M { loss = mse\n optimizer = SGD(CosineDecay(0.1, 0)) }",
-     L + 1, 35, "CosineDecay: decay_steps expected a positive integer, got 0", None),
-    ("metrics-flat-two-outputs", "train Two { loss = mse\n metrics = [accuracy] }", L + 1, 12,
-     "metrics: a model with 2 outputs takes a dict by output name", "metrics = {b: [accuracy]}"),
-    ("metrics-not-list", "train M { loss = mse\n metrics = accuracy }", L + 1, 12,
+     "train M { loss = mse\n"
+     " optimizer = SGD(learning_rate=PiecewiseConstantDecay([10, 20], [0.1, 0.01])) }",
+     L + 1, 65,
+     "PiecewiseConstantDecay: values needs one more entry than boundaries",
+     None),
+    ("schedule-decay-steps",
+     "train M { loss = mse\n"
+     " optimizer = SGD(CosineDecay(0.1, 0)) }",
+     L + 1, 35,
+     "CosineDecay: decay_steps expected a positive integer, got 0",
+     None),
+    ("metrics-flat-two-outputs",
+     "train Two { loss = mse\n"
+     " metrics = [accuracy] }",
+     L + 1, 12,
+     "metrics: a model with 2 outputs takes a dict by output name",
+     "metrics = {b: [accuracy]}"),
+    ("metrics-not-list",
+     "train M { loss = mse\n"
+     " metrics = accuracy }",
+     L + 1, 12,
      "metrics: expected a list of metrics or a dict by output name, got accuracy",
      "write metrics = [accuracy]"),
-    ("metrics-unknown-output", "train Two { loss = mse\n metrics = {c: [mae]} }", L + 1, 13,
-     "metrics: the model has no output 'c'", "the model's outputs: a, b"),
-    ("top-k-too-big", "train M { loss = mse\n metrics = [mae, top_k_categorical_accuracy] }",
-     L + 1, 18, "top_k_categorical_accuracy has k=5, more than the 3 classes of this output",
+    ("metrics-unknown-output",
+     "train Two { loss = mse\n"
+     " metrics = {c: [mae]} }",
+     L + 1, 13,
+     "metrics: the model has no output "c"",
+     "the model's outputs: a, b"),
+    ("top-k-too-big",
+     "train M { loss = mse\n"
+     " metrics = [mae, top_k_categorical_accuracy] }",
+     L + 1, 18,
+     "top_k_categorical_accuracy has k=5, more than the 3 classes of this output",
      "use k <= 3"),
-    ("accuracy-call", "train M { loss = mse\n metrics = [accuracy(threshold=0.7)] }", L + 1, 13,
-     "accuracy() takes no arguments", "binary_accuracy(threshold=0.7)"),
+    ("accuracy-call",
+     "train M { loss = mse\n"
+     " metrics = [accuracy(threshold=0.7)] }",
+     L + 1, 13,
+     "accuracy() takes no arguments",
+     "binary_accuracy(threshold=0.7)"),
     ("categorical-accuracy-one-unit",
-     "train Two { loss = mse\n metrics = {a: [categorical_accuracy]} }", L + 1, 17,
-     "categorical_accuracy on output 'a' needs one output unit per class",
+     "train Two { loss = mse\n"
+     " metrics = {a: [categorical_accuracy]} }",
+     L + 1, 17,
+     "categorical_accuracy on output "a" needs one output unit per class",
      "use binary_accuracy"),
-    ("auc-num-labels", "train M { loss = mse\n metrics = [AUC(num_labels=3)] }", L + 1, 17,
-     "AUC: num_labels needs multi_label=true", None),
-    ("precision-class-id", "train M { loss = mse\n metrics = [Precision(class_id=5)] }", L + 1,
-     13, "Precision has class_id=5, but this output has 3 units", "from 0 to 2"),
+    ("auc-num-labels",
+     "train M { loss = mse\n"
+     " metrics = [AUC(num_labels=3)] }",
+     L + 1, 17,
+     "AUC: num_labels needs multi_label=true",
+     None),
+    ("precision-class-id",
+     "train M { loss = mse\n"
+     " metrics = [Precision(class_id=5)] }",
+     L + 1, 13,
+     "Precision has class_id=5, but this output has 3 units",
+     "from 0 to 2"),
     ("monitor-typo",
-     "train M { loss = mse\n metrics = [accuracy]\n callbacks = [EarlyStopping(monitor=val_acc)] }",
-     L + 2, 37, "EarlyStopping: monitor 'val_acc' is not logged by this train block",
-     "did you mean 'val_accuracy'?"),
+     "train M { loss = mse\n"
+     " metrics = [accuracy]\n"
+     " callbacks = [EarlyStopping(monitor=val_acc)] }",
+     L + 2, 37,
+     "EarlyStopping: monitor "val_acc" is not logged by this train block",
+     "did you mean "val_accuracy"?"),
     ("monitor-needs-mode",
-     "train Two { loss = mse\n metrics = {b: [accuracy]}\n"
-     " callbacks = [EarlyStopping(monitor=val_b_accuracy)] }", L + 2, 37,
-     "EarlyStopping: Keras cannot tell whether 'val_b_accuracy' should go up or down",
+     "train Two { loss = mse\n"
+     " metrics = {b: [accuracy]}\n"
+     " callbacks = [EarlyStopping(monitor=val_b_accuracy)] }",
+     L + 2, 37,
+     "EarlyStopping: Keras cannot tell whether "val_b_accuracy" should go up or down",
      "add mode=max"),
     ("monitor-per-output-loss",
-     "train Two { loss = mse\n callbacks = [ReduceLROnPlateau(a_loss)] }", L + 1, 33,
-     "ReduceLROnPlateau: Keras cannot tell whether 'a_loss' should go up or down", "mode=min"),
+     "train Two { loss = mse\n"
+     " callbacks = [ReduceLROnPlateau(a_loss)] }",
+     L + 1, 33,
+     "ReduceLROnPlateau: Keras cannot tell whether "a_loss" should go up or down",
+     "mode=min"),
     ("lr-callback-with-schedule",
-     "train M { loss = mse\n optimizer = Adam(CosineDecay(1e-3, 100))\n"
-     " callbacks = ReduceLROnPlateau() }", L + 2, 14,
+     "train M { loss = mse\n"
+     " optimizer = Adam(CosineDecay(1e-3, 100))\n"
+     " callbacks = ReduceLROnPlateau() }",
+     L + 2, 14,
      "ReduceLROnPlateau sets the learning rate, but the optimizer's learning_rate is a schedule",
      None),
     ("checkpoint-extension",
-     'train M { loss = mse\n callbacks = [ModelCheckpoint(filepath="ckpt", save_best_only=true)] }',
-     L + 1, 40, 'ModelCheckpoint: filepath must end in ".keras"', 'filepath="ckpt.keras"'),
+     "train M { loss = mse\n"
+     ' callbacks = [ModelCheckpoint(filepath="ckpt", save_best_only=true)] }',
+     L + 1, 40,
+     'ModelCheckpoint: filepath must end in ".keras"',
+     'filepath="ckpt.keras"'),
     ("checkpoint-placeholder",
-     'train M { loss = mse\n callbacks = [ModelCheckpoint("c-{epoch}-{val_acc:.2f}.keras")] }',
-     L + 1, 31, "ModelCheckpoint: filepath uses '{val_acc}', which is not logged", None),
-    ("unknown-callback", "train M { loss = mse\n callbacks = [early_stopping(patience=2)] }",
-     L + 1, 15, "unknown callback 'early_stopping'", "did you mean 'EarlyStopping'?"),
-    ("rlr-factor", "train M { loss = mse\n callbacks = [ReduceLROnPlateau(factor=1.0)] }", L + 1,
-     40, "ReduceLROnPlateau: factor expected a number in (0, 1), got 1", None),
-    ("lr-scheduler-number", "train M { loss = mse\n callbacks = [LearningRateScheduler(0.1)] }",
-     L + 1, 37, "LearningRateScheduler: schedule expected a schedule, got 0.1", None),
-    ("loss-weight-negative", "train M { loss = mse\n loss_weights = -1 }", L + 1, 17,
-     "loss_weights expected a non-negative number, got -1", None),
-    ("loss-weight-scalar-two-outputs", "train Two { loss = mse\n loss_weights = 0.5 }", L + 1, 17,
-     "loss_weights: a model with 2 outputs takes a list or a dict by output name", None),
+     "train M { loss = mse\n"
+     ' callbacks = [ModelCheckpoint("c-{epoch}-{val_acc:.2f}.keras")] }',
+     L + 1, 31,
+     "ModelCheckpoint: filepath uses "{val_acc}", which is not logged",
+     None),
+    ("unknown-callback",
+     "train M { loss = mse\n"
+     " callbacks = [early_stopping(patience=2)] }",
+     L + 1, 15,
+     "unknown callback "early_stopping"",
+     "did you mean "EarlyStopping"?"),
+    ("rlr-factor",
+     "train M { loss = mse\n"
+     " callbacks = [ReduceLROnPlateau(factor=1.0)] }",
+     L + 1, 40,
+     "ReduceLROnPlateau: factor expected a number in (0, 1), got 1",
+     None),
+    ("lr-scheduler-number",
+     "train M { loss = mse\n"
+     " callbacks = [LearningRateScheduler(0.1)] }",
+     L + 1, 37,
+     "LearningRateScheduler: schedule expected a schedule, got 0.1",
+     None),
+    ("loss-weight-negative",
+     "train M { loss = mse\n"
+     " loss_weights = -1 }",
+     L + 1, 17,
+     "loss_weights expected a non-negative number, got -1",
+     None),
+    ("loss-weight-scalar-two-outputs",
+     "train Two { loss = mse\n"
+     " loss_weights = 0.5 }",
+     L + 1, 17,
+     "loss_weights: a model with 2 outputs takes a list or a dict by output name",
+     None),
     ("loss-weight-no-loss",
-     "train Two { loss = {a: mse, b: none}\n loss_weights = {a: 1, b: 2.0} }", L + 1, 24,
-     "loss_weights: output 'b' has no loss to weigh", None),
-    ("initial-epoch", "train M { loss = mse\n epochs = 5\n initial_epoch = 5 }", L + 2, 18,
-     "initial_epoch 5 is not before epochs (5)", None),
-    ("verbose", "train M { loss = mse\n verbose = 3 }", L + 1, 12,
-     'verbose expected "auto", 0, 1 or 2, got 3', None),
-    ("bad-expression", 'train M { loss = mse\n epochs = 2 + "a" }', L + 1, 11,
-     "'+' needs tensors or numbers", None),
+     "train Two { loss = {a: mse, b: none}\n"
+     " loss_weights = {a: 1, b: 2.0} }",
+     L + 1, 24,
+     "loss_weights: output "b" has no loss to weigh",
+     None),
+    ("initial-epoch",
+     "train M { loss = mse\n"
+     " epochs = 5\n"
+     " initial_epoch = 5 }",
+     L + 2, 18,
+     "initial_epoch 5 is not before epochs (5)",
+     None),
+    ("verbose",
+     "train M { loss = mse\n"
+     " verbose = 3 }",
+     L + 1, 12,
+     'verbose expected "auto", 0, 1 or 2, got 3',
+     None),
+    ("bad-expression",
+     "train M { loss = mse\n"
+     ' epochs = 2 + "a" }',
+     L + 1, 11,
+     ""+" needs tensors or numbers",
+     None),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(

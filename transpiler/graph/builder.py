@@ -52,6 +52,7 @@ class GraphBuilder(ExpressionEvaluator):
         self.used_names: set[str] = set()
         self.block_stack: list[tuple[str, str]] = []  # (block name, instance name)
         self.block_sites: dict[str, Span] = {}
+        self.block_types: dict[str, str] = {}
         self.layer_calls: dict[int, int] = {}
         self.data_format = "channels_last"
         self.defined_later: dict[str, Span] = {}
@@ -150,6 +151,7 @@ class GraphBuilder(ExpressionEvaluator):
             outputs={name: v for name, (v, _) in outputs.items()},
             nodes=nodes,
             blocks=dict(self.block_sites),
+            block_types=dict(self.block_types),
         )
         return graph
 
@@ -475,6 +477,7 @@ class GraphBuilder(ExpressionEvaluator):
             )
         instance = self.unique_name(snake_case(block.name))
         self.block_sites[instance] = span
+        self.block_types[instance] = block.name
         self.block_stack.append((block.name, instance))
         saved = (self.scopes, self.current, self.defined_later, self.pending_inputs)
         self.scopes = [Scope(dict(inst.params))]

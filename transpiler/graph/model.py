@@ -45,6 +45,7 @@ class Graph:
     nodes: list[Node]  # topological (source) order
     trains: dict[str, object] = field(default_factory=dict)  # name -> training.TrainConfig
     blocks: dict[str, Span] = field(default_factory=dict)  # block instance -> call site
+    block_types: dict[str, str] = field(default_factory=dict)  # block instance -> block name
 
     @property
     def layers(self) -> list[Layer]:

@@ -19,6 +19,14 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.lowering_utils import (
+    conv_kernel,
+    conv_transpose_kernel,
+    conv_transpose_pads,
+    depthwise_kernel,
+    onnx_pads,
+    window_pads,
+)
 from transpiler.layers.regularizers import regularizer
 from transpiler.layers.shapes import (
     bad_lengths,
@@ -146,6 +154,28 @@ class _Conv(Layer):
             parts.append(self.activation)
         return f"{self.keras_class()}({', '.join(parts)})"
 
+    # ------------------------------------------------------------ ONNX lowering
+
+    def _window_attrs(self, x) -> dict:
+        """kernel_shape, strides, dilations and Keras's padding as explicit pads."""
+        lengths = [x.type.shape[a] for a in spatial_axes(x.rank, self.data_format)]
+        return {
+            "kernel_shape": list(self.kernel_size),
+            "strides": list(self.strides),
+            "dilations": list(self.dilation_rate),
+            **window_pads(
+                lengths, self.kernel_size, self.strides, self.padding, self.dilation_rate
+            ),
+        }
+
+    def _bias_input(self, ctx) -> list[str]:
+        return [ctx.weight("bias")] if self.use_bias else []
+
+    def _finish(self, ctx, x, y: str):
+        """The NC... output `y` as the layer's output, with its activation."""
+        out = ctx.result(y, self.output_types([x.type]), self.data_format)
+        return [ctx.activation(out, self.activation)]
+
 
 # ---------------------------------------------------------------- Conv1D/2D/3D
 
@@ -175,6 +205,18 @@ class _ConvND(_Conv):
             "kernel", shape, self.kernel_initializer, regularizer=self.kernel_regularizer
         )
         return [kernel, *self._bias(self.filters)]
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        xc = ctx.channels_first(x, self.data_format)
+        kernel = ctx.weight("kernel", conv_kernel)
+        y = ctx.op(
+            "Conv",
+            [xc, kernel, *self._bias_input(ctx)],
+            group=self.groups,
+            **self._window_attrs(x),
+        )
+        return self._finish(ctx, x, y)
 
 
 def _conv_signature(rank: int, padding_modes: tuple[str, ...] = ("valid", "same")):
@@ -286,6 +328,27 @@ class _ConvTranspose(_Conv):
         )
         return [kernel, *self._bias(self.filters)]
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        xc = ctx.channels_first(x, self.data_format)
+        out_pad = self.output_padding or (None,) * self.rank
+        pads, extra = [], []
+        for k, s, p, d in zip(self.kernel_size, self.strides, out_pad, self.dilation_rate):
+            begin, end, more = conv_transpose_pads(k, s, self.padding, p, d)
+            pads.append((begin, end))
+            extra.append(more)
+        kernel = ctx.weight("kernel", conv_transpose_kernel)
+        y = ctx.op(
+            "ConvTranspose",
+            [xc, kernel, *self._bias_input(ctx)],
+            kernel_shape=list(self.kernel_size),
+            strides=list(self.strides),
+            dilations=list(self.dilation_rate),
+            pads=onnx_pads(pads),
+            output_padding=extra if any(extra) else None,
+        )
+        return self._finish(ctx, x, y)
+
 
 def _transpose_signature(rank: int):
     return (
@@ -366,6 +429,18 @@ class DepthwiseConv2D(_Conv):
         )
         return [kernel, *self._bias(n_in * self.depth_multiplier)]
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        xc = ctx.channels_first(x, self.data_format)
+        kernel = ctx.weight("kernel", depthwise_kernel)
+        y = ctx.op(
+            "Conv",
+            [xc, kernel, *self._bias_input(ctx)],
+            group=self.channels(x.type),
+            **self._window_attrs(x),
+        )
+        return self._finish(ctx, x, y)
+
 
 @register
 class SeparableConv2D(_Conv):
@@ -409,3 +484,22 @@ class SeparableConv2D(_Conv):
             ),
             *self._bias(self.filters),
         ]
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        xc = ctx.channels_first(x, self.data_format)
+        depthwise = ctx.op(
+            "Conv",
+            [xc, ctx.weight("depthwise_kernel", depthwise_kernel)],
+            name="DepthwiseConv",
+            group=self.channels(x.type),
+            **self._window_attrs(x),
+        )
+        pointwise = [ctx.weight("pointwise_kernel", conv_kernel), *self._bias_input(ctx)]
+        y = ctx.op(
+            "Conv",
+            [depthwise, *pointwise],
+            name="PointwiseConv",
+            kernel_shape=[1] * self.rank,
+        )
+        return self._finish(ctx, x, y)

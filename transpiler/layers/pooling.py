@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from transpiler.graph.types import Dim, TensorType, format_shape
 from transpiler.layers.args import boolean, data_format, describe, int_tuple, optional, padding
 from transpiler.layers.base import REQUIRED, Arg, Layer, Weight, register
+from transpiler.layers.lowering_utils import spatial_physical_axes, window_pads
 from transpiler.layers.shapes import bad_lengths, pool_length, spatial_axes, spatial_layout
 
 
@@ -69,6 +71,31 @@ class _Pooling(Layer):
             parts.append(self.padding)
         return f"{self.keras_class()}({', '.join(parts)})"
 
+    #: the ONNX op and its extra attributes
+    onnx_op: ClassVar[str] = "MaxPool"
+    onnx_attrs: ClassVar[dict] = {}
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        xc = ctx.channels_first(x, self.data_format)
+        lengths = [x.type.shape[a] for a in spatial_axes(x.rank, self.data_format)]
+        y = ctx.op(
+            self.onnx_op,
+            [xc],
+            kernel_shape=list(self.pool_size),
+            strides=list(self.window_strides),
+            **window_pads(lengths, self.pool_size, self.window_strides, self.padding),
+            **self.onnx_attrs,
+        )
+        return [ctx.result(y, self.output_types([x.type]), self.data_format)]
+
+
+class _AveragePooling(_Pooling):
+    # Keras's 'same' average leaves the padded cells out of the mean (TensorFlow's and
+    # JAX's rule; the torch backend agrees when the pads are symmetric).
+    onnx_op = "AveragePool"
+    onnx_attrs = {"count_include_pad": 0}
+
 
 @register
 class MaxPooling1D(_Pooling):
@@ -103,7 +130,7 @@ class MaxPooling3D(_Pooling):
 
 
 @register
-class AveragePooling1D(_Pooling):
+class AveragePooling1D(_AveragePooling):
     """Mean over windows of steps. Args: pool_size (required in Keras 3), strides=None
     (= pool_size), padding=valid, data_format=None. With padding=same the mean is over
     the valid (unpadded) elements only.
@@ -114,7 +141,7 @@ class AveragePooling1D(_Pooling):
 
 
 @register
-class AveragePooling2D(_Pooling):
+class AveragePooling2D(_AveragePooling):
     """Mean over windows of an image. Args: pool_size (required in Keras 3), strides=None
     (= pool_size), padding=valid, data_format=None. With padding=same the mean is over
     the valid (unpadded) elements only.
@@ -126,7 +153,7 @@ class AveragePooling2D(_Pooling):
 
 
 @register
-class AveragePooling3D(_Pooling):
+class AveragePooling3D(_AveragePooling):
     """Mean over windows of a volume. Args: pool_size (required in Keras 3),
     strides=None (= pool_size), padding=valid, data_format=None.
     Input shape: (batch, depth, height, width, channels).
@@ -163,9 +190,30 @@ class _GlobalPooling(Layer):
             return x.with_shape((x.shape[0], c, *ones))
         return x.with_shape((x.shape[0], *ones, c))
 
+    #: the ONNX reduction
+    onnx_op: ClassVar[str] = "ReduceMean"
+
+    def lower(self, ctx, inputs):
+        # Layout-agnostic: reduces the stored spatial axes wherever they are.
+        (x,) = inputs
+        out_type = self.output_types([x.type])
+        axes = spatial_physical_axes(x, self.data_format)
+        y = ctx.op(self.onnx_op, [x, ctx.ints(sorted(axes), "axes")], keepdims=int(self.keepdims))
+        if self.keepdims:
+            return [x.like(y, out_type)]
+        # (batch, channels) in the order the two are stored in
+        kept = [a for a in range(x.rank) if a not in axes]
+        logical = [a if x.perm is None else x.perm[a] for a in kept]
+        perm = None if logical == sorted(logical) else (1, 0)
+        return [replace(x, name=y, type=out_type, perm=perm)]
+
+
+class _GlobalMaxPooling(_GlobalPooling):
+    onnx_op = "ReduceMax"
+
 
 @register
-class GlobalMaxPooling1D(_GlobalPooling):
+class GlobalMaxPooling1D(_GlobalMaxPooling):
     """Maximum over all steps. Args: data_format=None, keepdims=false.
     Input shape: (batch, steps, channels). Output shape: (batch, channels)
     (keepdims: (batch, 1, channels))."""
@@ -174,7 +222,7 @@ class GlobalMaxPooling1D(_GlobalPooling):
 
 
 @register
-class GlobalMaxPooling2D(_GlobalPooling):
+class GlobalMaxPooling2D(_GlobalMaxPooling):
     """Maximum over height and width. Args: data_format=None, keepdims=false.
     Input shape: (batch, height, width, channels). Output shape: (batch, channels)
     (keepdims: (batch, 1, 1, channels))."""
@@ -183,7 +231,7 @@ class GlobalMaxPooling2D(_GlobalPooling):
 
 
 @register
-class GlobalMaxPooling3D(_GlobalPooling):
+class GlobalMaxPooling3D(_GlobalMaxPooling):
     """Maximum over depth, height and width. Args: data_format=None, keepdims=false.
     Input shape: (batch, depth, height, width, channels). Output shape: (batch, channels)
     (keepdims: (batch, 1, 1, 1, channels))."""

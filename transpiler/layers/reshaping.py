@@ -6,6 +6,8 @@ excepted)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from transpiler.graph.types import Dim, TensorType, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -19,6 +21,7 @@ from transpiler.layers.args import (
     positive_int,
 )
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
+from transpiler.layers.lowering_utils import onnx_pads, spatial_physical_axes
 from transpiler.layers.shapes import padded, product, scaled, spatial_axes, spatial_layout
 
 
@@ -59,6 +62,16 @@ class Flatten(_Reshaping):
         rest = x.shape[1:]
         return x.with_shape((x.shape[0], product(rest) if rest else 1))
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        if self.data_format == "channels_first" and x.rank > 2:
+            # Keras moves the channels last before flattening
+            x = ctx.stored_as(x, (0, *range(2, x.rank), 1))
+        else:
+            x = ctx.logical(x)
+        y = ctx.op("Flatten", [x], axis=1)
+        return [replace(x, name=y, type=self.output_types([x.type]), perm=None)]
+
 
 @register
 class Reshape(_Reshaping):
@@ -94,6 +107,11 @@ class Reshape(_Reshaping):
         elif -1 in target:
             target[target.index(-1)] = _moved_axis(rest, known_target)
         return x.with_shape((x.shape[0], *target))
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        shape = ctx.ints([0, *self.target_shape])  # 0: the batch axis as it is
+        return [x.like(ctx.op("Reshape", [x, shape]), self.output_types([x.type]))]
 
     def _mismatch(self, x: TensorType, why: str) -> None:
         self.fail(
@@ -146,6 +164,19 @@ class Permute(_Reshaping):
         (x,) = inputs
         return x.with_shape((x.shape[0], *(x.shape[d] for d in self.dims)))
 
+    def lower(self, ctx, inputs):
+        # One Transpose from the stored layout straight to the permuted logical order.
+        (x,) = inputs
+        order = (0, *self.dims)  # output axis j is logical input axis order[j]
+        stored = list(range(x.rank)) if x.perm is None else list(x.perm)
+        perm = [stored.index(a) for a in order]
+        out_type = self.output_types([x.type])
+        if perm == list(range(x.rank)):
+            y = ctx.op("Identity", [x])
+        else:
+            y = ctx.op("Transpose", [x], perm=perm)
+        return [replace(x, name=y, type=out_type, perm=None)]
+
 
 @register
 class RepeatVector(_Reshaping):
@@ -161,6 +192,12 @@ class RepeatVector(_Reshaping):
     def output_types(self, inputs: list[TensorType]) -> TensorType:
         (x,) = inputs
         return x.with_shape((x.shape[0], self.n, x.shape[1]))
+
+    def lower(self, ctx, inputs):
+        x = ctx.logical(inputs[0])
+        y = ctx.op("Unsqueeze", [x, ctx.ints([1], "axes")])
+        y = ctx.op("Expand", [y, ctx.ints([1, self.n, 1])])
+        return [x.like(y, self.output_types([x.type]))]
 
 
 class _Spatial(_Reshaping):
@@ -193,6 +230,13 @@ class _Spatial(_Reshaping):
             shape[axis] = self.new_length(shape[axis], i)
         return x.with_shape(shape)
 
+    def per_stored_axis(self, x, values, default):
+        """`values` (one per logical spatial axis) placed at x's stored axes."""
+        out = [default] * x.rank
+        for axis, v in zip(spatial_physical_axes(x, self.data_format), values):
+            out[axis] = v
+        return out
+
 
 @register
 class ZeroPadding1D(_Spatial):
@@ -210,6 +254,9 @@ class ZeroPadding1D(_Spatial):
     def pairs(self) -> tuple[tuple[int, int], ...]:
         return (self.padding,)
 
+    def lower(self, ctx, inputs):
+        return _lower_padding(self, ctx, inputs)
+
 
 @register
 class ZeroPadding2D(_Spatial):
@@ -225,6 +272,17 @@ class ZeroPadding2D(_Spatial):
 
     def pairs(self) -> tuple[tuple[int, int], ...]:
         return self.padding
+
+    def lower(self, ctx, inputs):
+        return _lower_padding(self, ctx, inputs)
+
+
+def _lower_padding(layer: _Spatial, ctx, inputs):
+    """Zero padding is layout-agnostic: Pad the stored spatial axes."""
+    (x,) = inputs
+    pads = ctx.ints(onnx_pads(layer.per_stored_axis(x, layer.pairs(), (0, 0))), "pads")
+    y = ctx.op("Pad", [x, pads], mode="constant")  # no value: zero of x's dtype
+    return [x.like(y, layer.output_types([x.type]))]
 
 
 class _Cropping(_Spatial):
@@ -245,6 +303,23 @@ class _Cropping(_Spatial):
                     f"{format_shape(x.shape)}",
                     "cropping must leave at least one element on every axis",
                 )
+
+    def lower(self, ctx, inputs):
+        # Layout-agnostic: Slice the stored spatial axes; ends count from the end, so a
+        # dynamic length needs no Shape op.
+        (x,) = inputs
+        crops = self.crops()
+        axes = spatial_physical_axes(x, self.data_format)
+        starts = [a for a, _ in crops]
+        ends = [-b if b else _INT64_MAX for _, b in crops]
+        y = ctx.op(
+            "Slice",
+            [x, ctx.ints(starts, "starts"), ctx.ints(ends, "ends"), ctx.ints(axes, "axes")],
+        )
+        return [x.like(y, self.output_types([x.type]))]
+
+
+_INT64_MAX = 2**63 - 1
 
 
 @register
@@ -288,6 +363,9 @@ class UpSampling1D(_Spatial):
     def new_length(self, n: Dim, i: int) -> Dim:
         return scaled(n, self.size)
 
+    def lower(self, ctx, inputs):
+        return _lower_upsampling(self, ctx, inputs, (self.size,), "nearest")
+
 
 @register
 class UpSampling2D(_Spatial):
@@ -310,3 +388,27 @@ class UpSampling2D(_Spatial):
 
     def new_length(self, n: Dim, i: int) -> Dim:
         return scaled(n, self.size[i])
+
+    def lower(self, ctx, inputs):
+        return _lower_upsampling(self, ctx, inputs, self.size, self.interpolation)
+
+
+def _lower_upsampling(layer: _Spatial, ctx, inputs, sizes, interpolation: str):
+    """Layout-agnostic Resize by integer factors on the stored spatial axes.
+
+    nearest: Keras repeats each element (ops.repeat), which is Resize nearest with
+    asymmetric coordinates and floor rounding. bilinear: Keras resizes with half-pixel
+    centers and no antialiasing (torch interpolate align_corners=False, TF
+    half_pixel_centers=True), which is ONNX's half_pixel linear mode."""
+    (x,) = inputs
+    scales = ctx.const(layer.per_stored_axis(x, [float(s) for s in sizes], 1.0), name="scales")
+    if interpolation == "nearest":
+        attrs = {
+            "mode": "nearest",
+            "coordinate_transformation_mode": "asymmetric",
+            "nearest_mode": "floor",
+        }
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel", "antialias": 0}
+    y = ctx.op("Resize", [x, "", scales], **attrs)
+    return [x.like(y, layer.output_types([x.type]))]

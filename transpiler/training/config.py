@@ -13,6 +13,7 @@ str: a keyword argument or dict key), and the checker maps the path onto the syn
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -87,20 +88,18 @@ class Catalogue:
         return TrainError(f"unknown {self.kind} '{name}'", hint or self.suggest(name))
 
     def suggest(self, name: str) -> str:
+        """`did you mean 'Adam'?` (matching case-insensitively where Keras does), else the
+        list of known names."""
         pool = sorted({n for e in self.entries for n in (e.name, e.keras_class, *e.aliases)})
-        if self.ignore_case:
-            lowered = {n.lower(): n for n in pool}
-            close = suggest(name.lower(), lowered)
-            if close is not None:
-                close = f"did you mean '{lowered[close.split(chr(39))[1]]}'?"
-        else:
-            close = suggest(name, pool)
-        if close is None:
-            flat = {n.replace("_", "").lower(): n for n in pool}
-            match = flat.get(name.replace("_", "").lower())
-            close = f"did you mean '{match}'?" if match else None
+        fold = str.lower if self.ignore_case else str
+        keys = {fold(n): n for n in pool}
+        close = difflib.get_close_matches(fold(name), keys, n=1, cutoff=0.6)
+        flat = {n.replace("_", "").lower(): n for n in pool}
+        match = keys[close[0]] if close else flat.get(name.replace("_", "").lower())
+        if match:
+            return f"did you mean '{match}'?"
         plural = self.kind + ("es" if self.kind.endswith("s") else "s")
-        return close or f"known {plural}: {', '.join(e.name for e in self.entries)}"
+        return f"known {plural}: {', '.join(e.name for e in self.entries)}"
 
     def resolve(self, value) -> Resolved:
         """A Symbol, string or Spec -> the entry and its normalised kwargs."""
@@ -111,7 +110,8 @@ class Catalogue:
             return Resolved(entry, bind(entry, value.name, value.args, value.kwargs), value.name)
         n = name_of(value)
         if n is None:
-            raise TrainError(f"expected a {self.kind}, got {describe(value)}")
+            article = "an" if self.kind[0] in "aeiou" else "a"
+            raise TrainError(f"expected {article} {self.kind}, got {describe(value)}")
         entry = self.find(n)
         if entry is None:
             raise self.unknown(n)
@@ -123,10 +123,14 @@ def bind(entry: Entry, written: str, args: Sequence, kwargs: Iterable[tuple[str,
     sig = {a.name: a for a in entry.args}
     limit = len(entry.args) if entry.positional is None else entry.positional
     if len(args) > limit:
-        takes = ", ".join(a.name for a in entry.args[:limit]) or "none"
+        takes = (
+            f"at most {limit} positional argument{'s' * (limit != 1)} "
+            f"({', '.join(a.name for a in entry.args[:limit])})"
+            if limit
+            else "no positional arguments"
+        )
         raise TrainError(
-            f"{written} takes at most {limit} positional argument{'s' * (limit != 1)} "
-            f"({takes}); got {len(args)}",
+            f"{written} takes {takes}; got {len(args)}",
             "pass the others by name",
             path=(limit,),
         )

@@ -21,7 +21,6 @@ import html
 import itertools
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import graphviz
 
@@ -122,7 +121,7 @@ class _Drawer:
         self.home: dict[int, tuple[str, ...]] = {
             key: _common_prefix([n.scope for n in calls]) for key, calls in self.calls.items()
         }
-        self.block_types = _block_types(graph)
+        self.block_types = graph.block_types
         self.families: list[str] = []
 
     # ------------------------------------------------------------------ structure
@@ -320,7 +319,7 @@ class _Drawer:
         return _rows([head, f'<FONT POINT-SIZE="8">{detail}</FONT>'])
 
     def block_type(self, instance: str) -> str:
-        return self.block_types.get(instance) or _camel(_instance_base(instance))
+        return self.block_types[instance]
 
     def input_label(self, v: Value) -> str:
         detail = f"{v.type.dtype} {format_shape(v.type.shape)}"
@@ -620,45 +619,3 @@ def _index_text(items) -> str:
             s += f":{step}"
         parts.append(s)
     return _shorten("[" + ", ".join(parts) + "]", 24)
-
-
-# ---------------------------------------------------------------------------- block types
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _instance_base(instance: str) -> str:
-    return re.sub(r"_\d+$", "", instance)
-
-
-def _camel(snake: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in snake.split("_") if p) or snake
-
-
-def _block_types(graph: Graph) -> dict[str, str]:
-    """Block instance -> block name, read from the call site (`Residual(64)`).
-
-    The graph records where each block instance was called, not which block it is; the
-    call site usually starts with the block's name. When it does not (a block bound to a
-    name first), the caller falls back on the instance name in CamelCase.
-    """
-    sources: dict[str, list[str] | None] = {}
-    found: dict[str, str] = {}
-    for instance, span in graph.blocks.items():
-        if span is None or span.line < 1:
-            continue
-        if span.file not in sources:
-            try:
-                sources[span.file] = Path(span.file).read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError):
-                sources[span.file] = None
-        lines = sources[span.file]
-        if not lines or span.line > len(lines):
-            continue
-        m = _IDENT.match(lines[span.line - 1], max(0, span.column - 1))
-        if not m:
-            continue
-        base = snake_case(m.group(0))
-        if instance == base or re.fullmatch(re.escape(base) + r"_\d+", instance):
-            found[instance] = m.group(0)
-    return found
