@@ -49,7 +49,9 @@ class OpBuilder:
 
     def initializer(self, name: str, array: np.ndarray) -> str:
         name = self.unique(name)
-        self.initializers[name] = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        # (np.ascontiguousarray would turn a 0-d scalar into shape (1,))
+        self.initializers[name] = array if array.flags.c_contiguous else array.copy()
         return name
 
     def const(self, value, dtype=np.float32, name: str = "const") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
 
 from transpiler.emit.onnx.builder import OpBuilder
 
@@ -10,16 +11,25 @@ Shape = tuple  # dims: int, str (symbolic) or None (unknown)
 
 
 class GradContext:
-    def __init__(self, builder: OpBuilder, shapes: dict[str, Shape], dtypes: dict[str, int]):
+    def __init__(
+        self,
+        builder: OpBuilder,
+        shapes: dict[str, Shape],
+        dtypes: dict[str, int],
+        float_dtype=np.float32,
+    ):
         self.b = builder
         self.shapes = shapes
         self.dtypes = dtypes
+        self.float_dtype = np.dtype(float_dtype)
+        #: the ONNX element type of float values (Cast's `to`)
+        self.float_type = helper.np_dtype_to_tensor_dtype(self.float_dtype)
 
     def op(self, op_type: str, inputs, outputs: int = 1, **attrs):
         return self.b.op(op_type, list(inputs), outputs, **attrs)
 
-    def const(self, value, dtype=np.float32, name: str = "const") -> str:
-        return self.b.const(value, dtype, name)
+    def const(self, value, dtype=None, name: str = "const") -> str:
+        return self.b.const(value, dtype or self.float_dtype, name)
 
     def ints(self, values, name: str = "axes") -> str:
         return self.b.ints(values, name)

@@ -129,7 +129,7 @@ def _cos(g, node, x, y):
 
 @_unary("Relu")
 def _relu(g, node, x, y):
-    return g.op("Cast", [g.op("Greater", [x, g.const(0.0)])], to=1)
+    return g.op("Cast", [g.op("Greater", [x, g.const(0.0)])], to=g.float_type)
 
 
 @_unary("LeakyRelu")
@@ -192,9 +192,18 @@ def _gelu(g, node, x, y):
     # d/dx x*Phi(x) = Phi(x) + x*phi(x)
     phi_cdf = g.op(
         "Mul",
-        [g.const(0.5), g.op("Add", [g.const(1.0), g.op("Erf", [g.op("Mul", [x, g.const(1 / math.sqrt(2))])])])],
+        [
+            g.const(0.5),
+            g.op("Add", [g.const(1.0), g.op("Erf", [g.op("Mul", [x, g.const(1 / math.sqrt(2))])])]),
+        ],
     )
-    pdf = g.op("Mul", [g.const(1 / math.sqrt(2 * math.pi)), g.op("Exp", [g.op("Mul", [_sq(g, x), g.const(-0.5)])])])
+    pdf = g.op(
+        "Mul",
+        [
+            g.const(1 / math.sqrt(2 * math.pi)),
+            g.op("Exp", [g.op("Mul", [_sq(g, x), g.const(-0.5)])]),
+        ],
+    )
     return g.op("Add", [phi_cdf, g.op("Mul", [x, pdf])])
 
 
@@ -209,9 +218,7 @@ def _mish(g, node, x, y):
 @_unary("HardSigmoid")
 def _hard_sigmoid(g, node, x, y):
     alpha = _attr(node, "alpha", 0.2)
-    inside = g.op(
-        "And", [g.op("Greater", [y, g.const(0.0)]), g.op("Less", [y, g.const(1.0)])]
-    )
+    inside = g.op("And", [g.op("Greater", [y, g.const(0.0)]), g.op("Less", [y, g.const(1.0)])])
     return g.op("Where", [inside, g.const(alpha), g.const(0.0)])
 
 
@@ -220,7 +227,9 @@ def _hard_swish(g, node, x, y):
     # y = x * relu6(x + 3) / 6: 0 below -3, 1 above 3, (2x + 3) / 6 between
     below = g.op("Less", [x, g.const(-3.0)])
     above = g.op("Greater", [x, g.const(3.0)])
-    middle = g.op("Div", [g.op("Add", [g.op("Mul", [x, g.const(2.0)]), g.const(3.0)]), g.const(6.0)])
+    middle = g.op(
+        "Div", [g.op("Add", [g.op("Mul", [x, g.const(2.0)]), g.const(3.0)]), g.const(6.0)]
+    )
     return g.op("Where", [below, g.const(0.0), g.op("Where", [above, g.const(1.0), middle])])
 
 
@@ -234,7 +243,7 @@ def _clip(g, node, grads):
     if len(node.input) > 2 and node.input[2]:
         upper = g.op("LessOrEqual", [x, node.input[2]])
         mask = upper if mask is None else g.op("And", [mask, upper])
-    dx = dy if mask is None else g.op("Mul", [dy, g.op("Cast", [mask], to=1)])
+    dx = dy if mask is None else g.op("Mul", [dy, g.op("Cast", [mask], to=g.float_type)])
     return [dx] + [None] * (len(node.input) - 1)
 
 
@@ -246,7 +255,7 @@ def _max_min(g, node, grads):
     a, b = node.input
     y = node.output[0]
     cmp = "GreaterOrEqual" if node.op_type == "Max" else "LessOrEqual"
-    pick_a = g.op("Cast", [g.op(cmp, [a, b])], to=1)
+    pick_a = g.op("Cast", [g.op(cmp, [a, b])], to=g.float_type)
     pick_b = g.op("Sub", [g.const(1.0), pick_a])
     return [
         g.unbroadcast(g.op("Mul", [dy, pick_a]), a, y),
