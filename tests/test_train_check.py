@@ -569,7 +569,7 @@ BROKEN = [
      L + 1, 14, "unknown optimizer 'adamm'", "did you mean 'Adam'?"),
     ("const-optimizer",
      "const opt = Adam(learning_rate=-1)\ntrain M { loss = mse\n optimizer = opt }",
-     L + 2, 14, "Adam: learning_rate expected a positive number", None),
+     L, 32, "Adam: learning_rate expected a positive number", None),
     ("schedule-missing-arg",
      "train M { loss = mse\n optimizer = SGD(ExponentialDecay(0.1, decay_steps=10)) }",
      L + 1, 18, "ExponentialDecay needs the argument 'decay_rate'", None),

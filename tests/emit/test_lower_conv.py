@@ -12,7 +12,7 @@ from tests.emit.parity import compare
 keras = pytest.importorskip("keras")
 layers = keras.layers
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 
 def run_layer(tmp_path, kdl_layer, keras_layer, shape, fmt="channels_last", runtime="ort"):

@@ -99,11 +99,18 @@ def check_trains(
             graphs[train.model].trains[train.name] = config
 
 
-def locate(expr: ast.Expr, path: tuple, at_name: bool = False) -> Span:
-    """The span of the part of `expr` that `path` leads to (as far as the tree goes)."""
+def locate(expr: ast.Expr, path: tuple, at_name: bool = False, consts: dict | None = None) -> Span:
+    """The span of the part of `expr` that `path` leads to (as far as the tree goes).
+
+    A const on the way is followed into its definition: `optimizer = opt` with
+    `const opt = Adam(learning_rate=-1)` points at the `-1`."""
     span = expr.span
     for i, step in enumerate(path):
         last = i == len(path) - 1
+        for _ in range(64):  # a const may name another const
+            if not (isinstance(expr, ast.Name) and consts and expr.id in consts):
+                break
+            expr = consts[expr.id]
         if isinstance(expr, ast.Call) and isinstance(step, int) and step < len(expr.args):
             expr = expr.args[step]
         elif isinstance(expr, ast.Call) and isinstance(step, str):
@@ -135,6 +142,7 @@ class TrainChecker:
         from transpiler.graph.builder import GraphBuilder
 
         self.builder = GraphBuilder(program, consts, sink)
+        self.consts = {c.name: c.value for c in program.consts}
         self.sink = sink
         self.train = train
         self.graph = graph
@@ -146,7 +154,7 @@ class TrainChecker:
     # ------------------------------------------------------------ reporting
 
     def report(self, name: str, error: TrainError) -> None:
-        span = locate(self.items[name].value, error.path, error.at_name)
+        span = locate(self.items[name].value, error.path, error.at_name, self.consts)
         self.sink.error(span, error.message, error.hint)
 
     def run(self, name: str, fn, *args, default=None):
@@ -212,7 +220,6 @@ class TrainChecker:
             what: self.run(what, resolve_metrics, self.outputs, loss, what, default={})
             for what in ("metrics", "weighted_metrics")
         }
-        metrics = {k: (v if isinstance(v, dict) else {}) for k, v in metrics.items()}
         settings = self.settings()
         keys = None
         if not self.failed & {"loss", "metrics", "weighted_metrics"}:
@@ -245,7 +252,8 @@ class TrainChecker:
             except ArgError as e:
                 self.report(name, TrainError(f"{name} {e.message}", e.hint))
         start, epochs = out.get("initial_epoch", 0), out.get("epochs", 1)
-        if "initial_epoch" in out and start >= epochs:
+        epochs_known = "epochs" in out or "epochs" not in self.values
+        if "initial_epoch" in out and epochs_known and start >= epochs:
             self.report(
                 "initial_epoch",
                 TrainError(

@@ -134,7 +134,20 @@ class _RateLayer(Layer):
         return inputs[0]
 
     def lower(self, ctx, inputs):
-        return list(inputs)  # inference: the identity
+        (x,) = inputs
+        if not ctx.training or self.rate == 0:
+            return [x]  # inference: the identity
+        if getattr(self, "noise_shape", None) is not None:
+            raise NotImplementedError("Dropout(noise_shape=...) in training")
+        like = self.noise_like(ctx, x)
+        keep = ctx.op("GreaterOrEqual", [ctx.uniform_noise(like), ctx.const(self.rate)])
+        scale = ctx.op("Mul", [ctx.op("Cast", [keep], to=1), ctx.const(1.0 / (1.0 - self.rate))])
+        return [x.like(ctx.op("Mul", [x, scale]))]
+
+    def noise_like(self, ctx, x):
+        """The tensor whose shape the random mask takes (whole channels for spatial
+        dropout)."""
+        return x
 
 
 @register
@@ -154,6 +167,10 @@ class SpatialDropout1D(_RateLayer):
     expected_rank = 3
     layout = "steps, channels"
 
+    def noise_like(self, ctx, x):
+        steps = x.physical_axis(1)
+        return x.like(ctx.op("ReduceMax", [x, ctx.ints([steps], "axes")], keepdims=1))
+
 
 @register
 class SpatialDropout2D(_RateLayer):
@@ -166,6 +183,11 @@ class SpatialDropout2D(_RateLayer):
     )
     expected_rank = 4
     layout = "height, width, channels"
+
+    def noise_like(self, ctx, x):
+        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        axes = sorted(x.physical_axis(a) for a in spatial)
+        return x.like(ctx.op("ReduceMax", [x, ctx.ints(axes, "axes")], keepdims=1))
 
 
 @register
@@ -185,7 +207,16 @@ class GaussianNoise(Layer):
         return inputs[0]
 
     def lower(self, ctx, inputs):
-        return list(inputs)  # inference: the identity
+        (x,) = inputs
+        if not ctx.training or self.stddev == 0:
+            return [x]  # inference: the identity
+        # Box-Muller from two independent uniform streams
+        u1 = ctx.op("Sub", [ctx.const(1.0), ctx.uniform_noise(x, stream=0)])  # (0, 1]
+        u2 = ctx.uniform_noise(x, stream=1)
+        radius = ctx.op("Sqrt", [ctx.op("Mul", [ctx.const(-2.0), ctx.op("Log", [u1])])])
+        angle = ctx.op("Cos", [ctx.op("Mul", [u2, ctx.const(2 * 3.141592653589793)])])
+        noise = ctx.op("Mul", [ctx.op("Mul", [radius, angle]), ctx.const(self.stddev)])
+        return [x.like(ctx.op("Add", [x, noise]))]
 
 
 @register

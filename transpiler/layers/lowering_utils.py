@@ -11,11 +11,13 @@ length with a stride above 1 falls back to `auto_pad=SAME_UPPER`, which is the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from transpiler.graph.types import Dim
 from transpiler.layers.shapes import dilated, spatial_axes
+
+if TYPE_CHECKING:  # numpy is not imported by `ktrans check`; the arrays bring their methods
+    import numpy as np
 
 # ---------------------------------------------------------------- padding
 
@@ -101,13 +103,13 @@ def spatial_physical_axes(t, data_format: str) -> list[int]:
 def conv_kernel(kernel: np.ndarray) -> np.ndarray:
     """Keras (*k, in // groups, out) -> ONNX Conv (out, in // groups, *k)."""
     r = kernel.ndim - 2
-    return np.transpose(kernel, (r + 1, r, *range(r)))
+    return kernel.transpose(r + 1, r, *range(r))
 
 
 def conv_transpose_kernel(kernel: np.ndarray) -> np.ndarray:
     """Keras (*k, out, in) -> ONNX ConvTranspose (in, out, *k)."""
     r = kernel.ndim - 2
-    return np.transpose(kernel, (r + 1, r, *range(r)))
+    return kernel.transpose(r + 1, r, *range(r))
 
 
 def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -116,4 +118,4 @@ def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
     *k, n_in, dm = kernel.shape
     r = len(k)
     flat = kernel.reshape(*k, n_in * dm)
-    return np.transpose(flat, (r, *range(r)))[:, None]
+    return flat.transpose(r, *range(r))[:, None]

@@ -16,10 +16,26 @@ SELU_SCALE = 1.0507009873554805
 
 
 class LowerContext:
-    def __init__(self, builder: OpBuilder, weights: dict[str, dict[str, np.ndarray]]) -> None:
+    """`training=True` lowers for a training step: weights become graph inputs (recorded
+    in `params`), Dropout and noise are active, BatchNormalization uses batch statistics
+    and reports its new moving averages through `update_buffer`."""
+
+    def __init__(
+        self,
+        builder: OpBuilder,
+        weights: dict[str, dict[str, np.ndarray]],
+        training: bool = False,
+    ) -> None:
         self.b = builder
         self.weights = weights
+        self.training = training
         self.layer = None  # the layer being lowered (set by the model emitter)
+        #: training: graph-input name -> (initial value in ONNX layout, trainable, Weight)
+        self.params: dict[str, tuple[np.ndarray, bool, object]] = {}
+        #: training: non-trainable input name -> the value name that replaces it after a step
+        self.buffer_updates: dict[str, str] = {}
+        #: training: value names of the step counter and the per-layer random seeds
+        self.step_input = "step"
         self._weight_names: dict[tuple, str] = {}
         self._transposed: dict[tuple, LTensor] = {}
 
@@ -58,10 +74,29 @@ class LowerContext:
             if transform is not None:
                 array = transform(array)
             suffix = f"_{key}" if key else ""
-            self._weight_names[cache] = self.b.initializer(
-                f"{layer.name}/{name}{suffix}", array.astype(np.float32)
-            )
+            full = f"{layer.name}/{name}{suffix}"
+            if self.training:
+                spec = next(w for w in layer.weights if w.name == name)
+                trainable = bool(layer.trainable and spec.trainable)
+                self.b.unique(full)
+                self.params[full] = (np.ascontiguousarray(array, np.float32), trainable, spec)
+                self._weight_names[cache] = full
+            else:
+                self._weight_names[cache] = self.b.initializer(full, array.astype(np.float32))
         return self._weight_names[cache]
+
+    def update_buffer(self, param: str, new_value: str) -> None:
+        """Training: a non-trainable weight (a moving average) takes `new_value` after the
+        step."""
+        self.buffer_updates[param] = new_value
+
+    def uniform_noise(self, like: LTensor, stream: int = 0) -> str:
+        """Training: uniform [0, 1) numbers shaped like `like`, from a counter-based hash of
+        (layer, step, element): the same step always draws the same numbers, so a resumed
+        run repeats an uninterrupted one exactly."""
+        from transpiler.emit.onnx.random import counter_uniform
+
+        return counter_uniform(self, like.name, f"{self.layer.name}#{stream}")
 
     # ------------------------------------------------------------ layouts
 

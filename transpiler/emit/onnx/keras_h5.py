@@ -1,0 +1,473 @@
+"""Keras weights files -> `<layer>/<weight>` arrays in Keras layout, keyed by our names.
+
+Keras 3 (`model.save_weights("m.weights.h5")`) stores each layer of `model.layers` under
+`layers/<key>/vars/<i>`, in the order of `layer.weights`. `<key>` is not the layer's name:
+it is a per-model counter of the class's snake-case name, in `model.layers` order
+(`dense`, `dense_1`, `batch_normalization`, ...; layers without variables count too, so a
+Dropout moves the `dropout` counter). Nested layers add levels:
+
+    LSTM / GRU / SimpleRNN    layers/lstm/cell/vars/0..2
+    Bidirectional(LSTM)       layers/bidirectional/forward_layer/cell/vars/0..2, then
+                              layers/bidirectional/backward_layer/cell/vars/0..2
+    TimeDistributed(Dense)    layers/time_distributed/layer/vars/0..1
+    MultiHeadAttention        layers/multi_head_attention/{query,key,value,output}_dense/
+                              vars/0..1 and _gate_dense/vars/0..1
+
+Recent Keras versions also record each layer's name, as the `name` attribute of its `vars`
+group. Keras orders a Sequential model's layers as written, but a functional model's by
+depth from the outputs (keras/src/ops/function.py `map_graph`), not in source order. So,
+class by class, our layers are matched to the file's entries by the first of these that
+fits every layer of the class (same number of arrays, same shapes):
+
+1. the names Keras recorded, where they are our layer names;
+2. the keys our layers get in Keras's order of a functional model (its depth order,
+   computed from our graph, with the outputs in declaration order);
+3. the keys in source order (a Sequential model; also any chain of layers);
+4. Keras's depth order with the outputs sorted by name (a dict of outputs);
+5. shape-compatible order: each layer takes the first unused entry with its shapes.
+   A layer that fits none is an error naming it and both shapes; two entries that both
+   fit are ambiguous (the file cannot say which is which), also an error.
+
+Keras 2 / tf.keras HDF5 weights (`layer_names` and `weight_names` attributes; also the
+`model_weights` group of a whole-model `.h5`) are read too, matched by layer name, else
+by position.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from transpiler.errors import KdlError, KdlErrors
+from transpiler.graph.model import Graph
+from transpiler.layers.base import Layer, snake_case
+
+HINT_ORDER = (
+    "Keras saves weights by position in model.layers: build the Keras model with the "
+    "same layers in the same order as the .kdl model, or pass an .npz of "
+    "'<layer>/<weight>' arrays"
+)
+
+
+def _fail(message: str, hint: str | None = None):
+    raise KdlErrors([KdlError(None, message, hint)])
+
+
+@dataclass
+class Entry:
+    """One layer's group in the file."""
+
+    key: str  # "dense_1": the group under layers/
+    name: str | None  # the layer's name, where Keras recorded it
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # "vars/0" -> array
+    group: str = ""  # the group's path in the file
+    number: int = 0  # the counter in the key: 1 for "dense_1"
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The float arrays (a seed generator's integer state is not a weight)."""
+        return {p: a for p, a in self.arrays.items() if np.issubdtype(a.dtype, np.floating)}
+
+    def where(self) -> str:
+        saved = f", saved as '{self.name}'" if self.name and self.name != self.key else ""
+        return f"{self.group}{saved}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
+    """The weights of `graph` from a Keras `.weights.h5` (or legacy `.h5`) file."""
+    path = Path(path)
+    try:
+        import h5py
+    except ModuleNotFoundError:
+        _fail(
+            f"--weights {path.name}: reading Keras .h5 files needs the h5py package",
+            "pip install h5py, or pass the weights as an .npz",
+        )
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic[:4] == b"PK\x03\x04":
+        _fail(
+            f"--weights: {path} is a zip archive (a Keras .keras model?), not an HDF5 file",
+            "save the weights alone with model.save_weights('model.weights.h5'), or extract "
+            "model.weights.h5 from the .keras archive",
+        )
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        _fail(
+            f"--weights: cannot read {path}: not an HDF5 file ({e})",
+            "pass Keras weights saved with model.save_weights('model.weights.h5'), or an .npz",
+        )
+    with f:
+        if "layers" in f and isinstance(f["layers"], h5py.Group):
+            entries = _read_keras3(f["layers"], h5py)
+            return _match_keras3(entries, graph, str(path))
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" in group.attrs:
+            return _match_legacy(_read_legacy(group), graph, str(path))
+    _fail(
+        f"--weights: {path} holds no Keras layer weights (no 'layers' group)",
+        "save the weights of a Sequential or functional Keras model with "
+        "model.save_weights('model.weights.h5')",
+    )
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _read_keras3(layers_group, h5py) -> dict[str, Entry]:
+    entries: dict[str, Entry] = {}
+    for key in layers_group:
+        group = layers_group[key]
+        if not isinstance(group, h5py.Group):
+            continue
+        name = None
+        if "vars" in group and "name" in group["vars"].attrs:
+            name = _text(group["vars"].attrs["name"])
+        m = re.fullmatch(r".+_(\d+)", key)
+        entry = Entry(key, name, group=f"layers/{key}", number=int(m.group(1)) if m else 0)
+
+        def visit(sub: str, obj, entry=entry) -> None:
+            if isinstance(obj, h5py.Dataset):
+                entry.arrays[sub] = np.asarray(obj[()])
+
+        group.visititems(visit)
+        entries[key] = entry
+    return entries
+
+
+def _read_legacy(group) -> list[Entry]:
+    """Keras 2 HDF5: `layer_names`, then per layer `weight_names` in `layer.weights` order."""
+    out = []
+    for raw in group.attrs["layer_names"]:
+        name = _text(raw)
+        if name not in group:
+            continue
+        layer_group = group[name]
+        entry = Entry(name, name, group=name)
+        for i, weight in enumerate(layer_group.attrs.get("weight_names", [])):
+            entry.arrays[f"vars/{i}"] = np.asarray(layer_group[_text(weight)][()])
+        out.append(entry)
+    return out
+
+
+# ---------------------------------------------------------------- where Keras keeps each weight
+
+
+def weight_paths(layer: Layer) -> list[str]:
+    """Where each of `layer.weights` lives below the layer's group, in order."""
+    from transpiler.layers.recurrent import Recurrent
+    from transpiler.layers.recurrent_wrappers import Bidirectional, TimeDistributed
+
+    weights = layer.weights or []
+    if isinstance(layer, Bidirectional):
+        return [f"forward_layer/{p}" for p in weight_paths(layer.forward_layer)] + [
+            f"backward_layer/{p}" for p in weight_paths(layer.backward_layer)
+        ]
+    if isinstance(layer, TimeDistributed):
+        return [f"layer/{p}" for p in weight_paths(layer.layer)]
+    if isinstance(layer, Recurrent):
+        return [f"cell/vars/{i}" for i in range(len(weights))]
+    if layer.keras_class() == "MultiHeadAttention":
+        groups = {
+            "query": "query_dense",
+            "key": "key_dense",
+            "value": "value_dense",
+            "attention_output": "output_dense",
+            "gate": "_gate_dense",
+        }
+        counts: dict[str, int] = {}
+        paths = []
+        for w in weights:
+            part = w.name.partition("/")[0]
+            i = counts.get(part, 0)
+            counts[part] = i + 1
+            paths.append(f"{groups.get(part, part)}/vars/{i}")
+        return paths
+    return [f"vars/{i}" for i in range(len(weights))]
+
+
+# ---------------------------------------------------------------- Keras's order of model.layers
+
+
+def keras_layer_order(graph: Graph, output_names: list[str] | None = None) -> list[Layer]:
+    """`model.layers` of the functional Keras model built like `graph` (our expressions are
+    keras.ops calls there: nodes, but not layers). Reproduces keras/src/ops/function.py:
+    a depth-first walk from each output numbers the operations (first visit) and lists
+    the nodes inputs-first; a node's depth is the longest path to an output (a shared
+    layer takes its deepest node's); layers sort by depth, deepest first, then by number.
+    """
+    names = output_names if output_names is not None else list(graph.outputs)
+    index: dict[int, int] = {}
+    finished: set[int] = set()
+    post: list = []
+    for name in names:
+        top = graph.outputs[name].producer
+        if top is None or id(top) in finished:
+            continue
+        stack = [(top, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                index.setdefault(id(node.layer), len(index))
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                parent = node.inputs[i].producer
+                if parent is not None and id(parent) not in finished:
+                    stack.append((parent, 0))
+            else:
+                finished.add(id(node))
+                post.append(node)
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    layers: dict[int, Layer] = {}
+    for node in reversed(post):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        layers[id(node.layer)] = node.layer
+        node_depth[id(node)] = depth
+        for v in node.inputs:
+            if v.producer is not None:
+                pid = id(v.producer)
+                node_depth[pid] = max(depth + 1, node_depth.get(pid, 0))
+    order = sorted(layers, key=lambda k: (-layer_depth[k], index[k]))
+    return [layers[k] for k in order]
+
+
+def _is_layer(layer: Layer) -> bool:
+    return layer.family != "expression"
+
+
+def _keys(order: list[Layer]) -> dict[int, str]:
+    """id(layer) -> the key Keras gives it when `model.layers` is `order`."""
+    counts: dict[str, int] = {}
+    keys = {}
+    for layer in order:
+        if not _is_layer(layer):
+            continue
+        base = snake_case(layer.keras_class())
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        keys[id(layer)] = base if n == 0 else f"{base}_{n}"
+    return keys
+
+
+def _class_of(key: str, classes: set[str]) -> str | None:
+    if key in classes:
+        return key
+    m = re.fullmatch(r"(.+)_(\d+)", key)
+    if m and m.group(1) in classes:
+        return m.group(1)
+    return None
+
+
+def _fits(layer: Layer, paths: list[str], entry: Entry) -> bool:
+    if len(entry.weights) != len(paths):
+        return False
+    for w, p in zip(layer.weights, paths):
+        a = entry.arrays.get(p)
+        if a is None or tuple(a.shape) != tuple(w.shape):
+            return False
+    return True
+
+
+def _shapes(layer: Layer) -> str:
+    return ", ".join(f"{w.name} {w.shape}" for w in layer.weights)
+
+
+def _entry_shapes(entry: Entry) -> str:
+    return ", ".join(f"{p} {tuple(a.shape)}" for p, a in entry.weights.items()) or "nothing"
+
+
+# ---------------------------------------------------------------- matching Keras 3 entries
+
+
+def _match_keras3(entries: dict[str, Entry], graph: Graph, where: str) -> dict[str, np.ndarray]:
+    layers = [la for la in graph.layers if _is_layer(la)]
+    weighted = [la for la in layers if la.weights]
+    paths = {id(la): weight_paths(la) for la in weighted}
+    depth_order = keras_layer_order(graph)
+    candidates = [
+        _keys(depth_order),
+        _keys(layers),
+        _keys(keras_layer_order(graph, sorted(graph.outputs))),
+    ]
+    classes: dict[str, list[Layer]] = {}
+    for layer in depth_order:
+        if layer.weights and _is_layer(layer):
+            classes.setdefault(snake_case(layer.keras_class()), []).append(layer)
+    theirs: dict[str, list[Entry]] = {}
+    for key, entry in entries.items():
+        cls = _class_of(key, set(classes))
+        if cls is not None:
+            theirs.setdefault(cls, []).append(entry)
+    for group in theirs.values():
+        group.sort(key=lambda e: e.number)
+
+    chosen: dict[int, Entry] = {}
+    for cls, ours in classes.items():
+        pool = theirs.get(cls, [])
+        mapping = _by_names(ours, pool, paths) or _by_keys(ours, entries, candidates, paths)
+        if mapping is None:
+            mapping = _by_shapes(ours, pool, paths, candidates[0], entries, where)
+        chosen.update(mapping)
+
+    used = {id(e) for e in chosen.values()}
+    extra = [e for e in entries.values() if e.weights and id(e) not in used]
+    if extra:
+        e = extra[0]
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        _fail(
+            f"{where}: {e.where()} ({_entry_shapes(e)}) matches no layer of model "
+            f"'{graph.name}'{more}",
+            "the file must hold the weights of the same model: " + HINT_ORDER,
+        )
+    out: dict[str, np.ndarray] = {}
+    for layer in weighted:
+        entry = chosen[id(layer)]
+        for w, p in zip(layer.weights, paths[id(layer)]):
+            out[f"{layer.name}/{w.name}"] = entry.arrays[p]
+    return out
+
+
+def _by_names(ours, pool, paths) -> dict[int, Entry] | None:
+    named = {e.name: e for e in pool if e.name}
+    mapping = {}
+    for layer in ours:
+        e = named.get(layer.name)
+        if e is None or not _fits(layer, paths[id(layer)], e):
+            return None
+        mapping[id(layer)] = e
+    return mapping
+
+
+def _by_keys(ours, entries, candidates, paths) -> dict[int, Entry] | None:
+    for keys in candidates:
+        mapping = {}
+        for layer in ours:
+            e = entries.get(keys.get(id(layer), ""))
+            if e is None or not _fits(layer, paths[id(layer)], e):
+                break
+            mapping[id(layer)] = e
+        else:
+            return mapping
+    return None
+
+
+def _by_shapes(ours, pool, paths, keys, entries, where) -> dict[int, Entry]:
+    """Each layer takes the first unused entry its shapes fit; none fitting, or two that
+    fit and differ, is an error."""
+    cls = ours[0].keras_class()
+    if not pool:
+        _fail(
+            f"{where}: no weights for layer '{ours[0].name}' ({cls}): the file has no "
+            f"{cls} layers (layers/{snake_case(cls)}...)",
+            "the file must hold the weights of the same model",
+        )
+    used: set[int] = set()
+    mapping = {}
+    for layer in ours:
+        fits = [e for e in pool if id(e) not in used and _fits(layer, paths[id(layer)], e)]
+        if not fits:
+            _mismatch(layer, paths[id(layer)], pool, used, keys, entries, where)
+        if len(fits) > 1 and not _all_equal(fits):
+            listed = ", ".join(e.group for e in fits)
+            _fail(
+                f"{where}: cannot tell which weights belong to layer '{layer.name}' "
+                f"({cls}, {_shapes(layer)}): {listed} all have those shapes",
+                HINT_ORDER,
+            )
+        used.add(id(fits[0]))
+        mapping[id(layer)] = fits[0]
+    return mapping
+
+
+def _all_equal(group: list[Entry]) -> bool:
+    first = group[0].weights
+    return all(
+        e.weights.keys() == first.keys()
+        and all(np.array_equal(e.weights[k], first[k]) for k in first)
+        for e in group[1:]
+    )
+
+
+def _mismatch(layer, paths, pool, used, keys, entries, where):
+    cls = layer.keras_class()
+    entry = entries.get(keys.get(id(layer), ""))
+    if entry is None or id(entry) in used:
+        unused = [e for e in pool if id(e) not in used]
+        if not unused:
+            _fail(
+                f"{where}: no weights for layer '{layer.name}' ({cls}, {_shapes(layer)}): "
+                f"the file has {len(pool)} {cls} layer{'s' * (len(pool) != 1)} with "
+                f"weights, and each fits another layer",
+                "the file must hold the weights of the same model",
+            )
+        entry = unused[0]
+    got = entry.weights
+    if len(got) != len(paths):
+        _fail(
+            f"{where}: layer '{layer.name}' ({cls}) has {len(paths)} weights "
+            f"({_shapes(layer)}), but {entry.where()} holds {len(got)} "
+            f"({_entry_shapes(entry)})",
+            "check use_bias, center and scale against the Keras model",
+        )
+    for w, p in zip(layer.weights, paths):
+        a = entry.arrays.get(p)
+        if a is None:
+            _fail(
+                f"{where}: {entry.where()} has no {p} for layer '{layer.name}' ({cls}) "
+                f"{w.name}; it holds {_entry_shapes(entry)}"
+            )
+        if tuple(a.shape) != tuple(w.shape):
+            _fail(
+                f"{where}: layer '{layer.name}' ({cls}) {w.name} has shape "
+                f"{tuple(a.shape)} in the file ({entry.where()}), but the model needs "
+                f"{w.shape}",
+                "the Keras model that saved the file differs from the .kdl model here",
+            )
+    _fail(f"{where}: layer '{layer.name}' ({cls}) fits none of the file's {cls} weights")
+
+
+# ---------------------------------------------------------------- matching Keras 2 entries
+
+
+def _match_legacy(entries: list[Entry], graph: Graph, where: str) -> dict[str, np.ndarray]:
+    weighted = [la for la in graph.layers if _is_layer(la) and la.weights]
+    depth = [la for la in keras_layer_order(graph) if _is_layer(la) and la.weights]
+    saved = [e for e in entries if e.weights]
+    paths = {id(la): [f"vars/{i}" for i in range(len(la.weights))] for la in weighted}
+    mapping = _by_names(weighted, saved, paths)
+    if mapping is None:
+        by_position = {str(i): e for i, e in enumerate(saved)}
+        candidates = [{id(la): str(i) for i, la in enumerate(o)} for o in (depth, weighted)]
+        mapping = _by_keys(weighted, by_position, candidates, paths)
+        if mapping is None:
+            if len(saved) != len(weighted):
+                _fail(
+                    f"{where}: the file has weights for {len(saved)} layers; model "
+                    f"'{graph.name}' has {len(weighted)} layers with weights",
+                    "the file must hold the weights of the same model",
+                )
+            mapping = _by_shapes(depth, saved, paths, candidates[0], by_position, where)
+    used = {id(e) for e in mapping.values()}
+    extra = [e for e in saved if id(e) not in used]
+    if extra:
+        _fail(
+            f"{where}: layer '{extra[0].name}' of the file ({_entry_shapes(extra[0])}) "
+            f"matches no layer of model '{graph.name}'",
+            "the file must hold the weights of the same model: " + HINT_ORDER,
+        )
+    out: dict[str, np.ndarray] = {}
+    for layer in weighted:
+        entry = mapping[id(layer)]
+        for w, p in zip(layer.weights, paths[id(layer)]):
+            out[f"{layer.name}/{w.name}"] = entry.arrays[p]
+    return out

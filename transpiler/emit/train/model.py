@@ -1,0 +1,148 @@
+"""Graph + TrainConfig -> one ONNX model per training step.
+
+Inputs: the batch (model inputs and one `target:<output>` per trained output), `lr` (float
+scalar), `step` (int64 scalar: steps done so far), every parameter and buffer (named
+`<layer>/<weight>`, ONNX layout) and every optimizer slot (`slot:<param>:<name>`).
+Outputs: `loss` (the total, as Keras reports it), `loss:<output>` for multi-output models,
+`metric:<output>:<name>` (this batch's statistic), and `new:<name>` for every parameter,
+buffer and slot. The training loop feeds each step's `new:` values back as inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from transpiler import __version__
+from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.context import LowerContext
+from transpiler.emit.onnx.model import initial_weights, value_info
+from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
+from transpiler.emit.train.losses import total_loss
+from transpiler.emit.train.metrics import batch_metrics
+from transpiler.emit.train.optimizers import apply_optimizer
+from transpiler.emit.versions import IR_VERSION, OPSET
+from transpiler.errors import KdlError, KdlErrors
+
+
+@dataclass
+class TrainingModel:
+    proto: onnx.ModelProto
+    data_inputs: list[str]  # model inputs, then targets
+    params: dict[str, np.ndarray]  # trainable, ONNX layout, initial values
+    buffers: dict[str, np.ndarray]  # non-trainable weights (moving statistics)
+    slots: dict[str, np.ndarray]  # optimizer state, initial values
+    metrics: list[str]  # output names of metric values
+    losses: list[str]  # "loss" first
+    state_names: list[str] = field(default_factory=list)  # params + buffers + slots, in order
+
+
+def build_training_model(
+    graph, config, *, seed: int = 0, weights: dict | None = None
+) -> TrainingModel:
+    weights = weights if weights is not None else initial_weights(graph, seed)
+    b = OpBuilder()
+    ctx = LowerContext(b, weights, training=True)
+    b.unique("step")
+    b.unique("lr")
+    values = {}
+    for v in graph.inputs:
+        b.unique(v.name)
+        from transpiler.emit.onnx.tensors import LTensor
+
+        values[id(v)] = LTensor(v.name, v.type)
+    for node in graph.nodes:
+        ctx.layer = node.layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        try:
+            outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        except NotImplementedError as e:
+            raise KdlErrors(
+                [
+                    KdlError(
+                        node.span,
+                        f"{node.layer.keras_class()} ('{node.layer.name}') cannot be lowered "
+                        f"for training yet: {e}",
+                    )
+                ]
+            ) from None
+        for v, t in zip(node.outputs, outs):
+            values[id(v)] = t
+    b.scope = ""
+    predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
+    targets = {}
+    for name in config.loss:
+        targets[name] = f"target:{name}"
+        b.unique(targets[name])
+    trainable = [n for n, (_, t, _) in ctx.params.items() if t]
+    b.scope = "loss"
+    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
+    b.scope = "metrics"
+    metric_values = batch_metrics(b, config, graph, predictions, targets)
+    b.scope = ""
+    forward_nodes = list(b.nodes)
+
+    inputs = [value_info(v.name, v.type) for v in graph.inputs]
+    for name, target in targets.items():
+        t = graph.outputs[name].type
+        inputs.append(value_info(target, t))
+    inputs.append(helper.make_tensor_value_info("step", TensorProto.INT64, []))
+    inputs.append(helper.make_tensor_value_info("lr", TensorProto.FLOAT, []))
+    for name, (array, _, _) in ctx.params.items():
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
+    loss_info = helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])
+    b.nodes.append(helper.make_node("Identity", [loss], ["loss"], "loss/total"))
+    forward_nodes.append(b.nodes[-1])
+    shapes, dtypes = static_shapes(b, inputs, [loss_info])
+    try:
+        grads = gradients(b, forward_nodes, shapes, dtypes, "loss", trainable)
+    except GradientError as e:
+        raise KdlErrors([KdlError(None, f"cannot train {graph.name}: {e}")]) from None
+    b.scope = "optimizer"
+    params = {n: ctx.params[n][0] for n in trainable}
+    new_params, slots, new_slots = apply_optimizer(b, config, params, grads)
+    b.scope = ""
+
+    outputs = [loss_info]
+    if len(per_output) > 1:
+        for name, value in per_output.items():
+            b.nodes.append(helper.make_node("Identity", [value], [f"loss:{name}"]))
+            outputs.append(helper.make_tensor_value_info(f"loss:{name}", TensorProto.FLOAT, []))
+    for name, value in metric_values.items():
+        b.nodes.append(helper.make_node("Identity", [value], [name]))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+    buffers = {n: a for n, (a, t, _) in ctx.params.items() if not t}
+    updates = {**new_params, **{n: ctx.buffer_updates.get(n, n) for n in buffers}, **new_slots}
+    initial = {**params, **buffers, **slots}
+    for name, value in updates.items():
+        b.nodes.append(helper.make_node("Identity", [value], [f"new:{name}"]))
+        shape = list(initial[name].shape)
+        outputs.append(helper.make_tensor_value_info(f"new:{name}", TensorProto.FLOAT, shape))
+    for name, array in slots.items():
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
+
+    g = helper.make_graph(b.nodes, f"{graph.name}_train", inputs, outputs, b.tensor_protos())
+    proto = helper.make_model(
+        g,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="ktrans",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(
+        proto,
+        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
+    )
+    return TrainingModel(
+        proto=proto,
+        data_inputs=[v.name for v in graph.inputs] + list(targets.values()),
+        params=params,
+        buffers=buffers,
+        slots=slots,
+        metrics=list(metric_values),
+        losses=["loss"] + ([f"loss:{n}" for n in per_output] if len(per_output) > 1 else []),
+        state_names=[*params, *buffers, *slots],
+    )
