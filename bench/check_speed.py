@@ -55,8 +55,10 @@ def in_process(layers: int, runs: int = 3) -> float:
 
 
 def main() -> None:
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-          f"python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
+        f"python {platform.python_version()}"
+    )
     t = whole_process(ROOT / "examples/resnet50.kdl")
     print(f"ktrans check examples/resnet50.kdl (whole process, median of 7): {t:.3f} s")
     in_process(100)  # warm imports

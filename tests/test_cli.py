@@ -106,9 +106,9 @@ def test_whole_process_no_traceback(tmp_path):
 def test_check_does_not_import_heavy_modules(tmp_path):
     """`ktrans check` stays fast: onnx, onnxruntime, graphviz and numpy are not imported."""
     code = (
-        "import sys; from transpiler.cli import main; main(['check', %r]); "
+        f"import sys; from transpiler.cli import main; main(['check', {str(TOUR)!r}]); "
         "print(sorted(m for m in ('onnx', 'onnxruntime', 'graphviz', 'numpy', 'jinja2') "
-        "if m in sys.modules))" % str(TOUR)
+        "if m in sys.modules))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout + run.stderr

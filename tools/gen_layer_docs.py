@@ -32,8 +32,19 @@ FAMILY_TITLES = {
     "merge": "Merging",
     "attention": "Attention",
 }
-ORDER = ["Core", "Activations", "Regularization", "Convolution", "Pooling", "Reshaping",
-         "Normalization", "Recurrent", "Merging", "Attention", "Other"]
+ORDER = [
+    "Core",
+    "Activations",
+    "Regularization",
+    "Convolution",
+    "Pooling",
+    "Reshaping",
+    "Normalization",
+    "Recurrent",
+    "Merging",
+    "Attention",
+    "Other",
+]
 
 
 def _default(value) -> str:
@@ -92,7 +103,8 @@ def render() -> str:
         + ", ".join(f"`{i}`" for i in INITIALIZERS)
         + ".",
         "",
-        "Regularizers: " + ", ".join(f"`{r}`" for r in REGULARIZERS)
+        "Regularizers: "
+        + ", ".join(f"`{r}`" for r in REGULARIZERS)
         + " (e.g. `kernel_regularizer=l2(1e-4)`; default factor 0.01 as in Keras).",
         "",
     ]

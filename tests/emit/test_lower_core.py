@@ -123,9 +123,8 @@ def test_reference_evaluator_agrees(tmp_path):
     """A second, independent ONNX runtime gives the same answer."""
     kdl = (
         "model M {\n input x: float32[6]\n Dense(5, activation=relu)\n"
-        " y = Dense(3)\n output z = softmax(y(relu)) \n}\n"
+        " Dense(3, activation=softmax)\n}\n"
     )
-    kdl = "model M {\n input x: float32[6]\n Dense(5, activation=relu)\n Dense(3, activation=softmax)\n}\n"
     inp = keras.Input((6,))
     km = keras.Model(
         inp, layers.Dense(3, activation="softmax")(layers.Dense(5, activation="relu")(inp))

@@ -181,3 +181,28 @@ def test_global_pooling_keeps_the_cnn_channels_first(tmp_path):
     kdl_keep = kdl.replace("GlobalAveragePooling2D()", "GlobalMaxPooling2D(keepdims=true)")
     kdl_keep = kdl_keep.replace("Dense(4)", "Flatten()")
     assert op_count(tmp_path, kdl_keep, "Transpose") == 2
+
+
+def test_dynamic_length_pooling_pads_at_run_time(tmp_path):
+    """A dynamic length with stride > 1: auto_pad=SAME_UPPER, the extra cell at the end."""
+    from onnxruntime import InferenceSession
+
+    from tests.emit.parity import compare
+    from transpiler.emit.onnx import build_model
+    from transpiler.graph import load
+
+    kdl = "model M {\n input x: float32[?, 2]\n MaxPooling1D(3, strides=2, padding=same)\n}\n"
+    inp = keras.Input((None, 2))
+    km = keras.Model(inp, layers.MaxPooling1D(3, strides=2, padding="same")(inp))
+    for n in (8, 9):
+        x = np.random.default_rng(n).normal(size=(2, n, 2)).astype(np.float32)
+        compare(kdl, km, {"x": x}, tmp_path)
+
+    src = tmp_path / "avg.kdl"
+    src.write_text(kdl.replace("MaxPooling1D", "AveragePooling1D"))
+    _, graphs = load(str(src))
+    session = InferenceSession(build_model(next(iter(graphs.values()))).SerializeToString())
+    for n in (8, 9):
+        x = np.random.default_rng(n).normal(size=(2, n, 2)).astype(np.float32)
+        (ours,) = session.run(None, {"x": x})
+        np.testing.assert_allclose(ours, _tf_average_pool_1d(x, 3, 2), rtol=1e-5, atol=1e-6)

@@ -91,7 +91,7 @@ class GraphBuilder(ExpressionEvaluator):
             )
         if len(self.sink.errors) != errors_before:
             return None
-        for name, (value, span) in outputs.items():
+        for name, (value, _) in outputs.items():
             if value.producer is None and name == "output":
                 self.sink.error(
                     model.name_span,
@@ -532,9 +532,7 @@ def _definitions(body) -> dict[str, Span]:
         if isinstance(stmt, ast.Assign):
             for name, span in stmt.targets:
                 out.setdefault(name, span)
-        elif isinstance(stmt, ast.InputStmt):
-            out.setdefault(stmt.name, stmt.name_span)
-        elif isinstance(stmt, ast.OutputStmt) and stmt.name:
+        elif isinstance(stmt, ast.InputStmt) or (isinstance(stmt, ast.OutputStmt) and stmt.name):
             out.setdefault(stmt.name, stmt.name_span)
         elif isinstance(stmt, ast.Repeat):
             for k, v in _definitions(stmt.body).items():

@@ -319,11 +319,11 @@ def units_arg(name: str = "units") -> Arg:
 
 
 __all__ = [
-    "Arg",
     "LAYERS",
+    "REQUIRED",
+    "Arg",
     "Layer",
     "LayerError",
-    "REQUIRED",
     "Weight",
     "num_elements",
     "register",

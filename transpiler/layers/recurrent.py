@@ -10,7 +10,10 @@ Calls take the sequence, optionally followed by initial states: `[x]`, or `[x, h
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
+
+import numpy as np
 
 from transpiler.graph.types import TensorType, dims_compatible, format_shape
 from transpiler.layers.activations import activation
@@ -91,6 +94,144 @@ _SEQUENCE = (
     Arg("stateful", _stateless, False),
     Arg("unroll", boolean, False),
 )
+
+
+# ---------------------------------------------------------------- ONNX lowering
+#
+# Inference runs on ONNX's RNN / LSTM / GRU ops, time-major (onnxruntime implements only
+# layout=0): one Transpose to (time, batch, features) on the way in, and a returned
+# sequence stays stored time-major (an LTensor with perm (1, 0, 2)), so stacked recurrent
+# layers and TimeDistributed need no Transposes between them. An activation that ONNX's
+# recurrent ops do not offer is lowered as an unrolled loop of the Keras cell math (the
+# `*_step` helpers below, which a training lowering can reuse), and that needs a known
+# number of timesteps.
+
+#: a sequence stored (time, batch, features)
+TIME_MAJOR = (1, 0, 2)
+
+#: Keras activation -> (ONNX recurrent-op activation, alpha, beta); None = not needed
+ONNX_RNN_ACTIVATIONS = {
+    "tanh": ("Tanh", None, None),
+    "sigmoid": ("Sigmoid", None, None),
+    "relu": ("Relu", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # Keras 3: relu6(x + 3) / 6
+    "linear": ("Affine", 1.0, 0.0),
+    "elu": ("Elu", 1.0, None),
+    "leaky_relu": ("LeakyRelu", 0.2, None),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+}
+
+
+class RecurrentWeights:
+    """Where a recurrent layer's weights live: `<prefix><name>` of `owner` (the layer
+    itself, or the Bidirectional / TimeDistributed wrapper holding them)."""
+
+    def __init__(self, ctx, owner, prefix: str = "") -> None:
+        self.ctx, self.owner, self.prefix = ctx, owner, prefix
+
+    def __call__(self, name: str, transform=None, key: str = "") -> str:
+        """The initializer holding the weight, converted by `transform`."""
+        return self.ctx.weight(self.prefix + name, transform, key, layer=self.owner)
+
+
+class CellOps:
+    """The ops the unrolled cell math is written with, on ONNX value names."""
+
+    def __init__(self, ctx, template) -> None:
+        self.ctx = ctx
+        self.template = template  # an LTensor whose dtype the activations see
+
+    def act(self, name: str, v: str) -> str:
+        t = replace(self.template, name=v, perm=None)
+        return self.ctx.activation(t, name).name
+
+    def add(self, a: str, b: str) -> str:
+        return self.ctx.op("Add", [a, b])
+
+    def sub(self, a: str, b: str) -> str:
+        return self.ctx.op("Sub", [a, b])
+
+    def mul(self, a: str, b: str) -> str:
+        return self.ctx.op("Mul", [a, b])
+
+    def matmul(self, a: str, b: str) -> str:
+        return self.ctx.op("MatMul", [a, b])
+
+    def split(self, v: str, parts: int, size: int) -> list[str]:
+        """`parts` blocks of `size` along the last axis."""
+        return self.ctx.op("Split", [v, self.ctx.ints([size] * parts, "split")], parts, axis=-1)
+
+
+def simple_rnn_step(ops: CellOps, layer, xw: str, h: str | None, w: dict) -> str:
+    """Keras SimpleRNNCell: h = activation(x @ kernel + bias + h @ recurrent_kernel);
+    `xw` is x @ kernel + bias, `h` None for a zero state."""
+    z = xw if h is None else ops.add(xw, ops.matmul(h, w["recurrent_kernel"]))
+    return ops.act(layer.activation, z)
+
+
+def lstm_step(ops: CellOps, layer, xw: str, h: str | None, c: str | None, w: dict):
+    """Keras LSTMCell (gates i, f, c, o): returns (h, c); None states are zeros."""
+    z = xw if h is None else ops.add(xw, ops.matmul(h, w["recurrent_kernel"]))
+    zi, zf, zc, zo = ops.split(z, 4, layer.units)
+    i = ops.act(layer.recurrent_activation, zi)
+    g = ops.mul(i, ops.act(layer.activation, zc))
+    if c is None:
+        c = g
+    else:
+        f = ops.act(layer.recurrent_activation, zf)
+        c = ops.add(ops.mul(f, c), g)
+    o = ops.act(layer.recurrent_activation, zo)
+    return ops.mul(o, ops.act(layer.activation, c)), c
+
+
+def gru_step(ops: CellOps, layer, xw: str, h: str | None, w: dict) -> str:
+    """Keras GRUCell (gates z, r, h; reset_after applies the reset gate after the
+    recurrent matmul): h = z * h + (1 - z) * hh; a None state is zeros."""
+    n = layer.units
+    xz, xr, xh = ops.split(xw, 3, n)
+    if layer.reset_after:
+        if h is None:
+            inner = w.get("recurrent_bias")
+            rz = rr = rh = None
+            if inner is not None:
+                rz, rr, rh = ops.split(inner, 3, n)
+        else:
+            inner = ops.matmul(h, w["recurrent_kernel"])
+            if "recurrent_bias" in w:
+                inner = ops.add(inner, w["recurrent_bias"])
+            rz, rr, rh = ops.split(inner, 3, n)
+        z = ops.act(layer.recurrent_activation, xz if rz is None else ops.add(xz, rz))
+        r = ops.act(layer.recurrent_activation, xr if rr is None else ops.add(xr, rr))
+        pre = xh if rh is None else ops.add(xh, ops.mul(r, rh))
+    else:
+        if h is None:
+            z = ops.act(layer.recurrent_activation, xz)
+            pre = xh
+        else:
+            rz, rr = ops.split(ops.matmul(h, w["recurrent_kernel_zr"]), 2, n)
+            z = ops.act(layer.recurrent_activation, ops.add(xz, rz))
+            r = ops.act(layer.recurrent_activation, ops.add(xr, rr))
+            pre = ops.add(xh, ops.matmul(ops.mul(r, h), w["recurrent_kernel_h"]))
+    hh = ops.act(layer.activation, pre)
+    one_minus_z = ops.sub(ops.ctx.const(1.0), z)
+    new = ops.mul(one_minus_z, hh)
+    return new if h is None else ops.add(ops.mul(z, h), new)
+
+
+def time_major(ctx, x):
+    """The (time, batch, features) value of a rank-3 LTensor, in one Transpose at most."""
+    perm = [x.physical_axis(a) for a in TIME_MAJOR]
+    if perm == [0, 1, 2]:
+        return x.name
+    return ctx.op("Transpose", [x], perm=perm)
+
+
+def flip_time(ctx, y: str) -> str:
+    """A time-major sequence reversed in time."""
+    big = np.iinfo(np.int64).max
+    args = [y, ctx.ints([-1], "starts"), ctx.ints([-big], "ends"), ctx.ints([0], "axes")]
+    return ctx.op("Slice", [*args, ctx.ints([-1], "steps")])
 
 
 class Recurrent(Layer):
@@ -186,6 +327,152 @@ class Recurrent(Layer):
         flags = [f for f in ("return_sequences", "return_state", "go_backwards") if self.config[f]]
         return f"{self.keras_class()}({', '.join([str(self.units), *flags])})"
 
+    # ------------------------------------------------------------ ONNX lowering
+
+    #: the ONNX op, and the Keras gate blocks in ONNX's gate order
+    onnx_op: ClassVar[str] = "RNN"
+    onnx_gate_order: ClassVar[tuple[int, ...]] = (0,)
+
+    def keras_activations(self) -> list[str]:
+        """The cell's activations in the order of the ONNX op's `activations`."""
+        return [self.activation]
+
+    def onnx_attributes(self) -> dict | None:
+        """activations / activation_alpha / activation_beta for the ONNX op; {} for the
+        defaults; None when an activation has no ONNX recurrent-op equivalent."""
+        names = self.keras_activations()
+        if any(a not in ONNX_RNN_ACTIVATIONS for a in names):
+            return None
+        defaults = {"RNN": ["tanh"], "GRU": ["sigmoid", "tanh"]}.get(
+            self.onnx_op, ["sigmoid", "tanh", "tanh"]
+        )
+        if names == defaults:
+            return {}
+        specs = [ONNX_RNN_ACTIVATIONS[a] for a in names]
+        attrs = {"activations": [s[0] for s in specs]}
+        for i, key in ((1, "activation_alpha"), (2, "activation_beta")):
+            values = [s[i] for s in specs if s[i] is not None]
+            if values:
+                # onnxruntime takes the values in order for the functions that use them
+                attrs[key] = values
+        return attrs
+
+    def _gates(self, a: np.ndarray) -> np.ndarray:
+        """Keras gate blocks (last axis) in ONNX's order."""
+        n = self.units
+        return np.concatenate([a[..., g * n : (g + 1) * n] for g in self.onnx_gate_order], -1)
+
+    def onnx_matrix(self, a: np.ndarray) -> np.ndarray:
+        """Keras kernel (in, gates * units) -> ONNX W / R (1, gates * units, in)."""
+        return np.ascontiguousarray(self._gates(a).T[None])
+
+    def onnx_bias(self, b: np.ndarray) -> np.ndarray:
+        """Keras bias -> ONNX B (1, 2 * gates * units): input biases, recurrent biases."""
+        return np.concatenate([self._gates(b), np.zeros_like(b)])[None]
+
+    def lower(self, ctx, inputs):
+        x, *states = inputs
+        return self.lower_sequence(ctx, x, states, RecurrentWeights(ctx, ctx.layer))
+
+    def lower_sequence(self, ctx, x, states, weights: RecurrentWeights, flip_output=False):
+        """Keras's outputs [y, *final states] for sequence `x` and initial `states`; with
+        `flip_output` a returned sequence is reversed in time (what Bidirectional does to
+        its backward layer's)."""
+        out_types = self.output_types([x.type, *(s.type for s in states)])
+        xt = time_major(ctx, x)
+        steps = x.type.shape[1]
+        attrs = self.onnx_attributes()
+        if attrs is not None:
+            y, finals = self._lower_onnx(ctx, xt, states, weights, attrs)
+        elif isinstance(steps, int):
+            y, finals = self._lower_unrolled(ctx, x, xt, steps, states, weights)
+        else:
+            odd = [a for a in self.keras_activations() if a not in ONNX_RNN_ACTIVATIONS]
+            raise NotImplementedError(
+                f"activation '{odd[0]}' has no equivalent in ONNX's {self.onnx_op} op "
+                f"(it offers {', '.join(sorted(ONNX_RNN_ACTIVATIONS))}), and the cell can "
+                "only be unrolled over a known number of timesteps; declare the time axis "
+                "with a number"
+            )
+        outs = []
+        if self.return_sequences:
+            if self.go_backwards != flip_output:
+                y = flip_time(ctx, y)
+            outs.append(replace(x, name=y, type=out_types[0], perm=TIME_MAJOR))
+        else:
+            outs.append(replace(x, name=finals[0], type=out_types[0], perm=None))
+        if self.return_state:
+            outs += [replace(x, name=f, type=t, perm=None) for f, t in zip(finals, out_types[1:])]
+        return outs
+
+    def _finals_needed(self) -> int:
+        if self.return_state:
+            return len(self.state_names)
+        return 0 if self.return_sequences else 1
+
+    def _lower_onnx(self, ctx, xt, states, w: RecurrentWeights, attrs: dict):
+        """The ONNX op: (time-major sequence or None, [final states (batch, units)])."""
+        args = [
+            xt,
+            w("kernel", self.onnx_matrix, "onnx"),
+            w("recurrent_kernel", self.onnx_matrix, "onnx"),
+            w("bias", self.onnx_bias, "onnx") if self.use_bias else "",
+            "",  # sequence_lens: every sequence is whole
+        ]
+        args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
+        while args[-1] == "":
+            args.pop()
+        if self.onnx_op == "GRU":
+            attrs = {**attrs, "linear_before_reset": int(self.reset_after)}
+        outs = ctx.op(
+            self.onnx_op,
+            args,
+            1 + len(self.state_names),
+            hidden_size=self.units,
+            direction="reverse" if self.go_backwards else "forward",
+            **attrs,
+        )
+        y = ctx.op("Squeeze", [outs[0], ctx.ints([1], "axes")]) if self.return_sequences else None
+        finals = [
+            ctx.op("Squeeze", [o, ctx.ints([0], "axes")])
+            for o in outs[1 : 1 + self._finals_needed()]
+        ]
+        return y, finals
+
+    def unrolled_weights(self, w: RecurrentWeights) -> dict[str, str]:
+        """The initializers the `*_step` helpers read (Keras layouts)."""
+        return {"kernel": w("kernel"), "recurrent_kernel": w("recurrent_kernel")} | (
+            {"bias": w("bias")} if self.use_bias else {}
+        )
+
+    def step(self, ops: CellOps, xw: str, states: list, w: dict) -> list:
+        """One cell step: the new states (Keras order) from x @ kernel + bias."""
+        return [simple_rnn_step(ops, self, xw, states[0], w)]
+
+    def _lower_unrolled(self, ctx, x, xt, steps: int, states, w: RecurrentWeights):
+        """The cell math unrolled over `steps` timesteps (Keras's order of operations)."""
+        ops = CellOps(ctx, replace(x, type=x.type.with_shape((x.type.shape[0], self.units))))
+        weights = self.unrolled_weights(w)
+        xw = ops.matmul(xt, weights["kernel"])  # (time, batch, gates * units)
+        if "bias" in weights:
+            xw = ops.add(xw, weights["bias"])
+        current = [ctx.logical(s).name for s in states] or [None] * len(self.state_names)
+        outputs: dict[int, str] = {}
+        order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
+        for t in order:
+            xw_t = ctx.op("Gather", [xw, ctx.const(t, np.int64, "step")], axis=0)
+            current = self.step(ops, xw_t, current, weights)
+            outputs[t] = current[0]
+        y = None
+        if self.return_sequences:
+            axes = ctx.ints([0], "axes")
+            y = ctx.op(
+                "Concat", [ctx.op("Unsqueeze", [outputs[t], axes]) for t in range(steps)], axis=0
+            )
+        if current[0] is None:  # no timesteps
+            raise NotImplementedError("a sequence of 0 timesteps")
+        return y, current[: self._finals_needed()]
+
 
 @register
 class SimpleRNN(Recurrent):
@@ -235,6 +522,22 @@ class LSTM(Recurrent):
         Arg("use_cudnn", _use_cudnn, "auto"),
     )
 
+    onnx_op = "LSTM"
+    onnx_gate_order = (0, 3, 1, 2)  # Keras i, f, c, o -> ONNX i, o, f, c
+
+    def keras_activations(self) -> list[str]:
+        return [self.recurrent_activation, self.activation, self.activation]
+
+    def adjust_initial_value(self, weight: Weight, value):
+        """unit_forget_bias: the forget-gate block of the initial bias is ones."""
+        if weight.name == "bias" and self.unit_forget_bias:
+            value = np.array(value, copy=True)
+            value[self.units : 2 * self.units] = 1.0
+        return value
+
+    def step(self, ops, xw, states, w):
+        return list(lstm_step(ops, self, xw, states[0], states[1], w))
+
 
 @register
 class GRU(Recurrent):
@@ -268,6 +571,36 @@ class GRU(Recurrent):
     def bias_shape(self) -> tuple[int, ...]:
         width = self.gates * self.units
         return (2, width) if self.reset_after else (width,)
+
+    onnx_op = "GRU"
+    onnx_gate_order = (0, 1, 2)  # z, r, h in both
+
+    def keras_activations(self) -> list[str]:
+        return [self.recurrent_activation, self.activation]
+
+    def onnx_bias(self, b: np.ndarray) -> np.ndarray:
+        if self.reset_after:  # (2, 3 * units): input bias row, recurrent bias row
+            return b.reshape(1, -1)
+        return np.concatenate([b, np.zeros_like(b)])[None]
+
+    def unrolled_weights(self, w):
+        n = self.units
+        out = {"kernel": w("kernel")}
+        if self.reset_after:
+            out["recurrent_kernel"] = w("recurrent_kernel")
+        else:
+            out["recurrent_kernel_zr"] = w("recurrent_kernel", lambda a: a[:, : 2 * n], "zr")
+            out["recurrent_kernel_h"] = w("recurrent_kernel", lambda a: a[:, 2 * n :], "h")
+        if self.use_bias:
+            if self.reset_after:
+                out["bias"] = w("bias", lambda b: b[0], "input")
+                out["recurrent_bias"] = w("bias", lambda b: b[1], "recurrent")
+            else:
+                out["bias"] = w("bias")
+        return out
+
+    def step(self, ops, xw, states, w):
+        return [gru_step(ops, self, xw, states[0], w)]
 
 
 # The wrappers register themselves on import; keep this at the end (they subclass nothing

@@ -7,12 +7,14 @@ for Bidirectional(LSTM(...)), `dense/kernel` for TimeDistributed(Dense(...)).
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
 from dataclasses import replace
 
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, choice, describe, optional
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
-from transpiler.layers.recurrent import Recurrent
+from transpiler.layers.recurrent import Recurrent, RecurrentWeights
 
 
 def _layer_instance(value) -> Layer:
@@ -40,6 +42,40 @@ def _prefixed(prefix: str, layer: Layer, weights: list[Weight]) -> list[Weight]:
 
 def _strip(name: str, prefix: str) -> str:
     return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def _adjust_wrapped(layers: list[Layer], weight: Weight, value):
+    """A wrapper's initial value: the wrapped layer's hook, on the unprefixed weight."""
+    for layer in layers:
+        prefix = f"{layer.name}/"
+        if weight.name.startswith(prefix):
+            return layer.adjust_initial_value(
+                replace(weight, name=weight.name[len(prefix) :]), value
+            )
+    return value
+
+
+@contextmanager
+def _lowering_inner(ctx, inner: Layer):
+    """Lowers `inner` (wrapped by ctx.layer, which holds its weights as `<inner>/<w>`) as
+    a layer of its own: a copy named `<wrapper>/<inner>` becomes ctx.layer, with its
+    weights under that name for the time being (so initializers are `<wrapper>/<inner>/<w>`).
+    """
+    owner = ctx.layer
+    alias = copy.copy(inner)
+    alias.name = f"{owner.name}/{inner.name}"
+    prefix = f"{inner.name}/"
+    own = ctx.weights.get(owner.name, {})
+    saved = ctx.weights
+    ctx.weights = {
+        **saved,
+        alias.name: {k[len(prefix) :]: v for k, v in own.items() if k.startswith(prefix)},
+    }
+    ctx.layer = alias
+    try:
+        yield alias
+    finally:
+        ctx.weights, ctx.layer = saved, owner
 
 
 @register
@@ -166,6 +202,40 @@ class Bidirectional(Layer):
     def describe_config(self) -> str:
         return f"Bidirectional({self.layer.describe_config()})"
 
+    def adjust_initial_value(self, weight: Weight, value):
+        return _adjust_wrapped([self.forward_layer, self.backward_layer], weight, value)
+
+    def lower(self, ctx, inputs):
+        x, *states = inputs
+        fwd, bwd = self.forward_layer, self.backward_layer
+        n_fwd = len(fwd.state_names)
+        y, *states_f = fwd.lower_sequence(
+            ctx, x, states[:n_fwd], RecurrentWeights(ctx, ctx.layer, f"{fwd.name}/")
+        )
+        # Keras reverses the backward layer's output sequence back into time order
+        y_rev, *states_b = bwd.lower_sequence(
+            ctx,
+            x,
+            states[n_fwd:],
+            RecurrentWeights(ctx, ctx.layer, f"{bwd.name}/"),
+            flip_output=self.return_sequences,
+        )
+        mode = self.merge_mode
+        if mode is None:
+            return [y, y_rev, *states_f, *states_b]
+        if y.perm != y_rev.perm:
+            y, y_rev = ctx.logical(y), ctx.logical(y_rev)
+        out_type = self.output_types([x.type, *(s.type for s in states)])[0]
+        if mode == "concat":
+            out = ctx.op("Concat", [y, y_rev], axis=y.physical_axis(-1))
+        elif mode == "sum":
+            out = ctx.op("Add", [y, y_rev])
+        elif mode == "mul":
+            out = ctx.op("Mul", [y, y_rev])
+        else:  # ave: (y + y_rev) / 2
+            out = ctx.op("Div", [ctx.op("Add", [y, y_rev]), ctx.const(2.0)])
+        return [y.like(out, out_type), *states_f, *states_b]
+
 
 @register
 class TimeDistributed(Layer):
@@ -233,3 +303,35 @@ class TimeDistributed(Layer):
 
     def describe_config(self) -> str:
         return f"TimeDistributed({self.layer.describe_config()})"
+
+    def adjust_initial_value(self, weight: Weight, value):
+        return _adjust_wrapped([self.layer], weight, value)
+
+    def lower(self, ctx, inputs):
+        # Folds time into batch, (batch * time, ...), runs the wrapped layer, unfolds. A
+        # time-major input (a recurrent layer's sequence) folds as (time * batch, ...) and
+        # stays time-major.
+        (x,) = inputs
+        time_major = (1, 0, *range(2, x.rank))
+        if x.perm != time_major:
+            x = ctx.logical(x)
+        rest = x.type.shape[2:]
+        if all(isinstance(d, int) for d in rest):
+            fold = ctx.ints([-1, *rest])
+        else:
+            fold = ctx.op("Concat", [ctx.ints([-1]), ctx.op("Shape", [x], start=2)], axis=0)
+        child_type = x.type.with_shape((x.type.shape[0], *rest))
+        child = replace(x, name=ctx.op("Reshape", [x, fold]), type=child_type, perm=None)
+        with _lowering_inner(ctx, self.layer) as inner:
+            (y,) = inner.lower(ctx, [child])
+        y = ctx.logical(y)
+        out_type = self.output_types([x.type])
+        out_rest = out_type.shape[2:]
+        if all(isinstance(d, int) for d in out_rest):
+            tail = ctx.ints(out_rest)
+        else:
+            tail = ctx.op("Shape", [y], start=1)
+        lead = ctx.op("Shape", [x], start=0, end=2)
+        out = ctx.op("Reshape", [y, ctx.op("Concat", [lead, tail], axis=0)])
+        perm = None if x.perm is None else (1, 0, *range(2, out_type.rank))
+        return [replace(x, name=out, type=out_type, perm=perm)]

@@ -95,7 +95,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
     _check_nesting(text, file)
     try:
         tree = parser().parse(text)
-    except UnexpectedEOF as e:
+    except UnexpectedEOF:
         raise KdlErrors([_eof_error(text, file)]) from None
     except UnexpectedToken as e:
         raise KdlErrors([_token_error(text, file, e)]) from None
@@ -179,7 +179,7 @@ def _token_error(text: str, file: str, e: UnexpectedToken) -> KdlError:
         hint = "separate items with ',' and close the list with ']'"
     elif tok.type == "NAME" and str(tok) in ("input", "output", "repeat", "const"):
         hint = f"'{tok}' starts a statement inside a model or block"
-    elif expected == {"LBRACE"} or "LBRACE" in expected and len(expected) <= 3:
+    elif expected == {"LBRACE"} or ("LBRACE" in expected and len(expected) <= 3):
         hint = "a model, block or train body starts with '{'"
     elif tok.type == "NAME" and expected & {"MODEL", "BLOCK", "TRAIN", "IMPORT", "CONST"}:
         hint = "a file holds `model`, `block`, `train`, `import` and `const` definitions"

@@ -41,7 +41,7 @@ def providers_for(device: str) -> list[str]:
     if preload is not None:
         try:
             preload()
-        except Exception as e:  # noqa: BLE001 - any failure means CUDA is not usable
+        except Exception as e:
             _fail(f"--device cuda: the CUDA libraries could not be loaded ({e})")
     return ["CUDAExecutionProvider"]
 
@@ -61,7 +61,7 @@ def create_session(model, device: str = "cpu", threads: int | None = None):
     providers = providers_for(device)
     try:
         session = ort.InferenceSession(model, options, providers=providers)
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises many types
+    except Exception as e:
         _fail(f"onnxruntime cannot load the model: {str(e).splitlines()[0]}")
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
         _fail("--device cuda: onnxruntime fell back to the CPU; CUDA is not usable here")

@@ -108,7 +108,7 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
         if "layers" in f and isinstance(f["layers"], h5py.Group):
             entries = _read_keras3(f["layers"], h5py)
             return _match_keras3(entries, graph, str(path))
-        group = f["model_weights"] if "model_weights" in f else f
+        group = f.get("model_weights", f)
         if "layer_names" in group.attrs:
             return _match_legacy(_read_legacy(group), graph, str(path))
     _fail(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-
 EPSILON = 1e-7  # keras.config.epsilon()
 
 LOSSES: dict[str, Callable] = {}

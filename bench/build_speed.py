@@ -1,0 +1,76 @@
+"""`ktrans build examples/resnet50.kdl` against exporting the same ResNet-50 from PyTorch
+with torch.onnx.export (legacy TorchScript exporter, and dynamo=True), each as a whole
+process (interpreter start-up, imports, model construction, export, write), in one run.
+
+Run: .venv/bin/python bench/build_speed.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TORCH_EXPORT = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+sys.path.insert(0, {bench!r})
+import torch
+from torch_models import ResNet50
+model = ResNet50().eval()
+x = torch.zeros(1, 224, 224, 3)
+torch.onnx.export(model, (x,), {out!r}, dynamo={dynamo}, opset_version={opset},
+                  input_names=["image"], output_names=["output"],
+                  dynamic_axes={{"image": {{0: "batch"}}}} if not {dynamo} else None,
+                  dynamic_shapes=({{0: torch.export.Dim("batch")}},) if {dynamo} else None)
+"""
+
+
+def timed(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ktrans = [
+            sys.executable,
+            "-m",
+            "transpiler",
+            "build",
+            str(ROOT / "examples/resnet50.kdl"),
+            "-o",
+            f"{tmp}/k.onnx",
+        ]
+        subprocess.run(ktrans, check=True, capture_output=True)  # warm the parser cache
+        results = {"ktrans build": timed(ktrans, args.runs)}
+        for label, dynamo, opset in (
+            ("torch.onnx.export (legacy)", False, 17),
+            ("torch.onnx.export (dynamo=True)", True, 18),
+        ):
+            script = TORCH_EXPORT.format(
+                bench=str(ROOT / "bench"), out=f"{tmp}/t.onnx", dynamo=dynamo, opset=opset
+            )
+            results[label] = timed([sys.executable, "-c", script], args.runs)
+    base = results["ktrans build"]
+    print(f"ResNet-50, whole process, median of {args.runs} runs:")
+    for label, seconds in results.items():
+        ratio = "" if label == "ktrans build" else f"  ({seconds / base:.1f}x ktrans)"
+        print(f"  {label:34s} {seconds:6.2f} s{ratio}")
+
+
+if __name__ == "__main__":
+    main()
