@@ -43,7 +43,14 @@ CASES = [
     ),
     ("semicolon", MLP % "    Dense(3);", 3, 13, "unexpected character ';'", "no ';'"),
     ("single-pipe", MLP % "    y = x | Dense(3)", 3, 11, "unexpected character '|'", "'|>'"),
-    ("double-equals", MLP % "    y == x", 3, 8, "unexpected", None),
+    (
+        "double-equals",
+        MLP % "    y == x",
+        3,
+        5,
+        "a comparison on its own does nothing",
+        "name = value",
+    ),
     ("unterminated-string", 'import "blocks.kdl\nmodel M {}\n', 1, 8, "unterminated string", None),
     ("stray-token-top", "Dense(3)\n", 1, 1, "unexpected name 'Dense'", "a file holds"),
     (

@@ -28,11 +28,11 @@ def rand(*shape):
 
 
 def build(kdl: str):
-    from transpiler.emit.onnx import build_model
-    from transpiler.graph import load
-
     import tempfile
     from pathlib import Path
+
+    from transpiler.emit.onnx import build_model
+    from transpiler.graph import load
 
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "m.kdl"
@@ -99,6 +99,8 @@ CASES = [
         ),
     ),
     ("GRU(4)", lambda: layers.GRU(4)),
+    # alpha and beta belong to the second function only
+    ("GRU(4, activation=hard_sigmoid)", lambda: layers.GRU(4, activation="hard_sigmoid")),
     ("GRU(4, reset_after=false)", lambda: layers.GRU(4, reset_after=False)),
     (
         "GRU(4, reset_after=false, return_sequences=true, go_backwards=true)",
@@ -173,7 +175,7 @@ def test_dynamic_time_axis(tmp_path, kdl_layer, keras_layer):
 def test_dynamic_time_axis_with_an_activation_onnx_lacks():
     from transpiler.errors import KdlErrors
 
-    with pytest.raises(KdlErrors, match="activation 'gelu'.*known number of timesteps"):
+    with pytest.raises(KdlErrors, match=r"activation 'gelu'.*known number of timesteps"):
         build("model M {\n input x: float32[?, 3]\n GRU(4, activation=gelu)\n}\n")
 
 

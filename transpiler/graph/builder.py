@@ -178,6 +178,9 @@ class GraphBuilder(ExpressionEvaluator):
             self.output(stmt, outputs)
         elif isinstance(stmt, ast.Repeat):
             self.repeat(stmt, inputs, outputs, top)
+        elif isinstance(stmt, ast.If):
+            branch = stmt.body if self.truth(stmt.condition) else stmt.orelse
+            self.run_body(branch, inputs, outputs, top)
         elif isinstance(stmt, ast.ConstDef):
             value = self.eval(stmt.value)
             self.check_constant(value, stmt.value.span)
@@ -270,6 +273,9 @@ class GraphBuilder(ExpressionEvaluator):
 
     def sequential(self, expr: ast.Expr):
         """A bare statement: a layer applies to the previous value; a tensor becomes it."""
+        if isinstance(expr, (ast.Compare, ast.BoolOp)):
+            hint = "to bind a name, write name = value" if getattr(expr, "op", "") == "==" else None
+            self.error(expr.span, "a comparison on its own does nothing", hint)
         value = self.eval(expr)
         if is_applicable(value):
             if self.current is None:
@@ -523,6 +529,9 @@ def _flatten(body):
         yield stmt
         if isinstance(stmt, ast.Repeat):
             yield from _flatten(stmt.body)
+        elif isinstance(stmt, ast.If):
+            yield from _flatten(stmt.body)
+            yield from _flatten(stmt.orelse)
 
 
 def _definitions(body) -> dict[str, Span]:
@@ -536,5 +545,8 @@ def _definitions(body) -> dict[str, Span]:
             out.setdefault(stmt.name, stmt.name_span)
         elif isinstance(stmt, ast.Repeat):
             for k, v in _definitions(stmt.body).items():
+                out.setdefault(k, v)
+        elif isinstance(stmt, ast.If):
+            for k, v in {**_definitions(stmt.orelse), **_definitions(stmt.body)}.items():
                 out.setdefault(k, v)
     return out

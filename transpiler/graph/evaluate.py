@@ -15,6 +15,15 @@ from transpiler.layers.expression_shapes import Index as IndexOp
 from transpiler.layers.expressions import BINARY_OPERATORS, FUNCTIONS
 from transpiler.parser import ast
 
+INTROSPECTION = ("shape",)  # functions of a tensor's type, known when the graph is built
+_COMPARE = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 _FOLD = {
     "+": operator.add,
     "-": operator.sub,
@@ -92,7 +101,7 @@ class ExpressionEvaluator:
             return LayerClass(LAYERS[name])
         if name in self.program.blocks:
             return BlockDefRef(self.program.blocks[name])
-        if name in FUNCTIONS:
+        if name in FUNCTIONS or name in INTROSPECTION:
             return Function(name)
         return None
 
@@ -156,6 +165,42 @@ class ExpressionEvaluator:
             result = int(result)
         return result
 
+    # ------------------------------------------------------------ conditions
+
+    def eval_Compare(self, e: ast.Compare):
+        left, right = self.eval(e.left), self.eval(e.right)
+        for side in (left, right):
+            if is_tensor(side):
+                self.error(
+                    e.span,
+                    f"'{e.op}' compares values known when the graph is built, not tensors",
+                    "compare numbers, names or shape(x)[i]",
+                )
+        left, right = _plain(left), _plain(right)
+        try:
+            return bool(_COMPARE[e.op](left, right))
+        except TypeError:
+            self.error(e.span, f"cannot compare {self.what(left)} and {self.what(right)}")
+
+    def eval_BoolOp(self, e: ast.BoolOp):
+        left = self.truth(e.left)
+        if e.op == "not":
+            return not left
+        if e.op == "and":
+            return left and self.truth(e.right)
+        return left or self.truth(e.right)
+
+    def truth(self, expr: ast.Expr) -> bool:
+        value = self.eval(expr)
+        if not isinstance(value, bool):
+            self.error(
+                expr.span,
+                f"a condition must be true or false; got {self.what(value)}",
+                "conditions are known when the graph is built: use bool parameters, "
+                "comparisons, and, or, not",
+            )
+        return value
+
     # ------------------------------------------------------------ calls and pipes
 
     def eval_Pipe(self, e: ast.Pipe):
@@ -173,6 +218,11 @@ class ExpressionEvaluator:
             return self.new_layer(func.cls, args, kwargs, e, arg_spans)
         if isinstance(func, BlockDefRef):
             return self.bind_block(func.block, args, kwargs, e)
+        if isinstance(func, Function) and func.name in INTROSPECTION:
+            if len(args) != 1 or kwargs or not is_tensor(args[0]):
+                self.error(e.span, "shape(x) takes one tensor")
+            dims = args[0].type.shape
+            return tuple(d if isinstance(d, int) else None for d in dims)
         if isinstance(func, Function):
             tensors = [a for a in args if is_tensor(a)]
             if len(args) == 1 and isinstance(args[0], list) and all(map(is_tensor, args[0])):
@@ -283,6 +333,13 @@ class ExpressionEvaluator:
 
     def eval_Index(self, e: ast.Index):
         x = self.eval(e.value)
+        if isinstance(x, (list, tuple)) and len(e.subscripts) == 1:
+            i = self.eval(e.subscripts[0])
+            if not is_int(i):
+                self.error(e.subscripts[0].span, "a list index must be an integer")
+            if not -len(x) <= i < len(x):
+                self.error(e.subscripts[0].span, f"index {i} is out of range for {len(x)} items")
+            return x[i]
         if not is_tensor(x):
             self.error(e.value.span, f"only tensors can be indexed; got {self.what(x)}")
         subs = list(e.subscripts)
@@ -359,3 +416,8 @@ class ExpressionEvaluator:
         from transpiler.layers import LAYERS
 
         return suggest(name, list(LAYERS) + list(self.program.blocks) + list(FUNCTIONS))
+
+
+def _plain(value):
+    """Symbols compare by name (`padding == same`)."""
+    return value.name if isinstance(value, Symbol) else value

@@ -7,6 +7,8 @@ Axes count the batch axis as 0 (`axis=-1` is the last axis), as in Keras.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from transpiler.graph.types import Dim, TensorType, dims_compatible, format_shape
 from transpiler.layers.args import ArgError, boolean, describe, integer, is_int
 from transpiler.layers.base import Arg, Layer, register
@@ -52,11 +54,43 @@ def _same_dtype(layer: Layer, inputs: list[TensorType]) -> None:
         )
 
 
+def _common_layout(ctx, inputs: list) -> list:
+    """The inputs as they are stored when they share one layout, else all in Keras's."""
+    if len({t.perm for t in inputs}) == 1:
+        return list(inputs)
+    return [ctx.logical(t) for t in inputs]
+
+
 class _ElementWise(Layer):
     """An element-wise merge of two or more tensors."""
 
     family = "merge"
     num_inputs = (2, None)
+    #: the ONNX op that folds the inputs left to right, as Keras does
+    onnx_op = "Add"
+
+    def lower(self, ctx, inputs):
+        out_type = self.output_types([t.type for t in inputs])
+        rank = max(t.rank for t in inputs)
+        if all(t.rank == rank for t in inputs):
+            ts = _common_layout(ctx, inputs)
+        else:
+            # Keras inserts the missing axes at 1 (after batch), then broadcasts
+            ts = []
+            for t in inputs:
+                t = ctx.logical(t)
+                if t.rank < rank:
+                    axes = ctx.ints(list(range(1, 1 + rank - t.rank)), "axes")
+                    t = replace(t, name=ctx.op("Unsqueeze", [t, axes]))
+                ts.append(t)
+        out = self.combine(ctx, [t.name for t in ts])
+        return [replace(ts[0], name=out, type=out_type)]
+
+    def combine(self, ctx, names: list[str]) -> str:
+        out = names[0]
+        for other in names[1:]:
+            out = ctx.op(self.onnx_op, [out, other])
+        return out
 
     def build(self, inputs):
         self.output_types(inputs)  # checks the shapes
@@ -105,11 +139,17 @@ class Multiply(_ElementWise):
     """Multiplies its inputs element-wise. Input: two or more tensors of broadcastable
     shapes. Output shape: the broadcast shape."""
 
+    onnx_op = "Mul"
+
 
 @register
 class Average(_ElementWise):
     """Averages its inputs element-wise. Input: two or more tensors of broadcastable shapes.
     Output shape: the broadcast shape."""
+
+    def combine(self, ctx, names):
+        total = super().combine(ctx, names)  # Keras: the sum, then / n
+        return ctx.op("Div", [total, ctx.const(float(len(names)))])
 
 
 @register
@@ -117,11 +157,15 @@ class Maximum(_ElementWise):
     """Element-wise maximum of its inputs. Input: two or more tensors of broadcastable
     shapes. Output shape: the broadcast shape."""
 
+    onnx_op = "Max"
+
 
 @register
 class Minimum(_ElementWise):
     """Element-wise minimum of its inputs. Input: two or more tensors of broadcastable
     shapes. Output shape: the broadcast shape."""
+
+    onnx_op = "Min"
 
 
 @register
@@ -185,6 +229,14 @@ class Concatenate(Layer):
             out[axis] = sizes[0]
         return first.with_shape(out)
 
+    def lower(self, ctx, inputs):
+        out_type = self.output_types([t.type for t in inputs])
+        if len(inputs) == 1:
+            return [inputs[0].like(inputs[0].name, out_type)]
+        ts = _common_layout(ctx, inputs)
+        out = ctx.op("Concat", ts, axis=ts[0].physical_axis(self.axis))
+        return [ts[0].like(out, out_type)]
+
 
 def _axes(value) -> int | tuple[int, int]:
     if is_int(value):
@@ -247,4 +299,33 @@ class Dot(Layer):
         out = s1 + s2
         if len(out) == 1:
             out.append(1)
+        self._axes = tuple(axes)
         return x1.with_shape(out)
+
+    def lower(self, ctx, inputs):
+        # Keras's batch_dot as one Einsum: x1's axes without a1, then x2's without batch
+        # and a2; (batch, 1) when nothing else remains.
+        x1, x2 = (ctx.logical(t) for t in inputs)
+        out_type = self.output_types([x1.type, x2.type])
+        a1, a2 = self._axes
+        letters = iter("bcdefghijklmnopqrstuvwxyz")
+        n, k = "a", "z"
+        s1 = [n] + [next(letters) if i != a1 else k for i in range(1, x1.rank)]
+        s2 = [n] + [next(letters) if i != a2 else k for i in range(1, x2.rank)]
+        names = [x1.name, x2.name]
+        if self.normalize:
+            names = [_l2_normalize(ctx, x, a) for x, a in ((x1, a1), (x2, a2))]
+        result = [c for c in s1 if c != k] + [c for c in s2[1:] if c != k]
+        eq = f"{''.join(s1)},{''.join(s2)}->{''.join(result)}"
+        out = ctx.op("Einsum", names, equation=eq)
+        if len(result) == 1:
+            out = ctx.op("Unsqueeze", [out, ctx.ints([1], "axes")])
+        return [x1.like(out, out_type)]
+
+
+def _l2_normalize(ctx, x, axis: int) -> str:
+    """Keras's normalize(x, axis): x * min(rsqrt(sum(x ** 2, axis)), 1 / epsilon)."""
+    square_sum = ctx.op("ReduceSum", [ctx.op("Mul", [x, x]), ctx.ints([axis], "axes")], keepdims=1)
+    inv = ctx.op("Reciprocal", [ctx.op("Sqrt", [square_sum])])
+    inv = ctx.op("Min", [inv, ctx.const(1.0 / 1e-7)])
+    return ctx.op("Mul", [x, inv])

@@ -55,6 +55,20 @@ class UnaryOp(Expr):
 
 
 @dataclass(frozen=True)
+class Compare(Expr):
+    op: str  # == != < <= > >=
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class BoolOp(Expr):
+    op: str  # and, or, not (not has right None)
+    left: Expr
+    right: Expr | None
+
+
+@dataclass(frozen=True)
 class Pipe(Expr):
     """`value |> layer`: apply `layer` to `value`."""
 
@@ -145,6 +159,15 @@ class ExprStmt(Stmt):
 class Repeat(Stmt):
     count: Expr
     body: tuple[Stmt, ...]
+
+
+@dataclass(frozen=True)
+class If(Stmt):
+    """`if cond { ... } else { ... }`: the condition is known when the graph is built."""
+
+    condition: Expr
+    body: tuple[Stmt, ...]
+    orelse: tuple[Stmt, ...]
 
 
 @dataclass(frozen=True)

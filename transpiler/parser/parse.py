@@ -364,7 +364,34 @@ class _ToAst(Transformer):
         count, *body = children
         return ast.Repeat(self.s(meta), count, tuple(body))
 
+    @v_args(meta=True, inline=False)
+    def if_stmt(self, meta, children):
+        condition, body, orelse = children
+        if isinstance(orelse, ast.If):
+            orelse = (orelse,)
+        return ast.If(self.s(meta), condition, tuple(body), tuple(orelse or ()))
+
+    @v_args(meta=True, inline=False)
+    def then_body(self, meta, children):
+        return tuple(children)
+
+    @v_args(meta=True, inline=False)
+    def else_body(self, meta, children):
+        return tuple(children)
+
     # ---- expressions
+    def compare(self, meta, left, op, right):
+        return ast.Compare(self.s(meta), str(op), left, right)
+
+    def or_(self, meta, left, right):
+        return ast.BoolOp(self.s(meta), "or", left, right)
+
+    def and_(self, meta, left, right):
+        return ast.BoolOp(self.s(meta), "and", left, right)
+
+    def not_(self, meta, operand):
+        return ast.BoolOp(self.s(meta), "not", operand, None)
+
     def pipe(self, meta, value, target):
         return ast.Pipe(self.s(meta), value, target)
 

@@ -61,8 +61,10 @@ def vjp(*op_types: str):
 def load_rules() -> dict[str, Callable]:
     """Imports every rule module (each registers its rules) and returns the table."""
     from transpiler.emit.train.grad import (  # noqa: F401
+        conv,
         elementwise,
         linear,
+        pool,
         shape,
     )
 
