@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -58,6 +60,31 @@ class ReLU(_Elementwise):
         Arg("threshold", non_negative_float, 0.0),
     )
 
+    def lower(self, ctx, inputs):
+        # Keras 3's ReLU.static_call, step by step
+        (x,) = inputs
+        slope, top, threshold = self.negative_slope, self.max_value, self.threshold
+        if slope != 0 and top is None and threshold == 0:
+            return [x.like(ctx.op("LeakyRelu", [x], alpha=float(slope)))]
+        negative = None
+        if slope != 0:
+            below = ctx.op("Sub", [ctx.const(threshold), x]) if threshold else ctx.op("Neg", [x])
+            negative = ctx.op("Relu", [below])
+        clip = top is not None
+        if threshold != 0:
+            keep = ctx.op("Greater", [x, ctx.const(threshold)])
+            y = ctx.op("Where", [keep, x, ctx.const(0.0)])
+        elif top == 6:
+            y = ctx.op("Clip", [x, ctx.const(0.0), ctx.const(6.0)])
+            clip = False
+        else:
+            y = ctx.op("Relu", [x])
+        if clip:
+            y = ctx.op("Clip", [y, ctx.const(0.0), ctx.const(top)])
+        if negative is not None:
+            y = ctx.op("Sub", [y, ctx.op("Mul", [ctx.const(slope), negative])])
+        return [x.like(y)]
+
 
 @register
 class LeakyReLU(_Elementwise):
@@ -66,6 +93,10 @@ class LeakyReLU(_Elementwise):
 
     signature = (Arg("negative_slope", non_negative_float, 0.3),)
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        return [x.like(ctx.op("LeakyRelu", [x], alpha=float(self.negative_slope)))]
+
 
 @register
 class ELU(_Elementwise):
@@ -73,6 +104,10 @@ class ELU(_Elementwise):
     Args: alpha=1.0. Output shape: as input."""
 
     signature = (Arg("alpha", number, 1.0),)
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        return [x.like(ctx.op("Elu", [x], alpha=float(self.alpha)))]
 
 
 @register
@@ -97,6 +132,19 @@ class Softmax(_Elementwise):
                     arg="axis",
                 )
         return []
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        axes = (self.axis,) if is_int(self.axis) else tuple(self.axis)
+        physical = sorted({x.physical_axis(a) for a in axes})
+        if len(physical) == 1:
+            return [x.like(ctx.op("Softmax", [x], axis=physical[0]))]
+        # several axes: exp(x - logsumexp(x)), computed as exp(x - max) / sum
+        axes_c = ctx.ints(physical, "axes")
+        top = ctx.op("ReduceMax", [x, axes_c], keepdims=1)
+        e = ctx.op("Exp", [ctx.op("Sub", [x, top])])
+        total = ctx.op("ReduceSum", [e, axes_c], keepdims=1)
+        return [x.like(ctx.op("Div", [e, total]))]
 
 
 @register
@@ -141,3 +189,11 @@ class PReLU(Layer):
 
     def output_types(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
+
+    def lower(self, ctx, inputs):
+        # Keras: relu(x) - alpha * relu(-x), which is ONNX's PRelu; alpha (the input shape
+        # without batch) laid out as x is stored
+        (x,) = inputs
+        perm = x.perm or tuple(range(x.rank))
+        slope = ctx.weight("alpha", lambda a: np.transpose(a[None], perm), f"{perm}")
+        return [x.like(ctx.op("PRelu", [x, slope]))]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from transpiler.graph.types import TensorType, dims_compatible, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -184,3 +188,69 @@ class MultiHeadAttention(Layer):
 
     def describe_config(self) -> str:
         return f"MultiHeadAttention(num_heads={self.num_heads}, key_dim={self.key_dim})"
+
+    def lower(self, ctx, inputs):
+        # Keras's math with the attention axes flattened into one sequence axis: project
+        # to (batch, seq, heads, size), scale the query by 1/sqrt(key_dim), softmax over
+        # the keys, combine the values, project the heads back.
+        query, value = (ctx.logical(t) for t in inputs[:2])
+        key = ctx.logical(inputs[2]) if len(inputs) == 3 else value
+        rank = query.rank
+        if self.attention_axes_of(rank) != tuple(range(1, rank - 1)):
+            raise NotImplementedError(
+                f"attention_axes={list(self.attention_axes)}: only the default attention axes "
+                f"(all axes between batch and features, here {list(range(1, rank - 1))}) are "
+                "lowered"
+            )
+        if self.sliding_window is not None and rank != 3:
+            raise NotImplementedError("sliding_window with inputs of rank above 3")
+        heads, key_dim, value_dim = self.num_heads, self.key_dim, self.head_value_dim
+        out_shape = self.output_shape or (query.type.shape[-1],)
+
+        def project(t, name: str, size: int) -> str:
+            x = t.name
+            if rank > 3:
+                x = ctx.op("Reshape", [x, ctx.ints([0, -1, t.type.shape[-1]])])
+            kernel = ctx.weight(f"{name}/kernel", lambda k: k.reshape(k.shape[0], -1))
+            y = ctx.op("MatMul", [x, kernel])
+            if self.use_bias:
+                y = ctx.op("Add", [y, ctx.weight(f"{name}/bias", lambda b: b.reshape(-1))])
+            return ctx.op("Reshape", [y, ctx.ints([0, 0, heads, size])])
+
+        q = ctx.op("Transpose", [project(query, "query", key_dim)], perm=[0, 2, 1, 3])
+        q = ctx.op("Mul", [q, ctx.const(1.0 / math.sqrt(float(key_dim)))])
+        k = ctx.op("Transpose", [project(key, "key", key_dim)], perm=[0, 2, 3, 1])
+        v = ctx.op("Transpose", [project(value, "value", value_dim)], perm=[0, 2, 1, 3])
+        scores = ctx.op("MatMul", [q, k])  # (batch, heads, Tq, Tv)
+        if self.sliding_window is not None:
+            keep = self._window_mask(ctx, query, value, q, k)
+            scores = ctx.op("Where", [keep, scores, ctx.const(-1e9)])
+        probs = ctx.op("Softmax", [scores], axis=-1)
+        o = ctx.op("Transpose", [ctx.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        if self.use_gate:
+            o = ctx.op("Mul", [o, ctx.op("Sigmoid", [project(query, "gate", value_dim)])])
+        o = ctx.op("Reshape", [o, ctx.ints([0, 0, heads * value_dim])])
+        kernel = ctx.weight("attention_output/kernel", lambda w: w.reshape(heads * value_dim, -1))
+        y = ctx.op("MatMul", [o, kernel])
+        if self.use_bias:
+            y = ctx.op("Add", [y, ctx.weight("attention_output/bias", lambda b: b.reshape(-1))])
+        out_type = self.output_types([t.type for t in inputs])
+        if rank > 3 or len(out_shape) > 1:
+            lead = ctx.op("Shape", [query], start=0, end=rank - 1)
+            shape = ctx.op("Concat", [lead, ctx.ints(list(out_shape))], axis=0)
+            y = ctx.op("Reshape", [y, shape])
+        return [query.like(y, out_type)]
+
+    def _window_mask(self, ctx, query, value, q: str, k: str) -> str:
+        """Keras's sliding window: query i sees key j when |i - j| < sliding_window."""
+        tq, tv = query.type.shape[1], value.type.shape[1]
+        if isinstance(tq, int) and isinstance(tv, int):
+            rows, cols = np.arange(tq)[:, None], np.arange(tv)[None, :]
+            return ctx.const(np.abs(rows - cols) < self.sliding_window, np.bool_, "window")
+        zero, one = ctx.const(0, np.int64), ctx.const(1, np.int64)
+        n_q = ctx.op("Gather", [ctx.op("Shape", [q]), ctx.const(2, np.int64)], axis=0)
+        n_v = ctx.op("Gather", [ctx.op("Shape", [k]), ctx.const(3, np.int64)], axis=0)
+        rows = ctx.op("Unsqueeze", [ctx.op("Range", [zero, n_q, one]), ctx.ints([1], "axes")])
+        cols = ctx.op("Range", [zero, n_v, one])
+        distance = ctx.op("Abs", [ctx.op("Sub", [rows, cols])])
+        return ctx.op("Less", [distance, ctx.const(self.sliding_window, np.int64)])

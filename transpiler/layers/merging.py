@@ -132,6 +132,7 @@ class Subtract(_ElementWise):
     of broadcastable shapes. Output shape: the broadcast shape."""
 
     num_inputs = (2, 2)
+    onnx_op = "Sub"
 
 
 @register

@@ -7,6 +7,8 @@ Keras.
 
 from __future__ import annotations
 
+import numpy as np
+
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -98,6 +100,31 @@ class _Normalization(Layer):
     def output_types(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
 
+    def affine_lowered(self, ctx, x, y: str, channel: int) -> str:
+        """y * gamma + beta with gamma and beta (n,) on logical axis `channel`, broadcast
+        on the axis where x stores it."""
+        p = x.physical_axis(channel)
+        trailing = (1,) * (x.rank - 1 - p)
+        key = f"axis{p}of{x.rank}"
+        if self.scale:
+            gamma = ctx.weight("gamma", lambda g: g.reshape(-1, *trailing), key)
+            y = ctx.op("Mul", [y, gamma])
+        if self.center:
+            beta = ctx.weight("beta", lambda b: b.reshape(-1, *trailing), key)
+            y = ctx.op("Add", [y, beta])
+        return y
+
+
+def _moments_normalized(ctx, x: str, axes: list[int], epsilon: float, center: bool = True):
+    """(x - mean) / sqrt(var + epsilon) over `axes` (stored axes); without `center`,
+    x / sqrt(var + epsilon) (the variance is centered either way)."""
+    axes_c = ctx.ints(sorted(axes), "axes")
+    mean = ctx.op("ReduceMean", [x, axes_c], keepdims=1)
+    d = ctx.op("Sub", [x, mean])
+    var = ctx.op("ReduceMean", [ctx.op("Mul", [d, d]), axes_c], keepdims=1)
+    std = ctx.op("Sqrt", [ctx.op("Add", [var, ctx.const(epsilon)])])
+    return ctx.op("Div", [d if center else x, std])
+
 
 _AFFINE_INITIALIZERS = (
     Arg("beta_initializer", initializer, "zeros"),
@@ -154,6 +181,42 @@ class BatchNormalization(_Normalization):
             self.weight("moving_variance", (n,), self.moving_variance_initializer, trainable=False),
         ]
 
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        index = self.axis_index(x.type, self.axis)
+        n = x.type.shape[index]
+        if x.physical_axis(index) == 1:
+            # the channel axis is where ONNX's BatchNormalization wants it, as stored
+            ones, zeros = np.ones(n, np.float32), np.zeros(n, np.float32)
+            scale = ctx.weight("gamma") if self.scale else ctx.const(ones, name="gamma")
+            bias = ctx.weight("beta") if self.center else ctx.const(zeros, name="beta")
+            mean, var = ctx.weight("moving_mean"), ctx.weight("moving_variance")
+            y = ctx.op("BatchNormalization", [x, scale, bias, mean, var], epsilon=self.epsilon)
+            return [x.like(y)]
+        # x * scale + shift, folded from the moving statistics, on the stored axis
+        trailing = (1,) * (x.rank - 1 - x.physical_axis(index))
+        eps = np.float32(self.epsilon)
+
+        def gamma_beta():
+            gamma = ctx.keras_weight("gamma") if self.scale else np.ones(n, np.float32)
+            beta = ctx.keras_weight("beta") if self.center else np.zeros(n, np.float32)
+            return gamma.astype(np.float32), beta.astype(np.float32)
+
+        def scale_of(var):
+            return gamma_beta()[0] / np.sqrt(var.astype(np.float32) + eps)
+
+        def shift_of(mean):
+            beta = gamma_beta()[1]
+            return beta - mean.astype(np.float32) * scale_of(ctx.keras_weight("moving_variance"))
+
+        r = len(trailing)
+        scale = ctx.weight(
+            "moving_variance", lambda v: scale_of(v).reshape(-1, *trailing), f"scale{r}"
+        )
+        shift = ctx.weight("moving_mean", lambda m: shift_of(m).reshape(-1, *trailing), f"shift{r}")
+        y = ctx.op("Add", [ctx.op("Mul", [x, scale]), shift])
+        return [x.like(y)]
+
 
 @register
 class LayerNormalization(_Normalization):
@@ -196,6 +259,46 @@ class LayerNormalization(_Normalization):
         return self.affine(
             shape, self.scale or self.rms_scaling, self.center and not self.rms_scaling
         )
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        rank = x.rank
+        axes = sorted(self.axis) if isinstance(self.axis, tuple) else [self.axis]
+        logical = [a % rank for a in axes]
+        # Keras reshapes gamma / beta (whose shape lists the axes in `axes` order) into
+        # the input's rank with those sizes in place
+        full = [1] * rank
+        for i in logical:
+            full[i] = x.type.shape[i]
+        perm = x.perm or tuple(range(rank))
+
+        def stored(v):
+            return np.transpose(v.reshape(full), perm)
+
+        physical = sorted(x.physical_axis(i) for i in logical)
+        k = len(physical)
+        scale = self.scale or self.rms_scaling
+        center = self.center and not self.rms_scaling
+        if not self.rms_scaling and physical == list(range(rank - k, rank)):
+            # the normalized axes are stored last: ONNX's LayerNormalization
+            tail = tuple(x.physical_shape()[rank - k :])
+            key = f"tail{perm}"
+            if scale:
+                gamma = ctx.weight("gamma", lambda g: stored(g).reshape(tail), key)
+            else:
+                gamma = ctx.const(np.ones(tail, np.float32), name="gamma")
+            args = [x.name, gamma]
+            if center:
+                args.append(ctx.weight("beta", lambda b: stored(b).reshape(tail), key))
+            y = ctx.op("LayerNormalization", args, axis=rank - k, epsilon=self.epsilon)
+            return [x.like(y)]
+        y = _moments_normalized(ctx, x.name, physical, self.epsilon, center=not self.rms_scaling)
+        key = f"full{perm}"
+        if scale:
+            y = ctx.op("Mul", [y, ctx.weight("gamma", stored, key)])
+        if center:
+            y = ctx.op("Add", [y, ctx.weight("beta", stored, key)])
+        return [x.like(y)]
 
 
 @register
@@ -242,3 +345,19 @@ class GroupNormalization(_Normalization):
                 arg="groups",
             )
         return self.affine((channels,), self.scale, self.center)
+
+    def lower(self, ctx, inputs):
+        # Keras splits the channel axis into (groups, channels // groups) and normalizes
+        # over everything but batch and groups; on the stored layout that is a Reshape to
+        # (batch, ..., groups, -1), moments over all axes but 0 and the groups axis, and
+        # a Reshape back; then gamma and beta per channel.
+        (x,) = inputs
+        index = self.axis_index(x.type, self.axis)
+        channels = x.type.shape[index]
+        groups = channels if self.groups == -1 else self.groups
+        p = x.physical_axis(index)
+        grouped = ctx.op("Reshape", [x, ctx.ints([0] * p + [groups, -1])])
+        axes = [*range(1, p), p + 1]
+        y = _moments_normalized(ctx, grouped, axes, self.epsilon)
+        y = ctx.op("Reshape", [y, ctx.op("Shape", [x])])
+        return [x.like(self.affine_lowered(ctx, x, y, index))]

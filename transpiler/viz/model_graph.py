@@ -13,11 +13,13 @@ In the spirit of `keras.utils.plot_model`, with other defaults:
 Node ids are the layer names (which are unique in a model); inputs, outputs and blocks
 get ids with a `/`, which no layer name can contain. Everything user-supplied that
 reaches a label is HTML-escaped, and the same graph always gives the same DOT text.
+
+This module assembles the diagram: which boxes, clusters and edges there are and where
+they go. What the boxes say is in `model_labels`, how they look in `model_style`.
 """
 
 from __future__ import annotations
 
-import html
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -26,44 +28,14 @@ import graphviz
 
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.types import format_shape
-from transpiler.layers.base import Layer, snake_case
+from transpiler.layers.base import Layer
+from transpiler.viz import model_labels as labels
+from transpiler.viz import model_style as style
+from transpiler.viz.dot_text import RANKDIRS
+from transpiler.viz.model_labels import esc, tip
+from transpiler.viz.model_style import FAMILY_COLOURS
 
-RANKDIRS = ("TB", "LR", "BT", "RL")
-
-_FONT = "Helvetica"
-_TEXT_LIMIT = 40  # longest config line before it is shortened
-
-# Set3 from ColorBrewer: pastel, distinct, and black text stays readable on all of them
-FAMILY_COLOURS: dict[str, str] = {
-    "conv": "#80b1d3",
-    "pooling": "#b3de69",
-    "dense": "#bebada",
-    "recurrent": "#8dd3c7",
-    "attention": "#fccde5",
-    "embedding": "#bc80bd",
-    "normalization": "#fdb462",
-    "activation": "#fb8072",
-    "merge": "#ffed6f",
-    "reshape": "#d9d9d9",
-    "regularization": "#ccebc5",
-    "core": "#ffffb3",
-    "expression": "#ffffff",
-}
-_BLOCK_FILL = "#eef0fa"
-_INPUT_FILL = "#1f4e79"
-_OUTPUT_FILL = "#2e6b30"
-_CLUSTER_FILLS = ("#f6f7fb", "#eceef6")  # alternating with the nesting depth
-
-# what an expression node shows instead of its op's name
-_OP_SYMBOLS = {
-    "add": "+",
-    "subtract": "−",
-    "multiply": "×",
-    "divide": "÷",
-    "pow": "**",
-    "matmul": "@",
-}
-_FLAG_WORDS = {"return_sequences": "seq", "return_state": "+state", "go_backwards": "reverse"}
+__all__ = ["FAMILY_COLOURS", "RANKDIRS", "model_digraph"]
 
 
 def model_digraph(
@@ -141,43 +113,18 @@ class _Drawer:
     def draw(self) -> graphviz.Digraph:
         g = self.graph
         dot = graphviz.Digraph(name=_safe_name(g.name))
-        dot.attr(
-            rankdir=self.rankdir,
-            fontname=_FONT,
-            nodesep="0.25",
-            ranksep="0.3",
-            newrank="true",
-            labelloc="t",
-        )
-        dot.attr(
-            "node",
-            shape="box",
-            style="rounded,filled",
-            fillcolor="#ffffff",
-            fontname=_FONT,
-            fontsize="10",
-            margin="0.1,0.04",
-            height="0.3",
-            penwidth="0.8",
-        )
-        dot.attr(
-            "edge",
-            fontname=_FONT,
-            fontsize="8",
-            color="#555555",
-            fontcolor="#333333",
-            arrowsize="0.6",
-            penwidth="0.8",
-        )
+        dot.attr(rankdir=self.rankdir, **style.GRAPH_ATTRS)
+        dot.attr("node", **style.NODE_ATTRS)
+        dot.attr("edge", **style.EDGE_ATTRS)
 
         with dot.subgraph() as s:
             s.attr(rank="source")
             for v in g.inputs:
                 s.node(
                     _input_id(v.name),
-                    label=self.input_label(v),
-                    tooltip=_tip(f"input {v.name}: {v.type}"),
-                    **_INPUT_STYLE,
+                    label=labels.input_label(v),
+                    tooltip=tip(f"input {v.name}: {v.type}"),
+                    **style.INPUT_STYLE,
                 )
             _order(s, [_input_id(v.name) for v in g.inputs])
 
@@ -188,15 +135,16 @@ class _Drawer:
             for name, v in g.outputs.items():
                 s.node(
                     _output_id(name),
-                    label=f"<<B>{_esc(name)}</B>>",
-                    tooltip=_tip(f"output {name}: {v.type}"),
-                    **_OUTPUT_STYLE,
+                    label=f"<<B>{esc(name)}</B>>",
+                    tooltip=tip(f"output {name}: {v.type}"),
+                    **style.OUTPUT_STYLE,
                 )
 
         for tail, head, attrs in self.edges():
             dot.edge(tail, head, **attrs)
 
-        dot.attr(label=self.title())
+        head = labels.title_head(g, show_params=self.o.show_params)
+        dot.attr(label=style.legend(head, self.families))
         return dot
 
     def draw_layers(self, dot: graphviz.Digraph) -> None:
@@ -239,16 +187,7 @@ class _Drawer:
     def draw_cluster(self, parent, cluster: _Cluster, statements, depth: int) -> None:
         with parent.subgraph(name=f"cluster_{cluster.instance}") as c:
             layers = self.block_layers(cluster.instance)
-            c.attr(
-                label=self.block_title(cluster.instance, layers),
-                style="rounded,filled",
-                fillcolor=_CLUSTER_FILLS[depth % 2],
-                color="#8a8fb0",
-                penwidth="0.8",
-                fontsize="10",
-                labeljust="l",
-                margin="8",
-            )
+            c.attr(label=self.block_title(cluster.instance, layers), **style.cluster_style(depth))
             # nodes and nested clusters in the order of first use
             order = {name: i for i, name in enumerate(layer.name for layer in self.layers)}
             items: list[tuple[int, str, object]] = [(order[n], "node", n) for n in cluster.nodes]
@@ -269,32 +208,25 @@ class _Drawer:
     # ------------------------------------------------------------------ nodes
 
     def layer_node(self, layer: Layer) -> tuple[str, dict[str, str]]:
-        family = layer.family if layer.family in FAMILY_COLOURS else "core"
+        family = style.family(layer)
         self.note_family(family)
         calls = len(self.calls[id(layer)])
-        tip = f"{layer.name}: {layer.describe_config()}"
+        text = f"{layer.name}: {layer.describe_config()}"
         if family == "expression":
-            attrs = dict(_EXPRESSION_STYLE)
-            attrs["tooltip"] = _tip(tip)
-            lines = [_esc(_expression_text(layer))]
-            if calls > 1:
-                lines.append(f'<FONT POINT-SIZE="7">shared ×{calls}</FONT>')
-            return _rows(lines), attrs
+            attrs = dict(style.EXPRESSION_STYLE)
+            attrs["tooltip"] = tip(text)
+            return labels.expression_label(layer, calls), attrs
 
-        lines = [f"<B>{_esc(layer.name)}</B>"]
-        if calls > 1:
-            lines[0] += f' <FONT POINT-SIZE="8" COLOR="#a01010">shared ×{calls}</FONT>'
-        lines.append(_esc(_config_text(layer)))
-        if self.o.show_activations:
-            act = _activation(layer)
-            if act:
-                lines.append(f"<I>{_esc(act)}</I>")
-        if self.o.show_params and layer.param_count:
-            lines.append(f'<FONT POINT-SIZE="8">{_params(layer.param_count)}</FONT>')
-        attrs = {"fillcolor": FAMILY_COLOURS[family], "tooltip": _tip(tip)}
+        label = labels.layer_label(
+            layer,
+            calls,
+            show_activations=self.o.show_activations,
+            show_params=self.o.show_params,
+        )
+        attrs = {"fillcolor": FAMILY_COLOURS[family], "tooltip": tip(text)}
         if calls > 1:
             attrs["penwidth"] = "1.6"
-        return _rows(lines), attrs
+        return label, attrs
 
     def block_node(self, instance: str, layers: list[Layer]) -> dict[str, str]:
         self.note_family("block")
@@ -303,58 +235,22 @@ class _Drawer:
             "label": self.block_title(instance, layers, node=True),
             "shape": "box3d",
             "style": "filled",
-            "fillcolor": _BLOCK_FILL,
-            "tooltip": _tip(f"{instance} ({self.block_type(instance)}): {names}"),
+            "fillcolor": style.BLOCK_FILL,
+            "tooltip": tip(f"{instance} ({self.block_types[instance]}): {names}"),
         }
 
     def block_title(self, instance: str, layers: list[Layer], node: bool = False) -> str:
-        head = f"<B>{_esc(instance)}</B> · {_esc(self.block_type(instance))}"
-        if not node:
-            if self.o.show_params:
-                head += f' <FONT POINT-SIZE="8">({_params(_sum_params(layers))})</FONT>'
-            return f"<{head}>"
-        detail = f"{len(layers)} layer{'s' if len(layers) != 1 else ''}"
-        if self.o.show_params:
-            detail += f", {_params(_sum_params(layers))}"
-        return _rows([head, f'<FONT POINT-SIZE="8">{detail}</FONT>'])
-
-    def block_type(self, instance: str) -> str:
-        return self.block_types[instance]
-
-    def input_label(self, v: Value) -> str:
-        detail = f"{v.type.dtype} {format_shape(v.type.shape)}"
-        return _rows([f"<B>{_esc(v.name)}</B>", f'<FONT POINT-SIZE="9">{_esc(detail)}</FONT>'])
+        return labels.block_title(
+            instance,
+            self.block_types[instance],
+            layers,
+            show_params=self.o.show_params,
+            node=node,
+        )
 
     def note_family(self, family: str) -> None:
         if family not in self.families:
             self.families.append(family)
-
-    def title(self) -> str:
-        g = self.graph
-        head = f'<FONT POINT-SIZE="14"><B>{_esc(g.name)}</B></FONT>'
-        if self.o.show_params:
-            detail = f"{g.param_count:,} params"
-            if g.non_trainable_count:
-                detail += f" ({g.non_trainable_count:,} non-trainable)"
-            head += f'<FONT POINT-SIZE="11">  ·  {detail}</FONT>'
-        order = [*FAMILY_COLOURS, "block"]
-        families = sorted(self.families, key=order.index)
-        chips = []
-        for family in families:
-            fill = _BLOCK_FILL if family == "block" else FAMILY_COLOURS[family]
-            style = ' STYLE="rounded"' if family == "expression" else ""
-            chips.append(f'<TD BGCOLOR="{fill}" BORDER="1" COLOR="#666666"{style}>{family}</TD>')
-        rows = [chips[i : i + 7] for i in range(0, len(chips), 7)] or [[]]
-        width = max(len(r) for r in rows) or 1
-        table = [
-            '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="2">',
-            f'<TR><TD COLSPAN="{width}">{head}</TD></TR>',
-        ]
-        for row in rows:
-            if row:
-                table.append("<TR>" + "".join(row) + "</TR>")
-        table.append("</TABLE>")
-        return '<<FONT POINT-SIZE="9">' + "".join(table) + "</FONT>>"
 
     # ------------------------------------------------------------------ edges
 
@@ -373,7 +269,7 @@ class _Drawer:
                 text = ""  # the input box already says its shape
             label = " ".join(t for t in (call, text) if t)
             if label:
-                attrs["label"] = _esc(label)
+                attrs["label"] = esc(label)
             out.append((tail, head, attrs))
 
         for node in self.graph.nodes:
@@ -397,45 +293,7 @@ class _Drawer:
         return f"{value.type.dtype} {shape}" if self.o.show_dtype else shape
 
 
-_INPUT_STYLE = {
-    "shape": "box",
-    "style": "filled",
-    "fillcolor": _INPUT_FILL,
-    "fontcolor": "#ffffff",
-    "color": "#0d2740",
-    "penwidth": "1.2",
-    "margin": "0.14,0.06",
-}
-_OUTPUT_STYLE = {
-    "shape": "box",
-    "style": "rounded,filled,bold",
-    "fillcolor": _OUTPUT_FILL,
-    "fontcolor": "#ffffff",
-    "color": "#163a17",
-    "penwidth": "1.2",
-    "margin": "0.16,0.06",
-}
-_EXPRESSION_STYLE = {
-    "shape": "ellipse",
-    "style": "solid",
-    "fontsize": "9",
-    "margin": "0.04,0.02",
-    "height": "0.22",
-    "width": "0.3",
-    "color": "#777777",
-}
-
-
 # ---------------------------------------------------------------------------- helpers
-
-
-def _rows(lines: list[str]) -> str:
-    """An HTML label of one or more lines. A table, not <BR/>: with <BR/> the lines sit
-    so close that the underscores of a bold name touch the line below."""
-    if len(lines) == 1:
-        return f"<{lines[0]}>"
-    body = "".join(f"<TR><TD>{line}</TD></TR>" for line in lines)
-    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{body}</TABLE>>'
 
 
 def _input_id(name: str) -> str:
@@ -477,145 +335,3 @@ def _call_mark(node: Node | None, calls: dict[int, list[Node]]) -> str:
     if node is None or len(calls[id(node.layer)]) < 2:
         return ""
     return f"#{calls[id(node.layer)].index(node) + 1}"
-
-
-def _esc(text: str) -> str:
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
-    return html.escape(text, quote=True)
-
-
-def _tip(text: str) -> str:
-    """A plain (non-HTML) attribute value: printable, with backslashes made literal."""
-    text = "".join(c if c.isprintable() else " " for c in text[:300])
-    return graphviz.escape(text)
-
-
-def _shorten(text: str, limit: int = _TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _params(n: int) -> str:
-    return f"{n:,} param{'s' if n != 1 else ''}"
-
-
-def _sum_params(layers: list[Layer]) -> int:
-    return sum(la.param_count for la in layers)
-
-
-def _split_args(text: str) -> list[str]:
-    """Split `a, [b, c], d(e, f)` at the top-level commas."""
-    parts, depth, start = [], 0, 0
-    for i, c in enumerate(text):
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    last = text[start:].strip()
-    if last:
-        parts.append(last)
-    return parts
-
-
-_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$", re.S)
-_GRID = re.compile(r"^\d+(?:x\d+)+$")
-_NUMBERS = re.compile(r"^\[?\s*(\d+(?:\s*,\s*\d+)*)\s*,?\s*\]?$")
-
-
-def _compact(description: str, drop: str | None = None) -> str:
-    """`Conv2D(64, 3x3, strides=[2, 2], same, relu)` -> `Conv2D 64 3×3 /2 same relu`
-    (without `drop`, the activation shown on a line of its own or not at all)."""
-    m = _CALL.match(description.strip())
-    if not m:
-        return description
-    words = [m.group(1)]
-    for part in _split_args(m.group(2)):
-        if drop is not None and part == drop:
-            continue
-        if _GRID.match(part):
-            part = part.replace("x", "×")
-        elif part.startswith("strides=") or part.startswith("stride="):
-            nums = _NUMBERS.match(part.split("=", 1)[1])
-            if nums:
-                values = [int(v) for v in re.split(r"\s*,\s*", nums.group(1))]
-                part = "/" + (
-                    str(values[0]) if len(set(values)) == 1 else "×".join(map(str, values))
-                )
-        elif len(part) >= 2 and part[0] == part[-1] and part[0] in "'\"":
-            part = part[1:-1]  # describe() quotes strings: Activation('relu')
-        elif part in _FLAG_WORDS:
-            part = _FLAG_WORDS[part]
-        elif _CALL.match(part):
-            part = _compact(part, drop)
-        words.append(part)
-    return " ".join(words)
-
-
-def _activation(layer: Layer) -> str | None:
-    value = layer.config.get("activation")
-    if value is None or layer.family == "activation":
-        return None
-    name = value if isinstance(value, str) else getattr(value, "name", None) or str(value)
-    return None if name == "linear" else name
-
-
-def _config_text(layer: Layer) -> str:
-    """The Keras class and its key settings, e.g. `Conv2D 64 3×3 /2 same`."""
-    try:
-        description = layer.describe_config()
-    except Exception:  # a half-written layer must not stop the diagram
-        description = layer.keras_class()
-    drop = _activation(layer) if layer.family != "activation" else None
-    text = _compact(description, drop)
-    if not text.startswith(layer.keras_class()):
-        text = f"{layer.keras_class()} {text}"
-    return _shorten(text)
-
-
-def _expression_text(layer: Layer) -> str:
-    """What an expression node shows: `+`, `relu`, `mean`, `[:, 2:5]`, `− 0.5`..."""
-    cfg = layer.config
-    if "op" in cfg:
-        op = cfg["op"]
-        symbol = _OP_SYMBOLS.get(op, op)
-        # the evaluator sets scalar_left on the layer after creating it (`1 - x`)
-        scalar = getattr(layer, "scalar", None)
-        if scalar is not None:
-            value = f"{scalar:g}" if isinstance(scalar, float) else str(scalar)
-            left = getattr(layer, "scalar_left", False)
-            return f"{value} {symbol}" if left else f"{symbol} {value}"
-        return symbol
-    if "items" in cfg:
-        return _index_text(cfg["items"])
-    if "fn" in cfg:
-        return str(cfg["fn"])
-    kind = type(layer).__name__
-    if kind == "MatMul":
-        return "@"
-    if kind == "ReshapeTo":
-        return "flatten" if tuple(cfg.get("target", ())) == (-1,) else "reshape"
-    if kind == "Clip":
-        return f"clip {cfg.get('lo')}..{cfg.get('hi')}"
-    try:
-        text = layer.describe_config()
-    except Exception:
-        text = ""
-    if text and "(" not in text:
-        return _shorten(text, 24)
-    return snake_case(kind)
-
-
-def _index_text(items) -> str:
-    parts = [":"]
-    for item in items:
-        if item[0] == "index":
-            parts.append(str(item[1]))
-            continue
-        _, start, stop, step = item
-        s = f"{'' if start is None else start}:{'' if stop is None else stop}"
-        if step not in (None, 1):
-            s += f":{step}"
-        parts.append(s)
-    return _shorten("[" + ", ".join(parts) + "]", 24)

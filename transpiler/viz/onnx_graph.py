@@ -9,12 +9,14 @@ their owner, with edges from the outer-scope values they read.
 Everything a file supplies (names, dim params, strings) is escaped before it reaches
 DOT, and node ids come from positions in the graph, never from names, so any ONNX file
 draws, and the same file always gives the same DOT text.
+
+This module loads the file and assembles the diagram: boxes, clusters, and the edges
+between them across scopes. What the boxes say is in `onnx_labels`, their colours in
+`onnx_categories`.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -25,231 +27,13 @@ from google.protobuf.message import Error as ProtobufError
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto
 
 from transpiler.errors import KdlError, KdlErrors
+from transpiler.viz.dot_text import FONT, RANKDIRS
+from transpiler.viz.onnx_categories import OTHER_FILL, category, fill
+from transpiler.viz.onnx_labels import edge_label, esc, io_label, node_label, tip
 
-RANKDIRS = ("TB", "LR", "BT", "RL")
+__all__ = ["RANKDIRS", "category", "load_onnx", "onnx_digraph"]
 
-_FONT = "Helvetica"
-_NAME_LIMIT = 40  # longest name shown in a label before it is shortened in the middle
-_MAX_ATTR_LINES = 5
-_MAX_WEIGHT_LINES = 5
-
-# (category, fill colour, op types); first match wins, unknown ops are "other"
-_CATEGORIES: tuple[tuple[str, str, frozenset[str]], ...] = (
-    (
-        "conv",
-        "#a9c7ef",
-        frozenset({"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"}),
-    ),
-    (
-        "pool",
-        "#b9e2b0",
-        frozenset(
-            {
-                "MaxPool",
-                "AveragePool",
-                "LpPool",
-                "GlobalAveragePool",
-                "GlobalMaxPool",
-                "GlobalLpPool",
-                "MaxRoiPool",
-                "MaxUnpool",
-                "RoiAlign",
-            }
-        ),
-    ),
-    (
-        "gemm",
-        "#cdbdea",
-        frozenset({"Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "Einsum", "FusedMatMul"}),
-    ),
-    (
-        "norm",
-        "#f7d59c",
-        frozenset(
-            {
-                "BatchNormalization",
-                "InstanceNormalization",
-                "LayerNormalization",
-                "GroupNormalization",
-                "RMSNormalization",
-                "SkipLayerNormalization",
-                "LpNormalization",
-                "MeanVarianceNormalization",
-                "LRN",
-                "Dropout",
-            }
-        ),
-    ),
-    (
-        "activation",
-        "#f3aaa2",
-        frozenset(
-            {
-                "Relu",
-                "LeakyRelu",
-                "PRelu",
-                "Sigmoid",
-                "HardSigmoid",
-                "Tanh",
-                "Softmax",
-                "LogSoftmax",
-                "Hardmax",
-                "Elu",
-                "Selu",
-                "Celu",
-                "Gelu",
-                "Softplus",
-                "Softsign",
-                "ThresholdedRelu",
-                "HardSwish",
-                "Mish",
-                "Swish",
-                "Clip",
-                "FastGelu",
-                "QuickGelu",
-                "BiasGelu",
-            }
-        ),
-    ),
-    (
-        "math",
-        "#fff3b0",
-        frozenset(
-            {
-                "Add",
-                "Sub",
-                "Mul",
-                "Div",
-                "Pow",
-                "Mod",
-                "Sqrt",
-                "Exp",
-                "Log",
-                "Abs",
-                "Neg",
-                "Reciprocal",
-                "Floor",
-                "Ceil",
-                "Round",
-                "Sign",
-                "Erf",
-                "Min",
-                "Max",
-                "Mean",
-                "Sum",
-                "And",
-                "Or",
-                "Xor",
-                "Not",
-                "Equal",
-                "Greater",
-                "Less",
-                "GreaterOrEqual",
-                "LessOrEqual",
-                "Where",
-                "IsNaN",
-                "IsInf",
-                "Sin",
-                "Cos",
-                "Tan",
-                "Asin",
-                "Acos",
-                "Atan",
-                "Sinh",
-                "Cosh",
-                "Asinh",
-                "Acosh",
-                "Atanh",
-                "BitShift",
-                "BitwiseAnd",
-                "BitwiseOr",
-                "BitwiseXor",
-                "BitwiseNot",
-                "CumSum",
-                "ArgMax",
-                "ArgMin",
-                "TopK",
-                "Det",
-            }
-        ),
-    ),
-    (
-        "shape",
-        "#dedede",
-        frozenset(
-            {
-                "Reshape",
-                "Flatten",
-                "Squeeze",
-                "Unsqueeze",
-                "Transpose",
-                "Concat",
-                "Split",
-                "Slice",
-                "Gather",
-                "GatherElements",
-                "GatherND",
-                "Scatter",
-                "ScatterElements",
-                "ScatterND",
-                "Shape",
-                "Size",
-                "Expand",
-                "Tile",
-                "Pad",
-                "Identity",
-                "Constant",
-                "ConstantOfShape",
-                "Cast",
-                "CastLike",
-                "Resize",
-                "Upsample",
-                "DepthToSpace",
-                "SpaceToDepth",
-                "Range",
-                "NonZero",
-                "OneHot",
-                "Trilu",
-                "Compress",
-                "ReverseSequence",
-                "EyeLike",
-                "CenterCropPad",
-                "SplitToSequence",
-                "ConcatFromSequence",
-                "SequenceConstruct",
-                "SequenceAt",
-                "SequenceInsert",
-                "SequenceErase",
-                "SequenceEmpty",
-                "SequenceLength",
-            }
-        ),
-    ),
-    ("control", "#f1bce0", frozenset({"If", "Loop", "Scan", "SequenceMap"})),
-)
-_OTHER_FILL = "#ffffff"
-_FILLS = {name: fill for name, fill, _ in _CATEGORIES}
 _IO_FILL = "#e9eef4"
-
-# shape inference names the dims it cannot pin down unk__0, unk__1...: those are just "?"
-_ANONYMOUS_DIM = re.compile(r"unk__\d+")
-_INT_TYPES = frozenset(
-    {
-        TensorProto.INT8,
-        TensorProto.INT16,
-        TensorProto.INT32,
-        TensorProto.INT64,
-        TensorProto.UINT8,
-        TensorProto.UINT16,
-        TensorProto.UINT32,
-        TensorProto.UINT64,
-        TensorProto.BOOL,
-    }
-)
-# attribute names shown shorter than ONNX spells them
-_ATTR_NAMES = {"kernel_shape": "kernel"}
-# attributes printed as 3×3 rather than 3,3
-_SPATIAL = {"kernel_shape", "strides", "dilations", "output_padding", "output_shape"}
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -291,7 +75,7 @@ def onnx_digraph(
     dot = graphviz.Digraph(name="onnx")
     dot.attr(
         rankdir=rankdir,
-        fontname=_FONT,
+        fontname=FONT,
         nodesep="0.3",
         ranksep="0.35",
         compound="true",
@@ -301,15 +85,15 @@ def onnx_digraph(
         "node",
         shape="box",
         style="rounded,filled",
-        fillcolor=_OTHER_FILL,
-        fontname=_FONT,
+        fillcolor=OTHER_FILL,
+        fontname=FONT,
         fontsize="11",
         margin="0.12,0.04",
         penwidth="0.8",
     )
     dot.attr(
         "edge",
-        fontname=_FONT,
+        fontname=FONT,
         fontsize="9",
         color="#666666",
         fontcolor="#444444",
@@ -317,7 +101,7 @@ def onnx_digraph(
         penwidth="0.8",
     )
     if title:
-        dot.attr(label=f"<<B>{_esc(title, 120)}</B>>", labelloc="t", fontsize="16")
+        dot.attr(label=f"<<B>{esc(title, 120)}</B>>", labelloc="t", fontsize="16")
     _Drawer(dot, _opsets(model)).graph(_inferred(model).graph, dot, _Scope(None), "", main=True)
     return dot
 
@@ -366,18 +150,18 @@ class _Drawer:
                 scope.types.setdefault(vi.name, vi.type)
 
         size = "11" if main else "10"
-        io_fill = _IO_FILL if main else _OTHER_FILL  # a subgraph's ports are not the model's
+        io_fill = _IO_FILL if main else OTHER_FILL  # a subgraph's ports are not the model's
         for i, vi in enumerate(g.input):
             if vi.name in scope.weights:  # IR < 4 lists initializers as inputs too
                 continue
             nid = f"{prefix}in{i}"
             box.node(
                 nid,
-                label=self._io_label(vi.name, scope),
+                label=io_label(vi.name, scope.find("types", vi.name)),
                 shape="ellipse",
                 fillcolor=io_fill,
                 fontsize=size,
-                tooltip=_tip(vi.name),
+                tooltip=tip(vi.name),
             )
             scope.producers[vi.name] = nid
 
@@ -404,12 +188,12 @@ class _Drawer:
             first_out = first_out or nid
             box.node(
                 nid,
-                label=self._io_label(vi.name, scope),
+                label=io_label(vi.name, scope.find("types", vi.name)),
                 shape="ellipse",
                 peripheries="2",
                 fillcolor=io_fill,
                 fontsize=size,
-                tooltip=_tip(vi.name),
+                tooltip=tip(vi.name),
             )
             self.link(vi.name, nid, scope)
 
@@ -419,21 +203,13 @@ class _Drawer:
         return first_out or (drawn[0][0] if drawn else None)
 
     def node(self, node: NodeProto, nid: str, box: graphviz.Digraph, scope: _Scope) -> None:
-        fill = _fill(node.op_type)
-        lines = []
-        if node.domain not in ("", "ai.onnx"):
-            lines.append(f'<FONT POINT-SIZE="9" COLOR="#555555">{_esc(node.domain)}</FONT>')
-        lines += [_esc(s, 60) for s in self._attr_lines(node)]
-        weights = [_weight_line(n, scope.find("weights", n)) for n in node.input if n]
-        weights = [w for w in weights if w is not None]
-        if len(weights) > _MAX_WEIGHT_LINES:
-            more = len(weights) - _MAX_WEIGHT_LINES + 1
-            weights = [*weights[: _MAX_WEIGHT_LINES - 1], f"+{more} more"]
-        lines += [f'<FONT COLOR="#333333">{_esc(w, 70)}</FONT>' for w in weights]
-        label = f"<B>{_esc(node.op_type)}</B>"
-        if lines:
-            label += '<BR/><FONT POINT-SIZE="9">' + "<BR/>".join(lines) + "</FONT>"
-        box.node(nid, label=f"<{label}>", fillcolor=fill, tooltip=_tip(node.name or node.op_type))
+        inputs = [(n, scope.find("weights", n)) for n in node.input if n]
+        box.node(
+            nid,
+            label=node_label(node, self.opsets, inputs),
+            fillcolor=fill(node.op_type),
+            tooltip=tip(node.name or node.op_type),
+        )
 
         for name in node.input:
             if name and scope.find("weights", name) is None:
@@ -447,27 +223,36 @@ class _Drawer:
             else:
                 continue
             for j, sub in enumerate(subs):
-                sub_prefix = f"{nid}_{k}_{j}_"
-                cluster = f"cluster_{sub_prefix}"
                 caption = f"{node.op_type} · {attr.name}" + (f"[{j}]" if len(subs) > 1 else "")
-                with box.subgraph(name=cluster) as c:
-                    c.attr(
-                        label=f"<<I>{_esc(caption)}</I>>",
-                        style="dashed,rounded",
-                        color="#888888",
-                        fontsize="10",
-                        fontcolor="#444444",
-                    )
-                    anchor = self.graph(sub, c, _Scope(scope), sub_prefix, main=False)
-                if anchor is not None:
-                    # the subgraph's results become the owner's: one dashed edge cluster->owner
-                    self.edges.append(
-                        (
-                            anchor,
-                            nid,
-                            {"ltail": cluster, "style": "dashed", "arrowhead": "empty"},
-                        )
-                    )
+                self.subgraph(sub, f"{nid}_{k}_{j}_", caption, nid, box, scope)
+
+    def subgraph(
+        self,
+        sub: GraphProto,
+        prefix: str,
+        caption: str,
+        owner: str,
+        box: graphviz.Digraph,
+        scope: _Scope,
+    ) -> None:
+        """Draw `sub` (an If branch, a Loop or Scan body) as a dashed cluster in `box`,
+        its ids starting with `prefix` and its scope chained to `scope`, with one edge
+        from the cluster to its owner's node `owner`."""
+        cluster = f"cluster_{prefix}"
+        with box.subgraph(name=cluster) as c:
+            c.attr(
+                label=f"<<I>{esc(caption)}</I>>",
+                style="dashed,rounded",
+                color="#888888",
+                fontsize="10",
+                fontcolor="#444444",
+            )
+            anchor = self.graph(sub, c, _Scope(scope), prefix, main=False)
+        if anchor is not None:
+            # the subgraph's results become the owner's: one dashed edge cluster->owner
+            self.edges.append(
+                (anchor, owner, {"ltail": cluster, "style": "dashed", "arrowhead": "empty"})
+            )
 
     def link(self, name: str, head: str, scope: _Scope) -> None:
         tail = scope.find("producers", name)
@@ -477,46 +262,17 @@ class _Drawer:
                 tail = self.missing[name] = f"missing{len(self.missing)}"
                 self.root.node(
                     tail,
-                    label=f"<{_esc(name)}<BR/><I>(no producer)</I>>",
+                    label=f"<{esc(name)}<BR/><I>(no producer)</I>>",
                     shape="box",
                     style="dashed",
                     fontcolor="#aa0000",
-                    tooltip=_tip(name),
+                    tooltip=tip(name),
                 )
-        attrs = {"tooltip": _tip(name)}
-        tp = scope.find("types", name)
-        text = _edge_text(tp) if tp is not None else None
-        if text:
-            attrs["label"] = f"<{_esc(text, 60)}>"
+        attrs = {"tooltip": tip(name)}
+        label = edge_label(scope.find("types", name))
+        if label:
+            attrs["label"] = label
         self.edges.append((tail, head, attrs))
-
-    def _io_label(self, name: str, scope: _Scope) -> str:
-        tp = scope.find("types", name)
-        dtype, shape = _type_text(tp) if tp is not None else ("?", None)
-        detail = (
-            dtype if not shape else f"{dtype} scalar" if shape == "scalar" else f"{dtype} ⟨{shape}⟩"
-        )
-        return f'<<B>{_esc(name)}</B><BR/><FONT POINT-SIZE="9">{_esc(detail, 60)}</FONT>>'
-
-    def _attr_lines(self, node: NodeProto) -> list[str]:
-        defaults = _schema_defaults(node, self.opsets)
-        lines = []
-        for attr in node.attribute:
-            if attr.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-                continue  # drawn as a cluster
-            if attr.ref_attr_name:
-                lines.append(f"{attr.name} = @{attr.ref_attr_name}")
-                continue
-            if _is_default(attr, defaults.get(attr.name)):
-                continue
-            text = _attr_value(attr)
-            if text is not None:
-                shown = _ATTR_NAMES.get(attr.name, attr.name)
-                lines.append(f"{shown} {text}" if text else shown)
-        if len(lines) > _MAX_ATTR_LINES:
-            more = len(lines) - _MAX_ATTR_LINES + 1
-            lines = [*lines[: _MAX_ATTR_LINES - 1], f"+{more} more"]
-        return lines
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -542,112 +298,6 @@ def _opsets(model: onnx.ModelProto) -> dict[str, int]:
     return opsets
 
 
-def category(op_type: str) -> str:
-    """The colour group of an op type: conv, pool, gemm, norm, activation, math, shape,
-    control or other."""
-    for name, _, ops in _CATEGORIES:
-        if op_type in ops:
-            return name
-    return "math" if op_type.startswith("Reduce") else "other"
-
-
-def _fill(op_type: str) -> str:
-    return _FILLS.get(category(op_type), _OTHER_FILL)
-
-
-def _esc(text: str, limit: int = _NAME_LIMIT) -> str:
-    """Make file-supplied text safe inside an HTML-like label: printable, short, escaped."""
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-    return html.escape(_shorten(text, limit), quote=False)
-
-
-def _tip(text: str) -> str:
-    """A plain (non-HTML) attribute value: printable, with backslashes made literal."""
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:200])
-    return graphviz.escape(text)
-
-
-def _dtype(elem_type: int) -> str:
-    try:
-        name = TensorProto.DataType.Name(elem_type)
-    except ValueError:
-        return "?"
-    if name == "UNDEFINED":
-        return "?"
-    return {"FLOAT": "float32", "DOUBLE": "float64"}.get(name, name.lower())
-
-
-def _dims(dims) -> str:
-    return "×".join(str(d) for d in dims) if len(dims) else "scalar"
-
-
-def _type_text(tp: TypeProto) -> tuple[str, str | None]:
-    """(dtype, shape) for display; shape is None when the rank is unknown."""
-    kind = tp.WhichOneof("value")
-    if kind in ("tensor_type", "sparse_tensor_type"):
-        tt = getattr(tp, kind)
-        shape = None
-        if tt.HasField("shape"):
-            dims = []
-            for d in tt.shape.dim:
-                if d.HasField("dim_value"):
-                    dims.append(str(d.dim_value))
-                elif d.HasField("dim_param") and not _ANONYMOUS_DIM.fullmatch(d.dim_param):
-                    dims.append(d.dim_param)
-                else:
-                    dims.append("?")
-            shape = _dims(dims)
-        prefix = "sparse " if kind == "sparse_tensor_type" else ""
-        return prefix + _dtype(tt.elem_type), shape
-    if kind == "sequence_type":
-        inner, shape = _type_text(tp.sequence_type.elem_type)
-        return f"seq({inner})", shape
-    if kind == "optional_type":
-        inner, shape = _type_text(tp.optional_type.elem_type)
-        return f"optional({inner})", shape
-    if kind == "map_type":
-        value, _ = _type_text(tp.map_type.value_type)
-        return f"map({_dtype(tp.map_type.key_type)}, {value})", None
-    return "?", None
-
-
-def _edge_text(tp: TypeProto) -> str | None:
-    dtype, shape = _type_text(tp)
-    if tp.WhichOneof("value") == "tensor_type":
-        return shape
-    if dtype == "?":
-        return None
-    return f"{dtype} {shape}" if shape else dtype
-
-
-def _small_values(t: TensorProto, limit: int = 8) -> str | None:
-    """The values of a scalar or a short integer tensor (a Reshape target, axes, pads).
-
-    Short float tensors (a 2-channel bias) are left as a shape: their values say little.
-    """
-    count = 1
-    for d in t.dims:
-        count *= d
-    if t.data_location == TensorProto.EXTERNAL or count > limit:
-        return None
-    if len(t.dims) > 0 and t.data_type not in _INT_TYPES:
-        return None
-    try:
-        values = onnx.numpy_helper.to_array(t).reshape(-1).tolist()
-    except (ValueError, TypeError, KeyError, RuntimeError):  # malformed or exotic tensor
-        return None
-    shown = [_num(v) for v in values]
-    return shown[0] if len(t.dims) == 0 and shown else "[" + ", ".join(shown) + "]"
-
-
-def _num(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, bytes):
-        return repr(v.decode("utf-8", "replace"))
-    return str(v)
-
-
 def _is_weight_alias(node: NodeProto, scope: _Scope, graph_outputs: set[str]) -> bool:
     return (
         node.op_type == "Identity"
@@ -657,93 +307,3 @@ def _is_weight_alias(node: NodeProto, scope: _Scope, graph_outputs: set[str]) ->
         and node.output[0] not in graph_outputs
         and scope.find("weights", node.input[0]) is not None
     )
-
-
-def _weight_line(name: str, t: TensorProto | None) -> str | None:
-    """`name ⟨64×3×7×7⟩`, plus the values when there are only a few."""
-    if t is None:
-        return None
-    name = _shorten(name)
-    values = _small_values(t)
-    if values is not None and len(t.dims) == 0:
-        return f"{name} = {values}"
-    line = f"{name} ⟨{_dims(t.dims)}⟩"
-    return f"{line} = {values}" if values is not None else line
-
-
-def _shorten(text: str, limit: int = _NAME_LIMIT) -> str:
-    """Cut the middle out of a long name: the ends tell layer names apart best."""
-    if len(text) <= limit:
-        return text
-    keep = limit - 1
-    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
-
-
-def _schema_defaults(node: NodeProto, opsets: dict[str, int]) -> dict[str, AttributeProto]:
-    domain = "" if node.domain == "ai.onnx" else node.domain
-    version = opsets.get(domain)
-    if version is None:
-        return {}
-    try:
-        schema = onnx.defs.get_schema(node.op_type, version, domain)
-    except onnx.defs.SchemaError:  # custom or unknown op: no defaults to hide
-        return {}
-    return {
-        name: a.default_value
-        for name, a in schema.attributes.items()
-        if a.default_value.type != AttributeProto.UNDEFINED
-    }
-
-
-def _is_default(attr: AttributeProto, default: AttributeProto | None) -> bool:
-    if attr.type == AttributeProto.INTS:
-        # these default to "1 along every axis" / "no padding", which a schema can't spell
-        if attr.name in ("strides", "dilations") and all(v == 1 for v in attr.ints):
-            return True
-        if attr.name == "pads" and all(v == 0 for v in attr.ints):
-            return True
-    if attr.name == "auto_pad" and attr.s in (b"NOTSET", b""):
-        return True
-    if default is None:
-        return False
-    value = onnx.helper.get_attribute_value(attr)
-    return value == onnx.helper.get_attribute_value(default)
-
-
-def _attr_value(attr: AttributeProto) -> str | None:
-    t = attr.type
-    if t == AttributeProto.INT:
-        if attr.name == "to":
-            return _dtype(attr.i)
-        if attr.name in ("transA", "transB", "ceil_mode", "count_include_pad"):
-            return None if attr.i == 0 else ""
-        return str(attr.i)
-    if t == AttributeProto.FLOAT:
-        return f"{attr.f:.4g}"
-    if t == AttributeProto.STRING:
-        return attr.s.decode("utf-8", "replace")
-    if t == AttributeProto.INTS:
-        ints = list(attr.ints)
-        if (
-            attr.name == "pads"
-            and len(ints) % 2 == 0
-            and ints[: len(ints) // 2] == ints[len(ints) // 2 :]
-        ):
-            ints = ints[: len(ints) // 2]  # symmetric: begin == end, show it once
-            return "×".join(map(str, ints))
-        if attr.name in _SPATIAL:
-            return "×".join(map(str, ints))
-        return ",".join(map(str, ints[:8])) + (",…" if len(ints) > 8 else "")
-    if t == AttributeProto.FLOATS:
-        floats = [f"{f:.4g}" for f in attr.floats[:6]]
-        return ",".join(floats) + (",…" if len(attr.floats) > 6 else "")
-    if t == AttributeProto.STRINGS:
-        return ",".join(s.decode("utf-8", "replace") for s in attr.strings[:6])
-    if t == AttributeProto.TENSOR:
-        values = _small_values(attr.t)
-        if values is not None:
-            return values
-        return f"{_dtype(attr.t.data_type)} ⟨{_dims(attr.t.dims)}⟩"
-    if t == AttributeProto.SPARSE_TENSOR:
-        return f"sparse ⟨{_dims(attr.sparse_tensor.dims)}⟩"
-    return None

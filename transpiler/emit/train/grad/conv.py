@@ -124,7 +124,9 @@ def kernel_grad(g, a, b, groups, strides, dilations, begins, ends, kernel):
     a_len = g.shape(a)[2:]
     b_len = g.shape(b)[2:]
     produced = [
-        (n + p0 + p1 - (m - 1) * s - 1) // d + 1 if isinstance(n, int) and isinstance(m, int) else None
+        (n + p0 + p1 - (m - 1) * s - 1) // d + 1
+        if isinstance(n, int) and isinstance(m, int)
+        else None
         for n, m, s, d, p0, p1 in zip(a_len, b_len, strides, dilations, begins, ends)
     ]
     if produced != list(kernel):

@@ -42,7 +42,7 @@ def _max_pool(g, node, grads):
         _, indices = g.op("MaxPool", [x], outputs=2, **attrs)
     flat = g.ints([-1], "shape")
     zero = helper.make_tensor("value", g.float_type, [1], [0.0])
-    zeros = g.op("ConstantOfShape", [g.op("Size", [x])], value=zero)
+    zeros = g.op("ConstantOfShape", [g.op("Shape", [x])], value=zero)
     zeros = g.op("Reshape", [zeros, flat])
     scattered = g.op(
         "ScatterElements",

@@ -1,0 +1,122 @@
+"""Keras 3 as the oracle for the training vocabulary: the same train block compiled into a
+Keras model (its optimizer, losses and metrics built from the checked specs), trained
+with train_on_batch or evaluated, against ktrans's training model run in onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from unittest import mock
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from tests.emit.train.keras_step import (  # noqa: E402
+    keras_weights_now,
+    ktrans_graph,
+    onnx_layout,
+    set_keras_weights,
+)
+
+
+def keras_optimizer(spec):
+    import keras
+
+    return getattr(keras.optimizers, spec.name)(**spec.kwargs)
+
+
+def keras_loss(spec):
+    import keras
+
+    return getattr(keras.losses, spec.keras_class)(**spec.kwargs)
+
+
+def keras_metric(spec):
+    import keras
+
+    return getattr(keras.metrics, spec.keras_class)(name=spec.log_name, **spec.kwargs)
+
+
+def compile_like(km, config) -> None:
+    """model.compile with the train block's optimizer, losses, weights and metrics."""
+    outputs = config.outputs
+    losses = [keras_loss(config.loss[o]) if o in config.loss else None for o in outputs]
+    metrics = [[keras_metric(m) for m in config.metrics.get(o, [])] for o in outputs]
+    weighted = [[keras_metric(m) for m in config.weighted_metrics.get(o, [])] for o in outputs]
+    single = len(outputs) == 1
+    km.compile(
+        optimizer=keras_optimizer(config.optimizer),
+        loss=losses[0] if single else losses,
+        loss_weights=None if single else [config.loss_weights.get(o, 1.0) for o in outputs],
+        metrics=metrics[0] if single else metrics,
+        weighted_metrics=(weighted[0] if single else weighted) if config.weighted_metrics else None,
+    )
+
+
+@contextlib.contextmanager
+def typed_targets(config):
+    """Declares `target:<output>` as losses.target_type says (what model.py should do)."""
+    import transpiler.emit.train.model as model_module
+    from transpiler.emit.train.losses import target_type
+
+    original = model_module.value_info
+
+    def value_info(name, t):
+        if name.startswith("target:"):
+            t = target_type(config.loss[name[len("target:") :]], t)
+        return original(name, t)
+
+    with mock.patch.object(model_module, "value_info", value_info):
+        yield
+
+
+def build(graph, config, weights):
+    from transpiler.emit.train.model import build_training_model
+
+    with typed_targets(config):
+        return build_training_model(graph, config, weights=weights)
+
+
+def run_ktrans(tm, feeds: list[dict], lr: float | None = None):
+    """One training step per feed dict (inputs and `target:` values), from tm's initial
+    state; returns (outputs of each step, final state)."""
+    from transpiler.runtime.session import create_session
+
+    session = create_session(tm.proto)
+    names = [o.name for o in session.get_outputs()]
+    state = {**tm.params, **tm.buffers, **tm.slots}
+    history = []
+    for step, feed in enumerate(feeds):
+        run = {**feed, **state, "step": np.array(step, np.int64)}
+        run["lr"] = np.array(lr, np.float32)
+        out = dict(zip(names, session.run(None, run)))
+        history.append(out)
+        state = {k: out[f"new:{k}"] for k in state}
+    return history, state
+
+
+def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int = 3):
+    """`steps` train_on_batch calls on the same batch, in Keras and in ktrans; returns
+    (keras logs, ktrans outputs, expected params in ONNX layout, ktrans state, config)."""
+    from transpiler.emit.onnx import initial_weights
+
+    graph = ktrans_graph(kdl, tmp_path)
+    config = graph.trains["default"]
+    weights = initial_weights(graph, seed=seed)
+    km = keras_model()
+    set_keras_weights(km, graph, weights)
+    compile_like(km, config)
+    keras_logs = [km.train_on_batch(x, y, return_dict=True) for _ in range(steps)]
+    tm = build(graph, config, weights)
+    out = config.outputs[0]
+    feeds = [{"x": x, f"target:{out}": y}] * steps
+    lr = config.optimizer.kwargs["learning_rate"]
+    history, state = run_ktrans(tm, feeds, lr)
+    expected = onnx_layout(graph, keras_weights_now(km, graph))
+    return keras_logs, history, expected, state, config, tm
+
+
+def assert_params(state, expected, rtol=1e-5, atol=1e-6):
+    for name, value in expected.items():
+        np.testing.assert_allclose(state[name], value, rtol=rtol, atol=atol, err_msg=name)

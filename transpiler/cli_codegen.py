@@ -1,0 +1,80 @@
+"""`ktrans codegen FILE --target keras -o model_keras.py`: a .kdl model as Python code.
+
+Registered by `transpiler.cli._register_optional_commands`. The Keras target writes a
+module whose `build_model()` builds the model with Keras 3's functional API (see
+transpiler/emit/code/keras.py); the file is written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transpiler.errors import KdlError, KdlErrors
+
+EXIT_OK = 0
+TARGETS = ("keras",)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "codegen",
+        help="generate Python code that builds a model (Keras 3)",
+        description="Write a Python module that builds the .kdl model with Keras 3's "
+        "functional API: build_model(), compile_model() from the default train block, "
+        "and a __main__ that prints the summary.",
+    )
+    p.add_argument("file", metavar="FILE", help="a .kdl file")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="keras",
+        help="the framework to generate code for (default: keras)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.py",
+        help="the module to write (default: FILE's name with _keras.py)",
+    )
+    p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
+    p.set_defaults(run=cmd_codegen)
+
+
+def _pick_model(graphs: dict, name: str | None, path: str):
+    if name:
+        return graphs[name]
+    if len(graphs) > 1:
+        raise KdlErrors(
+            [
+                KdlError(
+                    None,
+                    f"{path} defines {len(graphs)} models: {', '.join(graphs)}",
+                    "choose one with --model NAME",
+                )
+            ]
+        )
+    return next(iter(graphs.values()))
+
+
+def cmd_codegen(args) -> int:
+    from transpiler.emit.code.keras import generate_keras
+    from transpiler.emit.onnx.save import atomic_write_bytes
+    from transpiler.graph import load
+
+    program, graphs = load(args.file, models=[args.model] if args.model else None)
+    graph = _pick_model(graphs, args.model, args.file)
+    out = Path(args.output or f"{Path(args.file).stem}_{args.target}.py")
+    if out.suffix != ".py":
+        raise KdlErrors(
+            [KdlError(None, f"cannot write '{out}': the output is a Python module", "name it .py")]
+        )
+    if out.exists() and out.resolve() == Path(args.file).resolve():
+        raise KdlErrors([KdlError(None, f"refusing to overwrite the input file {out}")])
+    code = generate_keras(graph, program, source=args.file)
+    atomic_write_bytes(out, code.encode("utf-8"))
+    layers = sum(1 for la in graph.layers if la.family != "expression")
+    print(
+        f"wrote {out} ({graph.name}: Keras 3 functional model, {layers} layers, "
+        f"{graph.param_count:,} params)"
+    )
+    return EXIT_OK

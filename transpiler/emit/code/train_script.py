@@ -1,0 +1,490 @@
+"""A standalone training bundle for one model and train block: a Python script that trains
+with numpy + onnxruntime only, the ONNX models it runs and the initial state.
+
+    paths = write_training_bundle(graph, config, "out/", seed=0)
+
+writes into `out/`:
+
+- `train_<Model>.py`: the training loop (rendered from templates/train_script.py.j2);
+- `<Model>.train.onnx`: one training step (`build_training_model`): batch, `step`, `lr`,
+  parameters, buffers and optimizer slots in; `loss`, metrics and `new:<state>` out;
+- `<Model>.eval.onnx`: the same forward pass in inference mode (Dropout off, moving
+  statistics used) with loss and metrics but no update: validation and test data;
+- `<Model>.onnx`: the inference model (`build_model`) holding the initial weights; the script
+  writes the trained model by overwriting each weight's bytes in a copy of this file (the
+  byte ranges are computed here, so the script needs no `onnx` package);
+- `<Model>.init.npz`: the initial parameters, buffers and slots, named as the models' inputs;
+- `README.md`: what the files are and how to run the script.
+
+Every name and string that comes from a .kdl file enters the script as a Python literal
+(`py_literal`), never as code; the model and train block names, which also name files and
+appear in the script's docstring, must be plain identifiers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from transpiler import __version__
+from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.context import LowerContext
+from transpiler.emit.onnx.model import build_model, initial_weights, value_info
+from transpiler.emit.onnx.save import PROTOBUF_LIMIT, atomic_write_bytes
+from transpiler.emit.onnx.tensors import LTensor
+from transpiler.emit.versions import IR_VERSION, OPSET
+from transpiler.errors import KdlError, KdlErrors
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+LINE_LENGTH = 88  # ruff's default, so the script is ruff-clean with or without a config
+LR_CALLBACKS = ("ReduceLROnPlateau", "LearningRateScheduler")
+SUPPORTED_CALLBACKS = (
+    "EarlyStopping",
+    "ReduceLROnPlateau",
+    "ModelCheckpoint",
+    "CSVLogger",
+    "TerminateOnNaN",
+    "LearningRateScheduler",
+)
+
+
+def _fail(message: str, hint: str | None = None, span=None):
+    raise KdlErrors([KdlError(span, message, hint)])
+
+
+# ------------------------------------------------------------------ choosing a train block
+
+
+def pick_train(graph, name: str | None = None):
+    """The train block `name` of `graph`, or its only one."""
+    trains = graph.trains
+    if not trains:
+        _fail(
+            f"model {graph.name} has no train block",
+            f"add one: train {graph.name} {{ loss = ..., optimizer = ... }}",
+        )
+    if name is not None:
+        if name not in trains:
+            _fail(
+                f"model {graph.name} has no train block '{name}'",
+                f"its train blocks: {', '.join(trains)}",
+            )
+        return trains[name]
+    if len(trains) > 1:
+        _fail(
+            f"model {graph.name} has {len(trains)} train blocks: {', '.join(trains)}",
+            "choose one with --train NAME",
+        )
+    return next(iter(trains.values()))
+
+
+# ------------------------------------------------------------------ the evaluation model
+
+
+class _EvalContext(LowerContext):
+    """Inference-mode lowering that also records each weight's spec (for regularization
+    penalties in the loss), as training lowering does in `params`."""
+
+    def weight(self, name, transform=None, key="", layer=None):
+        full = super().weight(name, transform, key, layer)
+        if full not in self.params:
+            layer = layer or self.layer
+            spec = next(w for w in layer.weights if w.name == name)
+            trainable = bool(layer.trainable and spec.trainable)
+            self.params[full] = (self.b.initializers[full], trainable, spec)
+        return full
+
+
+def build_eval_model(graph, config, weights) -> onnx.ModelProto:
+    """The forward pass in inference mode with the train block's loss and metrics, and no
+    update: inputs are the model inputs, `target:<output>` and every weight
+    (`<layer>/<weight>`, as the training model names them); outputs `loss`, `loss:<output>`
+    (several losses) and `metric:<output>:<name>`, as the training model's."""
+    from transpiler.emit.train.losses import total_loss
+    from transpiler.emit.train.metrics import batch_metrics
+
+    b = OpBuilder()
+    ctx = _EvalContext(b, weights)
+    values = {}
+    for v in graph.inputs:
+        b.unique(v.name)
+        values[id(v)] = LTensor(v.name, v.type)
+    for node in graph.nodes:
+        ctx.layer = node.layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        for v, t in zip(node.outputs, outs):
+            values[id(v)] = t
+    b.scope = ""
+    predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
+    targets = {name: b.unique(f"target:{name}") for name in config.loss}
+    b.scope = "loss"
+    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
+    b.scope = "metrics"
+    metric_values = batch_metrics(b, config, graph, predictions, targets)
+    b.scope = ""
+
+    named = {"loss": loss}
+    if len(per_output) > 1:
+        named.update({f"loss:{n}": v for n, v in per_output.items()})
+    named.update(metric_values)
+    outputs = []
+    for name, value in named.items():
+        b.nodes.append(helper.make_node("Identity", [value], [name], f"{name}/output"))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+    inputs = [value_info(v.name, v.type) for v in graph.inputs]
+    inputs += [value_info(t, graph.outputs[n].type) for n, t in targets.items()]
+    state = [n for n in ctx.params]
+    for name in state:
+        shape = list(b.initializers[name].shape)
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    constants = [
+        onnx.numpy_helper.from_array(a, n) for n, a in b.initializers.items() if n not in state
+    ]
+    g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
+    proto = helper.make_model(
+        g,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="ktrans",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(
+        proto,
+        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
+    )
+    return proto
+
+
+# ------------------------------------------------------------------ weight byte ranges
+
+
+def weight_offsets(proto: onnx.ModelProto, names: list[str]) -> tuple[bytes, dict]:
+    """Serializes `proto` with each weight in `names` stored as little-endian raw_data and
+    returns (bytes, {name: [offset, size]}): where each weight's bytes sit in the file, so
+    a copy with other values is written by overwriting those ranges."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    tensors = {t.name: t for t in proto.graph.initializer}
+    raws = {}
+    for name in names:
+        t = tensors[name]
+        raws[name] = onnx.numpy_helper.to_array(t).astype("<f4").tobytes()
+        t.ClearField("float_data")
+        t.raw_data = raws[name]
+    data = proto.SerializeToString()
+    offsets = {}
+    for name in names:
+        offsets[name] = [_raw_data_offset(data, name, raws[name]), len(raws[name])]
+    return data, offsets
+
+
+def _raw_data_offset(data: bytes, name: str, raw: bytes) -> int:
+    """Where the raw_data of the initializer `name` starts in the serialized model.
+
+    A TensorProto is serialized in field order, and one made by numpy_helper.from_array
+    has no field between its name (8) and its raw_data (9); so the record holds the name's
+    tag, length and bytes, then raw_data's tag and length, then the values."""
+    encoded = name.encode()
+    head = b"\x42" + _varint(len(encoded)) + encoded + b"\x4a" + _varint(len(raw))
+    found = [m.end() for m in re.finditer(re.escape(head), data)]
+    found = [at for at in found if data[at : at + len(raw)] == raw]
+    if len(found) != 1:
+        raise AssertionError(f"cannot locate the bytes of the weight {name}")
+    return found[0]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+# ------------------------------------------------------------------ Python literals
+
+
+def py_str(s: str) -> str:
+    """A string literal as ruff formats it: double quotes unless that needs more escapes."""
+    r = repr(s)
+    if r[0] == '"':
+        return r
+    if '"' not in s:
+        return '"' + r[1:-1] + '"'
+    return r  # both quote kinds inside: keep repr's single quotes (ruff does too)
+
+
+def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
+    """`value` (None, bool, int, float, str, list, tuple, dict with str keys) as Python
+    source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
+    and `suffix` fit at `indent`, else one item per line with a trailing comma."""
+    flat = _flat(value)
+    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(
+        value
+    ):
+        line = " " * indent + prefix + flat + suffix
+        if len(line) > LINE_LENGTH:
+            line += "  # noqa: E501"
+        return line
+    pad = " " * indent
+    if isinstance(value, dict):
+        open_, close = "{", "}"
+        items = [py_literal(v, indent + 4, f"{py_str(k)}: ", ",") for k, v in value.items()]
+    else:
+        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+        items = [py_literal(v, indent + 4, "", ",") for v in value]
+    return "\n".join([pad + prefix + open_, *items, pad + close + suffix])
+
+
+def _is_container(value) -> bool:
+    return isinstance(value, (list, tuple, dict)) and len(value) > 0
+
+
+def _flat(value) -> str:
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else '-float("inf")'
+        return repr(value)
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, str):
+                raise TypeError(f"dict keys must be strings, got {k!r}")
+        return "{" + ", ".join(f"{py_str(k)}: {_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(_flat(v) for v in value)
+        return "(" + inner + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _flat(value.item())
+    raise TypeError(f"cannot write {type(value).__name__} as a Python literal")
+
+
+# ------------------------------------------------------------------ what the script knows
+
+
+def _plain(value):
+    """Specs (ScheduleSpec, dataclasses) and tuples as plain dicts and lists."""
+    if hasattr(value, "name") and hasattr(value, "kwargs"):
+        return {"name": value.name, **{k: _plain(v) for k, v in value.kwargs.items()}}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _log_names(graph, config, tm) -> tuple[dict, dict]:
+    """({log key: training-model output} for losses, the same for metrics), as Keras 3
+    names them: `loss`, `<output>_loss` with several losses; a metric's log name, with
+    `<output>_` in front for a model with several outputs."""
+    many = len(graph.outputs) > 1
+    losses = {"loss": "loss"}
+    for out in tm.losses[1:]:
+        losses[f"{out.split(':', 1)[1]}_loss"] = out
+    metrics = {}
+    for out in tm.metrics:
+        _, output, log_name = out.split(":", 2)
+        key = f"{output}_{log_name}" if many else log_name
+        if key in metrics or key in losses:
+            _fail(f"two metrics of train block '{config.name}' are both logged as '{key}'")
+        metrics[key] = out
+    return losses, metrics
+
+
+def _directions(config, losses: dict, metrics: dict) -> dict[str, str]:
+    """"min" or "max" for every log key (and its `val_` twin), for mode=auto."""
+    up = set()
+    many = len(config.outputs) > 1
+    for output, specs in config.metrics.items():
+        for spec in specs:
+            if spec.direction == "up":
+                up.add(f"{output}_{spec.log_name}" if many else spec.log_name)
+    out = {}
+    for key in [*losses, *metrics]:
+        out[key] = "max" if key in up else "min"
+    return out
+
+
+def _callbacks(config, directions: dict) -> list[dict]:
+    out = []
+    for cb in config.callbacks:
+        if cb.name not in SUPPORTED_CALLBACKS:
+            _fail(
+                f"the callback {cb.name} is not supported by generated training scripts",
+                f"supported: {', '.join(SUPPORTED_CALLBACKS)}",
+                config.span,
+            )
+        entry = {"name": cb.name, **_plain(cb.kwargs)}
+        if entry.get("mode") == "auto":
+            base = entry["monitor"].removeprefix("val_")
+            entry["mode"] = directions.get(base, "min")
+        out.append(entry)
+    return out
+
+
+def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) -> dict:
+    """Everything the template needs, as plain data."""
+    for label, name in (("model", graph.name), ("train block", config.name)):
+        if not IDENTIFIER.match(name):
+            _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
+    losses, metrics = _log_names(graph, config, tm)
+    directions = _directions(config, losses, metrics)
+    callbacks = _callbacks(config, directions)
+    lr = _plain(config.optimizer.kwargs.get("learning_rate", 0.001))
+    outputs = {
+        name: {"target": f"target:{name}", "loss": spec.name} for name, spec in config.loss.items()
+    }
+    fit = {
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "validation_split": float(config.validation_split),
+        "shuffle": bool(config.shuffle),
+        "initial_epoch": config.initial_epoch,
+        "steps_per_epoch": config.steps_per_epoch,
+        "validation_steps": config.validation_steps,
+        "validation_batch_size": config.validation_batch_size,
+        "validation_freq": config.validation_freq,
+        "verbose": config.verbose,
+    }
+    uses_schedule = isinstance(lr, dict) or any(
+        c["name"] == "LearningRateScheduler" for c in callbacks
+    )
+    return {
+        "model": graph.name,
+        "train": config.name,
+        "version": __version__,
+        "constants": {
+            "MODEL": graph.name,
+            "TRAIN_BLOCK": config.name,
+            "SOURCE": str(graph.file) if getattr(graph, "file", None) else None,
+            "KTRANS_VERSION": __version__,
+            "SEED": int(seed),
+            "FILES": files,
+            "INPUTS": [v.name for v in graph.inputs],
+            "OUTPUTS": outputs,
+            "LOSSES": losses,
+            "METRICS": metrics,
+            "DIRECTIONS": directions,
+            "OPTIMIZER": config.optimizer.name,
+            "LEARNING_RATE": lr,
+            "FIT": fit,
+            "CALLBACKS": callbacks,
+        },
+        "export_offsets": offsets,
+        "uses_schedule": uses_schedule,
+        "callback_names": sorted({c["name"] for c in callbacks}),
+        "logs_learning_rate": any(c["name"] in LR_CALLBACKS for c in callbacks),
+    }
+
+
+def render_script(settings: dict) -> str:
+    import jinja2
+
+    source = resources.files("transpiler.templates").joinpath("train_script.py.j2").read_text()
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["literal"] = lambda value, name: py_literal(value, 0, f"{name} = ")
+    return env.from_string(source).render(**settings)
+
+
+# ------------------------------------------------------------------ the bundle
+
+
+def _readme(model: str, train: str, files: dict) -> str:
+    return f"""# Training bundle for {model} (train block `{train}`)
+
+Generated by ktrans {__version__}. Run it with Python 3.10+, numpy and onnxruntime
+(onnxruntime-gpu for `--device cuda`); neither ktrans nor the `onnx` package is needed.
+
+```sh
+python {files["script"]} --data DATA.npz [--epochs N] [--batch-size N] [--device cpu|cuda]
+python {files["script"]} --help      # every flag, the data format, the outputs
+```
+
+| file | what |
+|---|---|
+| `{files["script"]}` | the training loop |
+| `{files["train"]}` | one training step: batch, step, lr, state in; loss, metrics, new state out |
+| `{files["eval"]}` | loss and metrics in inference mode, for validation and test data |
+| `{files["inference"]}` | the inference model with the initial weights |
+| `{files["init"]}` | the initial parameters, buffers and optimizer slots |
+
+The script writes into `--out` (default: this directory) `history.csv`, `history.json`,
+`checkpoint.npz` (every epoch, and on Ctrl-C; continue with `--resume`),
+`results.json` and `{model}.trained.onnx`, the inference model with the trained weights.
+"""
+
+
+def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
+    """Writes the training bundle of `graph` trained as `config` into `out_dir` (created if
+    missing); returns the paths written, the script first."""
+    from transpiler.emit.train.model import build_training_model
+
+    out = Path(out_dir)
+    name = graph.name
+    if not IDENTIFIER.match(name):
+        _fail(f"the model name {name!r} is not a plain identifier")
+    weights = initial_weights(graph, seed)
+    try:
+        tm = build_training_model(graph, config, seed=seed, weights=weights)
+        eval_proto = build_eval_model(graph, config, weights)
+    except NotImplementedError as e:
+        _fail(f"cannot generate a training script for {name}: {e}", span=config.span)
+    inference = build_model(graph, weights=weights, source=str(getattr(graph, "file", "")))
+
+    state = {**tm.params, **tm.buffers}
+    eval_inputs = {i.name for i in eval_proto.graph.input}
+    missing = [n for n in state if n not in eval_inputs]
+    initializers = {t.name for t in inference.graph.initializer}
+    missing += [n for n in state if n not in initializers]
+    if missing:
+        raise AssertionError(f"weights missing from the eval or inference model: {missing}")
+    if inference.ByteSize() > PROTOBUF_LIMIT:
+        _fail(f"{name} is over 2 GB: training bundles of models this large are not supported")
+    inference_bytes, offsets = weight_offsets(inference, list(state))
+
+    files = {
+        "script": f"train_{name}.py",
+        "train": f"{name}.train.onnx",
+        "eval": f"{name}.eval.onnx",
+        "inference": f"{name}.onnx",
+        "init": f"{name}.init.npz",
+    }
+    settings = script_settings(graph, config, tm, seed, files, offsets)
+    script = render_script(settings)
+
+    init = io.BytesIO()
+    np.savez(init, **{**tm.params, **tm.buffers, **tm.slots})
+    out.mkdir(parents=True, exist_ok=True)
+    written = [
+        atomic_write_bytes(out / files["script"], script.encode()),
+        atomic_write_bytes(out / files["train"], tm.proto.SerializeToString()),
+        atomic_write_bytes(out / files["eval"], eval_proto.SerializeToString()),
+        atomic_write_bytes(out / files["inference"], inference_bytes),
+        atomic_write_bytes(out / files["init"], init.getvalue()),
+        atomic_write_bytes(out / "README.md", _readme(name, config.name, files).encode()),
+    ]
+    return written

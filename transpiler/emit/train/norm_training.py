@@ -1,0 +1,117 @@
+"""BatchNormalization and LayerNormalization in training mode, as plain ONNX arithmetic
+(ReduceMean, Sub, Mul, Sqrt, Reciprocal...) that the VJP rules differentiate; ONNX's fused
+normalization ops have no gradient rule.
+
+Both work on the tensor as it is stored (`x.perm`): a channels-first CNN keeps its layout.
+The weights are the layer's own (`ctx.weight(name)`, Keras's 1-D shapes, no transform), so
+training and inference share `<layer>/gamma`, `<layer>/beta`, `<layer>/moving_mean`,
+`<layer>/moving_variance`.
+
+Keras 3's BatchNormalization(training=True), layers/normalization/batch_normalization.py:
+    mean, variance = moments(x, all axes but `axis`)        # biased variance
+    moving_mean     <- moving_mean * momentum + mean * (1 - momentum)
+    moving_variance <- moving_variance * momentum + variance * (1 - momentum)  # biased too
+    y = (x - mean) * rsqrt(variance + epsilon) * gamma + beta
+and only when the layer is trainable: a frozen layer (trainable=false) normalises with the
+moving statistics even in training, and leaves them alone. The torch backend computes the
+variance as E[x^2] - E[x]^2; this uses E[(x - mean)^2], the same value (and gradient) with
+less cancellation.
+"""
+
+from __future__ import annotations
+
+from transpiler.emit.onnx.tensors import LTensor
+
+
+def _broadcast(ctx, param: str, x: LTensor, logical_axes: list[int], sizes: list[int]) -> str:
+    """A weight over `logical_axes` (Keras order: the axes sorted) reshaped to broadcast
+    against x as stored."""
+    logical = [1] * x.rank
+    for a, n in zip(logical_axes, sizes):
+        logical[a] = n
+    if x.perm is None:
+        return ctx.op("Reshape", [param, ctx.ints(logical)])
+    physical = [logical[p] for p in x.perm]
+    stored_order = sorted(logical_axes, key=x.perm.index)
+    if stored_order == sorted(logical_axes):  # the weight's axes keep their order
+        return ctx.op("Reshape", [param, ctx.ints(physical)])
+    shaped = ctx.op("Reshape", [param, ctx.ints(logical)])
+    return ctx.op("Transpose", [shaped], perm=list(x.perm))
+
+
+def _normalize(ctx, x: LTensor, centered: str, variance: str, epsilon: float, gamma, beta):
+    """centered * rsqrt(variance + epsilon) * gamma + beta (gamma, beta optional)."""
+    inv = ctx.op("Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [variance, ctx.const(epsilon)])])])
+    if gamma is not None:
+        inv = ctx.op("Mul", [inv, gamma])
+    y = ctx.op("Mul", [centered, inv])
+    if beta is not None:
+        y = ctx.op("Add", [y, beta])
+    return x.like(y)
+
+
+def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
+    axis = x.physical_axis(layer.axis)
+    logical_axis = layer.axis % x.rank
+    n = x.type.shape[logical_axis]
+    reduce = ctx.ints([a for a in range(x.rank) if a != axis], "axes")
+
+    def param(name: str) -> str:
+        return _broadcast(ctx, ctx.weight(name), x, [logical_axis], [n])
+
+    gamma = param("gamma") if layer.scale else None
+    beta = param("beta") if layer.center else None
+    moving_mean = ctx.weight("moving_mean")
+    moving_variance = ctx.weight("moving_variance")
+    if not batch_statistics:
+        centered = ctx.op("Sub", [x.name, param("moving_mean")])
+        variance = param("moving_variance")
+        return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
+
+    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
+    centered = ctx.op("Sub", [x.name, mean])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+    flat = ctx.ints([n])
+    keep, take = ctx.const(layer.momentum), ctx.const(1.0 - layer.momentum)
+    for buffer, batch_value in ((moving_mean, mean), (moving_variance, variance)):
+        batch_value = ctx.op("Reshape", [batch_value, flat])
+        new = ctx.op(
+            "Add", [ctx.op("Mul", [buffer, keep]), ctx.op("Mul", [batch_value, take])]
+        )
+        ctx.update_buffer(buffer, new)
+    return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
+
+
+def batch_norm_training(ctx, layer, x: LTensor) -> LTensor:
+    """Keras's BatchNormalization(training=True) on x as stored: batch statistics, and the
+    new moving statistics reported with ctx.update_buffer. A frozen layer
+    (trainable=false) behaves as at inference, as in Keras."""
+    return _batch_norm(ctx, layer, x, batch_statistics=bool(layer.trainable))
+
+
+def batch_norm_inference(ctx, layer, x: LTensor) -> LTensor:
+    """The inference formula with the moving statistics, in the same arithmetic (and the
+    same weights) as batch_norm_training."""
+    return _batch_norm(ctx, layer, x, batch_statistics=False)
+
+
+def layer_norm_training(ctx, layer, x: LTensor) -> LTensor:
+    """Keras's LayerNormalization as differentiable arithmetic, on x as stored: each
+    sample normalised over `axis` with its own (biased) mean and variance;
+    rms_scaling=true (deprecated in Keras) scales by rsqrt(variance + epsilon) without
+    centering and has no beta. Same in training and inference."""
+    axes = sorted(layer.axis) if isinstance(layer.axis, (tuple, list)) else [layer.axis]
+    logical = [a % x.rank for a in axes]
+    sizes = [x.type.shape[a] for a in logical]
+    physical = sorted(x.physical_axis(a) for a in logical)
+    reduce = ctx.ints(physical, "axes")
+    scale = layer.scale or layer.rms_scaling
+    center = layer.center and not layer.rms_scaling
+    gamma = _broadcast(ctx, ctx.weight("gamma"), x, logical, sizes) if scale else None
+    beta = _broadcast(ctx, ctx.weight("beta"), x, logical, sizes) if center else None
+    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
+    centered = ctx.op("Sub", [x.name, mean])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+    if layer.rms_scaling:
+        return _normalize(ctx, x, x.name, variance, layer.epsilon, gamma, None)
+    return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
