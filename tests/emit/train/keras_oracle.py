@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from tests.emit.train.keras_step import (  # noqa: E402
+from tests.emit.train.keras_step import (
     keras_weights_now,
     ktrans_graph,
     onnx_layout,
@@ -97,8 +98,9 @@ def run_ktrans(tm, feeds: list[dict], lr: float | None = None):
 
 
 def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int = 3):
-    """`steps` train_on_batch calls on the same batch, in Keras and in ktrans; returns
-    (keras logs, ktrans outputs, expected params in ONNX layout, ktrans state, config)."""
+    """`steps` train_on_batch calls on the same batch, in Keras and in ktrans. Returns
+    .keras_logs, .history (ktrans outputs per step), .expected (Keras's parameters in ONNX
+    layout), .state (ktrans's final state), .config, .tm, .km (the Keras model), .graph."""
     from transpiler.emit.onnx import initial_weights
 
     graph = ktrans_graph(kdl, tmp_path)
@@ -114,9 +116,52 @@ def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int 
     lr = config.optimizer.kwargs["learning_rate"]
     history, state = run_ktrans(tm, feeds, lr)
     expected = onnx_layout(graph, keras_weights_now(km, graph))
-    return keras_logs, history, expected, state, config, tm
+    return SimpleNamespace(
+        keras_logs=keras_logs,
+        history=history,
+        expected=expected,
+        state=state,
+        config=config,
+        tm=tm,
+        km=km,
+        graph=graph,
+    )
 
 
 def assert_params(state, expected, rtol=1e-5, atol=1e-6):
     for name, value in expected.items():
         np.testing.assert_allclose(state[name], value, rtol=rtol, atol=atol, err_msg=name)
+
+
+def keras_slots(km, graph) -> dict[str, np.ndarray]:
+    """Keras's optimizer variables as ktrans slots: `slot:<param>:<name>` in ONNX layout
+    (Keras names them `<variable path with _>_<name>`), `slot:optimizer:u_product`."""
+    opt = km.optimizer
+    by_name = {v.name: np.asarray(v.numpy()) for v in opt.variables}
+    ours = [layer for layer in graph.layers if layer.weights]
+    theirs = [layer for layer in km.layers if layer.weights]
+    layouts: dict[str, dict] = {}  # slot name -> Keras-layout weights
+    for mine, kl in zip(ours, theirs):
+        for w, v in zip(mine.weights, kl.weights):
+            prefix = v.path.replace("/", "_") + "_"
+            for name, value in by_name.items():
+                if name.startswith(prefix):
+                    slot = name[len(prefix) :]
+                    layouts.setdefault(slot, {}).setdefault(mine.name, {})[w.name] = value
+    out = {}
+    for slot, layout in layouts.items():
+        for name, value in onnx_layout(graph, layout).items():
+            out[f"slot:{name}:{slot}"] = value
+    if hasattr(opt, "_u_product"):
+        out["slot:optimizer:u_product"] = np.asarray(opt._u_product.numpy())
+    return out
+
+
+def assert_slots(run, rtol=1e-5, atol=1e-6):
+    """Every ktrans slot equals the Keras optimizer variable it stands for."""
+    expected = keras_slots(run.km, run.graph)
+    slots = {k: v for k, v in run.state.items() if k.startswith("slot:")}
+    assert set(slots) == set(expected), (sorted(slots), sorted(expected))
+    for name, value in slots.items():
+        assert name in expected, f"{name} has no Keras counterpart ({sorted(expected)[:8]})"
+        np.testing.assert_allclose(value, expected[name], rtol=rtol, atol=atol, err_msg=name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.emit.train.keras_oracle import assert_params, train_both
+from tests.emit.train.keras_oracle import assert_params, assert_slots, train_both
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -82,21 +82,18 @@ def test_optimizer_matches_keras(tmp_path, optimizer, steps):
     x, y = batch()
     if "gradient_accumulation_steps" in optimizer and steps == 3:
         steps = 4  # two updates
-    logs, history, expected, state, _, _ = train_both(
-        MLP.format(optimizer=optimizer), tmp_path, keras_mlp, x, y, steps
-    )
-    assert_params(state, expected)
-    for i, log in enumerate(logs):
-        np.testing.assert_allclose(history[i]["loss"], log["loss"], rtol=1e-5)
+    run = train_both(MLP.format(optimizer=optimizer), tmp_path, keras_mlp, x, y, steps)
+    assert_params(run.state, run.expected)
+    assert_slots(run)
+    for i, log in enumerate(run.keras_logs):
+        np.testing.assert_allclose(run.history[i]["loss"], log["loss"], rtol=1e-5)
 
 
 def test_slots_start_as_keras_does(tmp_path):
     from tests.emit.train.keras_oracle import build, ktrans_graph
     from transpiler.emit.onnx import initial_weights
 
-    graph = ktrans_graph(
-        MLP.format(optimizer="Adagrad(initial_accumulator_value=0.25)"), tmp_path
-    )
+    graph = ktrans_graph(MLP.format(optimizer="Adagrad(initial_accumulator_value=0.25)"), tmp_path)
     tm = build(graph, graph.trains["default"], initial_weights(graph, seed=0))
     assert set(tm.slots) == {f"slot:{p}:accumulator" for p in tm.params}
     for value in tm.slots.values():
@@ -137,3 +134,60 @@ def test_unknown_optimizer_is_not_implemented():
     config = SimpleNamespace(optimizer=SimpleNamespace(name="Ftrl", kwargs={}))
     with pytest.raises(NotImplementedError, match="Ftrl"):
         apply_optimizer(OpBuilder(), config, {}, {})
+
+
+TWO = """
+model Two {
+    input x: float32[6]
+    h = Dense(8, activation=tanh)(x)
+    output a = Dense(1, activation=sigmoid)(h)
+    output b = Dense(4, activation=softmax)(h)
+}
+train Two {
+    loss = {a: binary_crossentropy, b: none}
+    optimizer = Adam(learning_rate=0.01, weight_decay=0.1, global_clipnorm=0.1)
+}
+"""
+
+
+def test_parameters_the_loss_does_not_reach_are_left_alone(tmp_path):
+    """Keras gets no gradient for them: no update, no weight decay, slots untouched."""
+    from tests.emit.train.keras_oracle import (
+        build,
+        compile_like,
+        keras_slots,
+        keras_weights_now,
+        ktrans_graph,
+        onnx_layout,
+        run_ktrans,
+        set_keras_weights,
+    )
+    from transpiler.emit.onnx import initial_weights
+
+    graph = ktrans_graph(TWO, tmp_path)
+    config = graph.trains["default"]
+    weights = initial_weights(graph, seed=1)
+    x, _ = batch()
+    ya = np.random.default_rng(4).integers(0, 2, (16, 1)).astype(np.float32)
+
+    inp = keras.Input((6,))
+    h = L.Dense(8, activation="tanh")(inp)
+    km = keras.Model(
+        inp, [L.Dense(1, activation="sigmoid")(h), L.Dense(4, activation="softmax")(h)]
+    )
+    set_keras_weights(km, graph, weights)
+    compile_like(km, config)
+    for _ in range(2):
+        km.train_on_batch(x, ya)
+
+    tm = build(graph, config, weights)
+    _, state = run_ktrans(tm, [{"x": x, "target:a": ya}] * 2, 0.01)
+    expected = onnx_layout(graph, keras_weights_now(km, graph))
+    assert_params(state, expected)
+    for name in ("dense_2/kernel", "dense_2/bias"):  # output b
+        np.testing.assert_array_equal(state[name], tm.params[name])
+    theirs = keras_slots(km, graph)
+    slots = {k: v for k, v in state.items() if k.startswith("slot:")}
+    assert slots and not any(k.startswith("slot:dense_2/") for k in slots)
+    for name, value in slots.items():
+        np.testing.assert_allclose(value, theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -352,6 +352,21 @@ CASES = [
         lambda x: F.max_pool2d(x, 2, (1, 2)),
     ),
     Case(
+        # dY of the Conv is a sum of two gradients (no static shape recorded for it)
+        "Conv-output-used-twice",
+        lambda b, n: (lambda c: b.op("Add", [c, b.op("Tanh", [c])]))(
+            b.op("Conv", n, strides=[2, 2], group=2)
+        ),
+        [(2, 4, 5, 5), (2, 2, 2, 2)],
+        lambda x, w: (lambda c: c + torch.tanh(c))(F.conv2d(x, w, stride=2, groups=2)),
+    ),
+    Case(
+        "ConvTranspose-output-used-twice",
+        lambda b, n: (lambda c: b.op("Mul", [c, c]))(b.op("ConvTranspose", n, strides=[2])),
+        [(2, 2, 3), (2, 3, 2), (3,)],
+        lambda x, w, c: F.conv_transpose1d(x, w, c, stride=2) ** 2,
+    ),
+    Case(
         "Conv-Relu-MaxPool-chain",
         lambda b, n: b.op(
             "MaxPool",

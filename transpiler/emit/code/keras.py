@@ -45,7 +45,7 @@ from pathlib import Path
 
 from transpiler import __version__
 from transpiler.errors import KdlError, KdlErrors
-from transpiler.graph.model import Graph, Node, Value
+from transpiler.graph.model import Graph, Node
 from transpiler.layers.base import REQUIRED, Arg, Layer, snake_case
 from transpiler.layers.initializers import CLASS_NAMES, INITIALIZERS, Initializer
 from transpiler.layers.regularizers import Regularizer
@@ -222,9 +222,12 @@ def render(expr: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[
         return render(expr.value, indent, f"{prefix}{expr.key}: ", suffix)
     if isinstance(expr, Call):
         if isinstance(expr.func, Call):
-            # `layers.Dense(...)(x)`: split the layer's arguments, keep the call's
+            # `layers.Dense(...)(x)`: split the layer's arguments and keep the call's,
+            # unless the layer has a lone argument and the call's can be split instead
             tail = "(" + ", ".join(a.flat() for a in expr.args) + ")" + suffix
-            if len(pad) + 1 + len(tail) <= LINE:
+            head = f"{pad}{prefix}{expr.func.flat()}("
+            lone = len(expr.func.args) <= 1 and len(head) <= LINE
+            if len(pad) + 1 + len(tail) <= LINE and not lone:
                 return render(expr.func, indent, prefix, tail)
             lines = render(expr.func, indent, prefix, "(")
         else:
@@ -270,16 +273,17 @@ def is_default(arg: Arg, value) -> bool:
 
 
 def _compact(arg: Arg, value):
-    """(3, 3) -> 3 where the argument converts 3 to (3, 3), as Keras writers do."""
-    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
-        first = value[0]
-        if isinstance(first, int) and not isinstance(first, bool):
-            try:
-                if arg.convert(first) == value:
-                    return first
-            except Exception:
-                return value
-    return value
+    """(3, 3) -> 3, ((1, 1), (1, 1)) -> 1: the shortest form the argument converts back
+    to the same value, as people write Keras."""
+    short = value
+    while isinstance(short, tuple) and short and all(v == short[0] for v in short):
+        try:
+            if arg.convert(short[0]) != value:
+                break
+        except Exception:
+            break
+        short = short[0]
+    return short
 
 
 _INIT_CLASSES = {canon: cls for cls, canon in CLASS_NAMES.items() if cls[:1].isupper()}
@@ -344,11 +348,57 @@ _RENAMED = {"exponential": "exp"}
 # the names Keras gives the operations of the keras.ops calls written here (and of the
 # calls those make): "add", "add_1", ... (keras.src.utils.naming.auto_name)
 OP_NAMES = frozenset(
-    "absolute add ceil clip concatenate cos elu erf exp expand_dims floor gelu get_item "
-    "hard_sigmoid leaky_relu log log_softmax matmul max maximum mean min minimum multiply "
-    "negative power prod reciprocal relu relu6 reshape round rsqrt selu sigmoid sign silu "
-    "sin softmax softplus softsign sqrt square squeeze subtract sum tanh transpose "
-    "true_divide".split()
+    {
+        "absolute",
+        "add",
+        "ceil",
+        "clip",
+        "concatenate",
+        "cos",
+        "elu",
+        "erf",
+        "exp",
+        "expand_dims",
+        "floor",
+        "gelu",
+        "get_item",
+        "hard_sigmoid",
+        "leaky_relu",
+        "log",
+        "log_softmax",
+        "matmul",
+        "max",
+        "maximum",
+        "mean",
+        "min",
+        "minimum",
+        "multiply",
+        "negative",
+        "power",
+        "prod",
+        "reciprocal",
+        "relu",
+        "relu6",
+        "reshape",
+        "round",
+        "rsqrt",
+        "selu",
+        "sigmoid",
+        "sign",
+        "silu",
+        "sin",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sqrt",
+        "square",
+        "squeeze",
+        "subtract",
+        "sum",
+        "tanh",
+        "transpose",
+        "true_divide",
+    }
 )
 
 
@@ -422,6 +472,30 @@ def expression_expr(node: Node, names: list[str]) -> Expr:
     if isinstance(op, shapes.Index):
         return Atom(f"{x}[{_subscript(op.resolved)}]")
     raise CodegenError(f"no Keras code for the expression '{op.describe_config()}'")
+
+
+_OP_CLASS = {"abs": "absolute", "swish": "silu"}
+_OPERATOR_OPS = {
+    "add": "add",
+    "subtract": "subtract",
+    "multiply": "multiply",
+    "divide": "true_divide",
+    "pow": "power",
+}
+
+
+def _op_names(op: Layer, expr: Expr) -> set[str]:
+    """The automatic names (without counters) Keras gives the operations of `expr`."""
+    from transpiler.layers.expression_shapes import Index
+    from transpiler.layers.expressions import Elementwise
+
+    text = expr.flat()
+    names = {_OP_CLASS.get(f, f) for f in re.findall(r"\bops\.(\w+)\(", text)}
+    if isinstance(op, Elementwise) and "ops." not in text:
+        names.add(_OPERATOR_OPS[op.op])
+    if isinstance(op, Index):
+        names.add("get_item")
+    return names & OP_NAMES
 
 
 def _keeps_name(op: Layer) -> bool:
@@ -504,6 +578,7 @@ class KerasWriter:
         self.lines: list[Line] = []
         self.defined: set[int] = set()  # shared layers already created
         self.uses_ops = False
+        self.op_names: set[str] = set()  # Keras's names of the operations written
 
     # ------------------------------------------------------------ names
 
@@ -531,6 +606,7 @@ class KerasWriter:
         for i, node in enumerate(graph.nodes):
             if calls[id(node.layer)] > 1 and id(node.layer) not in self.layer_var:
                 self.layer_var[id(node.layer)] = self.namer.fresh(f"{node.layer.name}_layer")
+            hints = _output_hints(node)
             for j, v in enumerate(node.outputs):
                 if id(v) in output_of:
                     hint = output_of[id(v)]
@@ -540,8 +616,7 @@ class KerasWriter:
                     self.var[id(v)] = chain
                     continue
                 else:
-                    base = v.name.split(":")[0]
-                    hint = base if j == 0 else f"{base}_out{j}"
+                    hint = hints[j]
                 self.var[id(v)] = self.namer.fresh(hint)
 
     # ------------------------------------------------------------ statements
@@ -555,8 +630,7 @@ class KerasWriter:
                 kwargs["dtype"] = Atom(pystr(v.type.dtype))
             kwargs["name"] = Atom(pystr(v.name))
             self.lines.append(Line([self.var[id(v)]], call("keras.Input", **kwargs)))
-        if any(n.layer.family == "expression" for n in graph.nodes):
-            self.reserve_op_names()
+        at = len(self.lines)  # where reserve_op_names goes, once the ops are known
         scope: tuple[str, ...] = ()
         for node in graph.nodes:
             if node.scope != scope:
@@ -566,6 +640,7 @@ class KerasWriter:
                 self.lines += [Line(text=c) for c in comments]
                 scope = node.scope
             self.node(node)
+        self.lines[at:at] = self.reserve_op_names()
         self.lines.append(Line())
         self.lines.append(Line(["model"], self.model_expr()))
         self.lines.append(Line(text="return model"))
@@ -585,7 +660,7 @@ class KerasWriter:
             out += render(line.expr, INDENT, f"{', '.join(line.targets)} = ")
         return out
 
-    def reserve_op_names(self) -> None:
+    def reserve_op_names(self) -> list[Line]:
         """keras.ops calls get automatic names ("add", "add_1", ...) from global counters,
         and a model's operation names must be unique: where a layer's explicit name has
         that form, start the counter after it."""
@@ -598,30 +673,34 @@ class KerasWriter:
         ]
         for name in names:
             m = re.fullmatch(r"(.+?)(?:_(\d+))?", name)
-            if m and m.group(1) in OP_NAMES:
+            if m and m.group(1) in self.op_names:
                 number = int(m.group(2) or 0)
                 last[m.group(1)] = max(last.get(m.group(1), -1), number)
         if not last:
-            return
-        self.lines.append(Line())
+            return []
         pairs = [Seq("(", ")", [Atom(pystr(p)), Atom(str(n))]) for p, n in sorted(last.items())]
-        self.lines.append(
-            Line(text="# keras.ops calls are named automatically (add, add_1, ...), and names")
-        )
-        self.lines.append(
-            Line(text="# are unique in a model: number them after the layers named that way")
-        )
-        self.lines.append(Line(["for"], Seq("(", ")", pairs)))
+        return [
+            Line(),
+            Line(text="# keras.ops calls are named automatically (add, add_1, ...), and names"),
+            Line(text="# are unique in a model: number them after the layers named that way"),
+            Line(["for"], Seq("(", ")", pairs)),
+        ]
 
     def node(self, node: Node) -> None:
         names = [self.var[id(v)] for v in node.inputs]
         targets = [self.var[id(v)] for v in node.outputs]
         layer = node.layer
         if layer.family == "expression":
-            self.uses_ops = True
-            self.lines.append(Line(targets, expression_expr(node, names)))
+            expr = expression_expr(node, names)
+            self.uses_ops = self.uses_ops or "ops." in expr.flat()
+            self.op_names |= _op_names(layer, expr)
+            self.lines.append(Line(targets, expr))
             return
         inputs = _call_inputs(layer, names)
+        if any("." in n for n in _layer_names(layer)) and id(layer) not in self.defined:
+            self.lines.append(
+                Line(text="# Keras's torch backend takes no '.' in layer names (TF and JAX do)")
+            )
         shared = self.layer_var.get(id(layer))
         if shared is not None:
             if id(layer) not in self.defined:
@@ -650,6 +729,33 @@ class KerasWriter:
         else:
             outputs = Seq("{", "}", [Pair(pystr(n), Atom(self.var[id(v)])) for n, v in outs])
         return call("keras.Model", inputs=inputs, outputs=outputs, name=Atom(pystr(graph.name)))
+
+
+def _layer_names(layer: Layer) -> list[str]:
+    """The layer's name and those of the layers it wraps."""
+    inner = [v for v in layer.config.values() if isinstance(v, Layer)]
+    return [layer.name, *(n for v in inner for n in _layer_names(v))]
+
+
+def _output_hints(node: Node) -> list[str]:
+    """Variable names for a node's outputs: the layer's, then its states'
+    (`lstm`, `lstm_h`, `lstm_c`)."""
+    from transpiler.layers.recurrent import Recurrent
+    from transpiler.layers.recurrent_wrappers import Bidirectional
+
+    layer = node.layer
+    base = node.outputs[0].name.split(":")[0]
+    n = len(node.outputs)
+    names = [base] + [f"{base}_out{i}" for i in range(1, n)]
+    if isinstance(layer, Recurrent) and n == 1 + len(layer.state_names):
+        names = [base] + [f"{base}_{s}" for s in layer.state_names]
+    elif isinstance(layer, Bidirectional):
+        heads = [base] if layer.merge_mode else [f"{base}_fwd", f"{base}_bwd"]
+        states = [f"{base}_fwd_{s}" for s in layer.forward_layer.state_names]
+        states += [f"{base}_bwd_{s}" for s in layer.backward_layer.state_names]
+        if len(heads) + (len(states) if layer.return_state else 0) == n:
+            names = heads + (states if layer.return_state else [])
+    return names
 
 
 def _dim(d):

@@ -488,3 +488,11 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
         atomic_write_bytes(out / "README.md", _readme(name, config.name, files).encode()),
     ]
     return written
+
+
+def codegen_train(graph, output: str | None, train: str | None = None, seed: int = 0) -> str:
+    """`ktrans codegen --target train`: the bundle into `output` (default
+    `<Model>_train/`); returns the line to print."""
+    out = Path(output or f"{graph.name}_train")
+    paths = write_training_bundle(graph, pick_train(graph, train), out, seed=seed)
+    return f"wrote {out}/ ({', '.join(p.name for p in paths)}); run: python {paths[0]} --data D"

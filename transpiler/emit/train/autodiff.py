@@ -75,6 +75,7 @@ def gradients(
             return None
         if len(parts) > 1:
             parts[:] = [b.op("Sum", parts)]
+            shapes[parts[0]] = shapes.get(name)
         return parts[0]
 
     b.scope = "grad"

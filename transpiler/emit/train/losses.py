@@ -168,7 +168,9 @@ def _sparse_categorical_crossentropy(b, y, t, kw, shape):
     one_hot = _op(
         b,
         "Cast",
-        _op(b, "Equal", _op(b, "Unsqueeze", t, _axes(b, -1)), b.const(np.arange(classes))),
+        _op(
+            b, "Equal", _op(b, "Unsqueeze", t, _axes(b, -1)), b.const(np.arange(classes), np.int64)
+        ),
         to=FLOAT,
     )
     logp = _log_probs(b, y, kw.get("from_logits", False), -1)

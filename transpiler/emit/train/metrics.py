@@ -51,7 +51,6 @@ import numpy as np
 EPSILON = 1e-7
 NEG_INF = -1e10  # keras metrics_utils.NEG_INF
 FLOAT, INT64, BOOL = 1, 7, 9
-SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
 
 METRICS: dict[str, Callable] = {}
 FINISH: dict[str, Callable] = {}  # name -> fn(kwargs) -> (combine, finalize expression)

@@ -3,9 +3,12 @@
 normalization ops have no gradient rule.
 
 Both work on the tensor as it is stored (`x.perm`): a channels-first CNN keeps its layout.
-The weights are the layer's own (`ctx.weight(name)`, Keras's 1-D shapes, no transform), so
-training and inference share `<layer>/gamma`, `<layer>/beta`, `<layer>/moving_mean`,
-`<layer>/moving_variance`.
+The weights are those of the inference lowering (transpiler/layers/normalization.py), so a
+training step updates the initializers inference reads: BatchNormalization's are Keras's
+1-D (n,) arrays untransformed, `<layer>/gamma`, `<layer>/beta`, `<layer>/moving_mean`,
+`<layer>/moving_variance` (what inference's ONNX BatchNormalization reads when the channel
+axis is stored at 1; where inference folds them into one scale and shift instead, the
+training model keeps the four raw ones); LayerNormalization's see layer_norm_training.
 
 Keras 3's BatchNormalization(training=True), layers/normalization/batch_normalization.py:
     mean, variance = moments(x, all axes but `axis`)        # biased variance
@@ -20,23 +23,16 @@ less cancellation.
 
 from __future__ import annotations
 
+import numpy as np
+
 from transpiler.emit.onnx.tensors import LTensor
 
 
-def _broadcast(ctx, param: str, x: LTensor, logical_axes: list[int], sizes: list[int]) -> str:
-    """A weight over `logical_axes` (Keras order: the axes sorted) reshaped to broadcast
-    against x as stored."""
-    logical = [1] * x.rank
-    for a, n in zip(logical_axes, sizes):
-        logical[a] = n
-    if x.perm is None:
-        return ctx.op("Reshape", [param, ctx.ints(logical)])
-    physical = [logical[p] for p in x.perm]
-    stored_order = sorted(logical_axes, key=x.perm.index)
-    if stored_order == sorted(logical_axes):  # the weight's axes keep their order
-        return ctx.op("Reshape", [param, ctx.ints(physical)])
-    shaped = ctx.op("Reshape", [param, ctx.ints(logical)])
-    return ctx.op("Transpose", [shaped], perm=list(x.perm))
+def _on_axis(ctx, param: str, rank: int, axis: int, n: int) -> str:
+    """A (n,) weight reshaped to broadcast on stored axis `axis`."""
+    shape = [1] * rank
+    shape[axis] = n
+    return ctx.op("Reshape", [param, ctx.ints(shape)])
 
 
 def _normalize(ctx, x: LTensor, centered: str, variance: str, epsilon: float, gamma, beta):
@@ -57,7 +53,7 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
     reduce = ctx.ints([a for a in range(x.rank) if a != axis], "axes")
 
     def param(name: str) -> str:
-        return _broadcast(ctx, ctx.weight(name), x, [logical_axis], [n])
+        return _on_axis(ctx, ctx.weight(name), x.rank, axis, n)
 
     gamma = param("gamma") if layer.scale else None
     beta = param("beta") if layer.center else None
@@ -75,9 +71,7 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
     keep, take = ctx.const(layer.momentum), ctx.const(1.0 - layer.momentum)
     for buffer, batch_value in ((moving_mean, mean), (moving_variance, variance)):
         batch_value = ctx.op("Reshape", [batch_value, flat])
-        new = ctx.op(
-            "Add", [ctx.op("Mul", [buffer, keep]), ctx.op("Mul", [batch_value, take])]
-        )
+        new = ctx.op("Add", [ctx.op("Mul", [buffer, keep]), ctx.op("Mul", [batch_value, take])])
         ctx.update_buffer(buffer, new)
     return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
 
@@ -98,17 +92,40 @@ def batch_norm_inference(ctx, layer, x: LTensor) -> LTensor:
 def layer_norm_training(ctx, layer, x: LTensor) -> LTensor:
     """Keras's LayerNormalization as differentiable arithmetic, on x as stored: each
     sample normalised over `axis` with its own (biased) mean and variance;
-    rms_scaling=true (deprecated in Keras) scales by rsqrt(variance + epsilon) without
-    centering and has no beta. Same in training and inference."""
+    rms_scaling=true (deprecated in Keras) scales x by rsqrt(variance + epsilon) without
+    centering and has no beta. Same in training and inference.
+
+    gamma and beta are the inference lowering's (transpiler/layers/normalization.py):
+    Keras's weight reshaped to the input's rank and transposed to the stored layout,
+    keyed `full<perm>`, or, where the inference uses ONNX's fused LayerNormalization
+    (the normalized axes stored last, no rms_scaling), only those trailing dims, keyed
+    `tail<perm>`; so training updates the very initializers inference reads."""
+    rank = x.rank
     axes = sorted(layer.axis) if isinstance(layer.axis, (tuple, list)) else [layer.axis]
-    logical = [a % x.rank for a in axes]
-    sizes = [x.type.shape[a] for a in logical]
-    physical = sorted(x.physical_axis(a) for a in logical)
-    reduce = ctx.ints(physical, "axes")
+    logical = [a % rank for a in axes]
+    full = [1] * rank
+    for i in logical:
+        full[i] = x.type.shape[i]
+    perm = x.perm or tuple(range(rank))
+    physical = sorted(x.physical_axis(i) for i in logical)
+    k = len(physical)
+    if not layer.rms_scaling and physical == list(range(rank - k, rank)):
+        tail = tuple(x.physical_shape()[rank - k :])
+        key = f"tail{perm}"
+
+        def layout(v):
+            return np.transpose(v.reshape(full), perm).reshape(tail)
+    else:
+        key = f"full{perm}"
+
+        def layout(v):
+            return np.transpose(v.reshape(full), perm)
+
     scale = layer.scale or layer.rms_scaling
     center = layer.center and not layer.rms_scaling
-    gamma = _broadcast(ctx, ctx.weight("gamma"), x, logical, sizes) if scale else None
-    beta = _broadcast(ctx, ctx.weight("beta"), x, logical, sizes) if center else None
+    gamma = ctx.weight("gamma", layout, key) if scale else None
+    beta = ctx.weight("beta", layout, key) if center else None
+    reduce = ctx.ints(physical, "axes")
     mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
     centered = ctx.op("Sub", [x.name, mean])
     variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)

@@ -253,13 +253,17 @@ class _Slots:
         return key, self.shared_new[key]
 
 
-def _unused(b, param: str, grad: str) -> bool:
-    """The autodiff engine's zero gradient for a parameter the loss does not reach (Keras
-    gets None there and leaves the variable, its slots and its weight decay alone)."""
-    for node in reversed(b.nodes):
-        if grad in node.output:
-            return node.op_type == "Mul" and node.input[0] == param and "no_grad" in node.name
-    return False
+def _reached(b, grads: dict[str, str]) -> dict[str, str]:
+    """The gradients of the parameters the loss reaches: autodiff gives the others a zero
+    (`<param>_no_grad`) where Keras gets None and leaves the variable, its slots and its
+    weight decay alone."""
+    wanted = set(grads.values())
+    zero = set()
+    for node in b.nodes:
+        out = node.output[0] if node.output else None
+        if out in wanted and node.op_type == "Mul" and "no_grad" in node.name:
+            zero.add(out)
+    return {p: g for p, g in grads.items() if g not in zero}
 
 
 def apply_optimizer(b, config, params: dict[str, np.ndarray], grads: dict[str, str]):
@@ -270,7 +274,7 @@ def apply_optimizer(b, config, params: dict[str, np.ndarray], grads: dict[str, s
         raise NotImplementedError(f"the optimizer {spec.name} is not emitted yet")
     kw = spec.kwargs
     slots = _Slots(b)
-    used = {n: g for n, g in grads.items() if n in params and not _unused(b, n, g)}
+    used = _reached(b, {n: g for n, g in grads.items() if n in params})
     accumulate = kw.get("gradient_accumulation_steps")
     acc_new: dict[str, str] = {}
     is_update = None

@@ -141,9 +141,9 @@ def _bias_grad(g, dy: str) -> str:
 @vjp("Conv")
 def _conv(g, node, grads):
     check_attrs(node, _CONV_ATTRS)
-    (dy,) = grads
     x, w = node.input[0], node.input[1]
     y = node.output[0]
+    dy = g.record(grads[0], y)  # (an accumulated gradient may have no shape recorded)
     kernel = [int(v) for v in g.shape(w)[2:]]
     groups = _attr(node, "group", 1)
     strides, dilations, begins, ends = window(g, node, x, kernel)
@@ -179,8 +179,8 @@ def _conv_transpose(g, node, grads):
     auto_pad = _attr(node, "auto_pad", "NOTSET")
     if auto_pad not in ("NOTSET", "VALID"):
         raise NotImplementedError(f"attribute auto_pad='{auto_pad}' (write explicit pads)")
-    (dy,) = grads
     x, w = node.input[0], node.input[1]
+    dy = g.record(grads[0], node.output[0])
     kernel = [int(v) for v in g.shape(w)[2:]]
     r = len(kernel)
     groups = _attr(node, "group", 1)

@@ -1,0 +1,103 @@
+"""`ktrans train FILE --data D`: writes the model's training bundle (the script that
+`ktrans codegen --target train` writes) into --out and runs that script with this Python,
+so there is one training loop. Flags pass through to the script; its exit code is ours
+(130 or 143 after Ctrl-C or SIGTERM, with a checkpoint saved: continue with --resume)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+# ktrans train flag -> the script's flag, for the flags that pass through with a value
+PASSED = {
+    "seed": "--seed",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "validation_split": "--validation-split",
+    "device": "--device",
+    "verbose": "--verbose",
+}
+
+
+def script_command(script: Path, args) -> list[str]:
+    """The command line that runs the generated script with this Python."""
+    command = [sys.executable, str(script), "--data", str(Path(args.data).resolve())]
+    command += ["--out", str(Path(args.out).resolve())]
+    for attr, flag in PASSED.items():
+        value = getattr(args, attr)
+        if value is not None:
+            command += [flag, str(value)]
+    if args.resume:
+        command.append("--resume")
+    if args.no_io_binding:
+        command.append("--no-io-binding")
+    return command
+
+
+def run_script(command: list[str]) -> int:
+    """Runs the script, forwarding SIGINT and SIGTERM to it (it saves a checkpoint and
+    exits with 128 + the signal; a Ctrl-C at a terminal reaches it directly too, and a
+    second one only repeats that it is stopping)."""
+    process = subprocess.Popen(command)
+
+    def forward(signum, frame):
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = process.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 - code if code < 0 else code
+
+
+def cmd_train(args) -> int:
+    from transpiler.cli_build import _pick_model
+    from transpiler.emit.code.train_script import pick_train, write_training_bundle
+    from transpiler.errors import KdlError, KdlErrors
+    from transpiler.graph import load
+
+    if not Path(args.data).is_file():
+        raise KdlErrors([KdlError(None, f"--data: no such file {args.data}")])
+    _, graphs = load(args.file, models=[args.model] if args.model else None)
+    graph = _pick_model(graphs, args.model, args.file)
+    config = pick_train(graph, args.train)
+    out = Path(args.out or Path("runs") / graph.name)
+    args.out = str(out)
+    paths = write_training_bundle(graph, config, out, seed=args.seed or 0)
+    script = paths[0]
+    print(f"wrote {out}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
+    sys.stderr.flush()
+    return run_script(script_command(script, args))
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on onnxruntime with its train block",
+        description="Writes the training bundle of a model (as `ktrans codegen --target "
+        "train`) into --out and runs its script. See the script's --help for the data "
+        "format.",
+    )
+    p.add_argument("file", metavar="FILE", help="a .kdl file")
+    p.add_argument("--data", required=True, metavar="D", help="a .npz file of arrays")
+    p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
+    p.add_argument("--train", metavar="NAME", help="which train block (default: the only one)")
+    p.add_argument("--epochs", type=int, metavar="N", help="default: the train block's")
+    p.add_argument("--batch-size", type=int, metavar="N", help="default: the train block's")
+    p.add_argument(
+        "--validation-split", type=float, metavar="F", help="default: the train block's"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cpu")
+    p.add_argument("--seed", type=int, help="initial weights and shuffling (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument("--out", metavar="DIR", help="bundle and results (default runs/<model>)")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], help="0, 1 (bar) or 2 (lines)")
+    p.add_argument(
+        "--no-io-binding", action="store_true", help="copy the state every step (to compare)"
+    )
+    p.set_defaults(run=cmd_train)
