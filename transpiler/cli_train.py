@@ -89,9 +89,7 @@ def register(sub) -> None:
     p.add_argument("--train", metavar="NAME", help="which train block (default: the only one)")
     p.add_argument("--epochs", type=int, metavar="N", help="default: the train block's")
     p.add_argument("--batch-size", type=int, metavar="N", help="default: the train block's")
-    p.add_argument(
-        "--validation-split", type=float, metavar="F", help="default: the train block's"
-    )
+    p.add_argument("--validation-split", type=float, metavar="F", help="default: the train block's")
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cpu")
     p.add_argument("--seed", type=int, help="initial weights and shuffling (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")

@@ -132,6 +132,26 @@ train class {
     loss = { None_: mse, print: mse, build_model: mse, model: mse, if: mae }
     optimizer = Adam(learning_rate=ExponentialDecay(1e-3, decay_steps=10, decay_rate=0.5))
     metrics = { print: [mae] }
+    callbacks = [EarlyStopping(patience=2)]
+}
+"""
+
+TRAINED = """
+model M {
+    input x: float32[4]
+    output a = Dense(2)(x)
+    output b = Dense(3, activation=softmax)(x)
+}
+
+train M {
+    loss = { a: none, b: categorical_crossentropy(label_smoothing=0.1) }
+    optimizer = SGD(learning_rate=PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]),
+                    momentum=0.9, clipnorm=1.0)
+    metrics = { b: [accuracy, top_k_categorical_accuracy(k=2), auc(name=my_auc)] }
+    weighted_metrics = { a: [mse] }
+    batch_size = 16
+    epochs = 2
+    shuffle = false
 }
 """
 
@@ -348,7 +368,7 @@ def test_examples_compute_what_the_keras_twins_compute(name, tmp_path, monkeypat
     randomize_keras(twin, 5)
     for ours, theirs in pair_layers(graph, twin).items():
         model.get_layer(ours).set_weights(theirs.get_weights())
-    feeds = random_feeds(graph, np.random.default_rng(1))
+    feeds = random_feeds(graph, np.random.default_rng(1), batch=1 if name in SLOW else 2)
     for a, b in zip(predict(model, graph, feeds), predict(twin, graph, feeds)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -463,9 +483,44 @@ def test_hostile_names_give_safe_python(tmp_path, monkeypatch):
     assert model.name == "class"
     assert [t.name for t in model.inputs] == ["def", "lambda", "__name__", "keras", "import"]
     module.compile_model(model)
+    assert "# not generated: the train block's callbacks, EarlyStopping" in code
     # the names reach the code as string literals only
     strings = {n.value for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Constant)}
     assert {"def", "lambda", "__name__", "import", "my-layer_v2", "None_", "if"} <= strings
+
+
+def test_compile_and_fit(tmp_path, monkeypatch):
+    """compile_model() and FIT_ARGS are what Keras takes: losses (one of them none),
+    a schedule, metrics per output with their log names, fit settings."""
+    src = tmp_path / "trained.kdl"
+    src.write_text(TRAINED)
+    out = generate_file(src, tmp_path, monkeypatch)
+    check_ruff(out)
+    module = import_path(out)
+    code = out.read_text()
+    assert "keras.optimizers.schedules.PiecewiseConstantDecay(" in code
+    compile_call = next(
+        n
+        for n in ast.walk(ast.parse(code))
+        if isinstance(n, ast.Call) and ast.unparse(n.func) == "model.compile"
+    )
+    kwargs = {k.arg: ast.unparse(k.value) for k in compile_call.keywords}
+    assert kwargs["loss"] == (
+        "{'a': None, 'b': keras.losses.CategoricalCrossentropy(label_smoothing=0.1)}"
+    )
+    assert module.FIT_ARGS == {"batch_size": 16, "epochs": 2, "shuffle": False}
+    model = module.build_model()
+    module.compile_model(model)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = {
+        "a": rng.normal(size=(32, 2)).astype(np.float32),
+        "b": np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=32)],
+    }
+    history = model.fit(x, y, verbose=0, **module.FIT_ARGS)
+    assert {"loss", "a_mse", "b_accuracy", "b_top_k_categorical_accuracy", "b_my_auc"} <= set(
+        history.history
+    )
 
 
 def test_several_models_need_model(tmp_path, monkeypatch, capsys):

@@ -100,7 +100,8 @@ def run_ktrans(tm, feeds: list[dict], lr: float | None = None):
 def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int = 3):
     """`steps` train_on_batch calls on the same batch, in Keras and in ktrans. Returns
     .keras_logs, .history (ktrans outputs per step), .expected (Keras's parameters in ONNX
-    layout), .state (ktrans's final state), .config, .tm, .km (the Keras model), .graph."""
+    layout; .expected_steps after each step), .state (ktrans's final state), .config,
+    .tm, .km (the Keras model), .graph."""
     from transpiler.emit.onnx import initial_weights
 
     graph = ktrans_graph(kdl, tmp_path)
@@ -109,17 +110,20 @@ def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int 
     km = keras_model()
     set_keras_weights(km, graph, weights)
     compile_like(km, config)
-    keras_logs = [km.train_on_batch(x, y, return_dict=True) for _ in range(steps)]
+    keras_logs, expected_steps = [], []
+    for _ in range(steps):
+        keras_logs.append(km.train_on_batch(x, y, return_dict=True))
+        expected_steps.append(onnx_layout(graph, keras_weights_now(km, graph)))
     tm = build(graph, config, weights)
     out = config.outputs[0]
     feeds = [{"x": x, f"target:{out}": y}] * steps
     lr = config.optimizer.kwargs["learning_rate"]
     history, state = run_ktrans(tm, feeds, lr)
-    expected = onnx_layout(graph, keras_weights_now(km, graph))
     return SimpleNamespace(
         keras_logs=keras_logs,
         history=history,
-        expected=expected,
+        expected=expected_steps[-1],
+        expected_steps=expected_steps,
         state=state,
         config=config,
         tm=tm,
@@ -131,6 +135,17 @@ def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int 
 def assert_params(state, expected, rtol=1e-5, atol=1e-6):
     for name, value in expected.items():
         np.testing.assert_allclose(state[name], value, rtol=rtol, atol=atol, err_msg=name)
+
+
+def assert_every_step(run, rtol=1e-5, atol=1e-6):
+    """The parameters after each step, and each step's logged loss, equal Keras's."""
+    for i, (out, expected) in enumerate(zip(run.history, run.expected_steps)):
+        new = {name: out[f"new:{name}"] for name in expected}
+        try:
+            assert_params(new, expected, rtol, atol)
+        except AssertionError as e:
+            raise AssertionError(f"after step {i + 1}: {e}") from None
+        np.testing.assert_allclose(out["loss"], run.keras_logs[i]["loss"], rtol=1e-5)
 
 
 def keras_slots(km, graph) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.emit.train.keras_oracle import build, compile_like, ktrans_graph, set_keras_weights
-from transpiler.emit.train.metrics import evaluate_plan, log_names, metric_plan
+from transpiler.emit.train.metrics import evaluate_plan, log_names, metric_plan, metric_shapes
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -173,6 +173,7 @@ def test_plan_format(tmp_path):
 
 def test_statistics_are_model_outputs(tmp_path):
     from transpiler.emit.onnx import initial_weights
+    from transpiler.runtime.session import create_session
 
     graph = ktrans_graph(
         KDL.format(
@@ -190,6 +191,19 @@ def test_statistics_are_model_outputs(tmp_path):
     for entry in metric_plan(config):
         assert set(entry["stats"].values()) <= outputs
     assert set(tm.metrics) == {n for e in metric_plan(config) for n in e["stats"].values()}
+    shapes = metric_shapes(config, graph)
+    assert set(shapes) == set(tm.metrics)
+    session = create_session(tm.proto)
+    x = np.zeros((5, 6), np.float32)
+    feed = {"x": x, "target:output": np.zeros((5, 3), np.float32), "step": np.array(0)}
+    feed.update(tm.params, **tm.slots, lr=np.array(0.0, np.float32))
+    names = [o.name for o in session.get_outputs()]
+    for name, value in zip(names, session.run(None, feed)):
+        if name in shapes:
+            assert value.shape == shapes[name], name
+    assert shapes["metric:output:precision:tp"] == (1,)
+    assert shapes["metric:output:auc:fn"] == (7,)
+    assert shapes["metric:output:m:tp"] == (200, 3)
 
 
 MULTI = """

@@ -867,7 +867,14 @@ def compile_lines(config) -> tuple[list[str], list[str]]:
         if key in ("batch_size", "epochs") or value != defaults.get(key):
             fit[key] = value
     fit_expr = Seq("{", "}", [Pair(pystr(k), Atom(lit(v))) for k, v in fit.items()])
-    return body, render(fit_expr, 0, "FIT_ARGS = ")
+    lines = render(fit_expr, 0, "FIT_ARGS = ")
+    callbacks = [_checked(c.name) for c in config.callbacks]
+    if callbacks:
+        note = "# not generated: the train block's callbacks, " + ", ".join(callbacks)
+        if len(note) > LINE:
+            note = f"# not generated: the train block's {len(callbacks)} callbacks"
+        lines.append(note)
+    return body, lines
 
 
 # ---------------------------------------------------------------- the module

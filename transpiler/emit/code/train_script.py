@@ -214,13 +214,18 @@ def _varint(n: int) -> bytes:
 
 
 def py_str(s: str) -> str:
-    """A string literal as ruff formats it: double quotes unless that needs more escapes."""
-    r = repr(s)
-    if r[0] == '"':
-        return r
-    if '"' not in s:
-        return '"' + r[1:-1] + '"'
-    return r  # both quote kinds inside: keep repr's single quotes (ruff does too)
+    """A string literal as ruff formats it: double quotes, unless the string holds more
+    double than single quotes; other characters escaped as repr() escapes them."""
+    quote = "'" if s.count('"') > s.count("'") else '"'
+    body = []
+    for ch in s:
+        if ch == quote:
+            body.append("\\" + ch)
+        elif ch in "'\"":
+            body.append(ch)
+        else:
+            body.append(repr(ch)[1:-1])
+    return quote + "".join(body) + quote
 
 
 def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
@@ -228,9 +233,7 @@ def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> st
     source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
     and `suffix` fit at `indent`, else one item per line with a trailing comma."""
     flat = _flat(value)
-    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(
-        value
-    ):
+    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
         line = " " * indent + prefix + flat + suffix
         if len(line) > LINE_LENGTH:
             line += "  # noqa: E501"
@@ -310,7 +313,7 @@ def _log_names(graph, config, tm) -> tuple[dict, dict]:
 
 
 def _directions(config, losses: dict, metrics: dict) -> dict[str, str]:
-    """"min" or "max" for every log key (and its `val_` twin), for mode=auto."""
+    """The direction, "min" or "max", of every log key (for mode=auto)."""
     up = set()
     many = len(config.outputs) > 1
     for output, specs in config.metrics.items():
@@ -382,7 +385,6 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
             "OUTPUTS": outputs,
             "LOSSES": losses,
             "METRICS": metrics,
-            "DIRECTIONS": directions,
             "OPTIMIZER": config.optimizer.name,
             "LEARNING_RATE": lr,
             "FIT": fit,

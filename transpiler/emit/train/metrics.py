@@ -14,7 +14,9 @@ and `metric_plan` tells the training loop how to add batches up and finish.
 
 `<name>` is the Keras log key without the output prefix: the metric's log name, with
 `weighted_` for a `weighted_metrics` entry whose name is taken and `_1`, `_2` for repeats,
-as Keras 3 names them. Model outputs should be declared with these shapes (or none).
+as Keras 3 names them. `batch_metrics` returns {output name: value name}; the model
+declares each output with its shape from `metric_shapes(config, graph)` (`()`, `(T,)`,
+`(T, L)`), not as a scalar.
 
 **The plan**, `metric_plan(config)`: one dict per logged metric, in Keras's log order::
 
@@ -40,6 +42,9 @@ arrays, or floats for "mean") by their variable names, `np` (numpy) and the help
 `FINALIZE_HELPERS`, which the generated script includes verbatim once (it needs numpy
 only); it evaluates to a float, or a list of floats where Keras logs a vector
 (precision/recall with several thresholds). `evaluate_plan` is the reference of all this.
+
+Metrics of an output without a loss are left out (plan and outputs): the training model
+has no target for it, where Keras would log them when given its labels.
 """
 
 from __future__ import annotations
@@ -455,6 +460,34 @@ def batch_metrics(b, config, graph, predictions, targets) -> dict[str, str]:
         values = result if isinstance(result, dict) else {"value": result}
         for stat, name in names.items():
             out[name] = values[stat]
+    return out
+
+
+def _thresholds_of(spec) -> int:
+    """How many thresholds a confusion metric counts at."""
+    kw = spec.kwargs
+    if spec.name == "auc":
+        return len(auc_thresholds(kw)[0])
+    given = kw.get("thresholds")
+    return len(given) if isinstance(given, (list, tuple)) else 1
+
+
+def metric_shapes(config, graph) -> dict[str, tuple]:
+    """{training-model metric output: its static shape}: () for mean metrics, (T,) for
+    confusion counts, (T, labels) for auc(multi_label=true). Declare outputs with these."""
+    out = {}
+    for output, spec, _, suffix in log_names(config):
+        if output not in config.loss:
+            continue
+        stats = STATS.get(spec.name)
+        if not stats:
+            out[f"metric:{output}:{suffix}"] = ()
+            continue
+        shape: tuple = (_thresholds_of(spec),)
+        if spec.name == "auc" and spec.kwargs.get("multi_label"):
+            shape = (*shape, graph.outputs[output].type.shape[-1])
+        for stat in stats:
+            out[f"metric:{output}:{suffix}:{stat}"] = shape
     return out
 
 

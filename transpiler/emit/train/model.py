@@ -21,8 +21,8 @@ from transpiler.emit.onnx.builder import OpBuilder
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import initial_weights, value_info
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
-from transpiler.emit.train.losses import total_loss
-from transpiler.emit.train.metrics import batch_metrics
+from transpiler.emit.train.losses import target_type, total_loss
+from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.optimizers import apply_optimizer
 from transpiler.emit.versions import IR_VERSION, OPSET
 from transpiler.errors import KdlError, KdlErrors
@@ -88,7 +88,7 @@ def build_training_model(
     inputs = [value_info(v.name, v.type) for v in graph.inputs]
     for name, target in targets.items():
         t = graph.outputs[name].type
-        inputs.append(value_info(target, t))
+        inputs.append(value_info(target, target_type(config.loss[name], t)))
     inputs.append(helper.make_tensor_value_info("step", TensorProto.INT64, []))
     inputs.append(helper.make_tensor_value_info("lr", TensorProto.FLOAT, []))
     for name, (array, _, _) in ctx.params.items():
@@ -111,9 +111,11 @@ def build_training_model(
         for name, value in per_output.items():
             b.nodes.append(helper.make_node("Identity", [value], [f"loss:{name}"]))
             outputs.append(helper.make_tensor_value_info(f"loss:{name}", TensorProto.FLOAT, []))
+    declared = metric_shapes(config, graph)
     for name, value in metric_values.items():
         b.nodes.append(helper.make_node("Identity", [value], [name]))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+        shape = list(declared[name])
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     buffers = {n: a for n, (a, t, _) in ctx.params.items() if not t}
     updates = {**new_params, **{n: ctx.buffer_updates.get(n, n) for n in buffers}, **new_slots}
     initial = {**params, **buffers, **slots}
