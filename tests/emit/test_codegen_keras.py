@@ -424,6 +424,24 @@ def test_language_tour(tmp_path, monkeypatch):
     compare_with_onnx(graphs["Tour"], model, tmp_path)
 
 
+def test_every_layer_argument_is_a_keras_argument():
+    """Required arguments are written by position, the others by name: both must be
+    Keras's, for every layer of the catalogue (Keras takes the two deprecated ones
+    through **kwargs)."""
+    import inspect
+
+    from transpiler.layers import LAYERS
+
+    through_kwargs = {("Embedding", "input_length"), ("LayerNormalization", "rms_scaling")}
+    for name, cls in sorted(LAYERS.items()):
+        keras_cls = getattr(layers, cls.keras_class())
+        params = [p for p in inspect.signature(keras_cls.__init__).parameters if p != "self"]
+        required = [a.name for a in cls.signature if a.required]
+        assert params[: len(required)] == required, name
+        for a in cls.signature:
+            assert a.name in params or (name, a.name) in through_kwargs, (name, a.name)
+
+
 def test_only_non_default_arguments_are_written(tmp_path):
     src = tmp_path / "m.kdl"
     src.write_text(

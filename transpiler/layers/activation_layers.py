@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -193,6 +191,8 @@ class PReLU(Layer):
     def lower(self, ctx, inputs):
         # Keras: relu(x) - alpha * relu(-x), which is ONNX's PRelu; alpha (the input shape
         # without batch) laid out as x is stored
+        import numpy as np
+
         (x,) = inputs
         perm = x.perm or tuple(range(x.rank))
         slope = ctx.weight("alpha", lambda a: np.transpose(a[None], perm), f"{perm}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, dims_compatible, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -243,6 +241,8 @@ class MultiHeadAttention(Layer):
 
     def _window_mask(self, ctx, query, value, q: str, k: str) -> str:
         """Keras's sliding window: query i sees key j when |i - j| < sliding_window."""
+        import numpy as np
+
         tq, tv = query.type.shape[1], value.type.shape[1]
         if isinstance(tq, int) and isinstance(tv, int):
             rows, cols = np.arange(tq)[:, None], np.arange(tv)[None, :]

@@ -7,8 +7,6 @@ Keras.
 
 from __future__ import annotations
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import (
     ArgError,
@@ -182,6 +180,8 @@ class BatchNormalization(_Normalization):
         ]
 
     def lower(self, ctx, inputs):
+        import numpy as np
+
         (x,) = inputs
         index = self.axis_index(x.type, self.axis)
         n = x.type.shape[index]
@@ -261,6 +261,8 @@ class LayerNormalization(_Normalization):
         )
 
     def lower(self, ctx, inputs):
+        import numpy as np
+
         (x,) = inputs
         rank = x.rank
         axes = sorted(self.axis) if isinstance(self.axis, tuple) else [self.axis]

@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, dims_compatible, format_shape
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
@@ -229,6 +227,8 @@ def time_major(ctx, x):
 
 def flip_time(ctx, y: str) -> str:
     """A time-major sequence reversed in time."""
+    import numpy as np
+
     big = np.iinfo(np.int64).max
     args = [y, ctx.ints([-1], "starts"), ctx.ints([-big], "ends"), ctx.ints([0], "axes")]
     return ctx.op("Slice", [*args, ctx.ints([-1], "steps")])
@@ -357,17 +357,23 @@ class Recurrent(Layer):
                 attrs[key] = values
         return attrs
 
-    def _gates(self, a: np.ndarray) -> np.ndarray:
+    def _gates(self, a):
         """Keras gate blocks (last axis) in ONNX's order."""
+        import numpy as np
+
         n = self.units
         return np.concatenate([a[..., g * n : (g + 1) * n] for g in self.onnx_gate_order], -1)
 
-    def onnx_matrix(self, a: np.ndarray) -> np.ndarray:
+    def onnx_matrix(self, a):
         """Keras kernel (in, gates * units) -> ONNX W / R (1, gates * units, in)."""
+        import numpy as np
+
         return np.ascontiguousarray(self._gates(a).T[None])
 
-    def onnx_bias(self, b: np.ndarray) -> np.ndarray:
+    def onnx_bias(self, b):
         """Keras bias -> ONNX B (1, 2 * gates * units): input biases, recurrent biases."""
+        import numpy as np
+
         return np.concatenate([self._gates(b), np.zeros_like(b)])[None]
 
     def lower(self, ctx, inputs):
@@ -451,6 +457,8 @@ class Recurrent(Layer):
 
     def _lower_unrolled(self, ctx, x, xt, steps: int, states, w: RecurrentWeights):
         """The cell math unrolled over `steps` timesteps (Keras's order of operations)."""
+        import numpy as np
+
         ops = CellOps(ctx, replace(x, type=x.type.with_shape((x.type.shape[0], self.units))))
         weights = self.unrolled_weights(w)
         xw = ops.matmul(xt, weights["kernel"])  # (time, batch, gates * units)
@@ -530,6 +538,8 @@ class LSTM(Recurrent):
 
     def adjust_initial_value(self, weight: Weight, value):
         """unit_forget_bias: the forget-gate block of the initial bias is ones."""
+        import numpy as np
+
         if weight.name == "bias" and self.unit_forget_bias:
             value = np.array(value, copy=True)
             value[self.units : 2 * self.units] = 1.0
@@ -578,7 +588,9 @@ class GRU(Recurrent):
     def keras_activations(self) -> list[str]:
         return [self.recurrent_activation, self.activation]
 
-    def onnx_bias(self, b: np.ndarray) -> np.ndarray:
+    def onnx_bias(self, b):
+        import numpy as np
+
         if self.reset_after:  # (2, 3 * units): input bias row, recurrent bias row
             return b.reshape(1, -1)
         return np.concatenate([b, np.zeros_like(b)])[None]

@@ -194,6 +194,9 @@ class Seq(Expr):
             inner += ","
         return f"{self.open}{inner}{self.close}"
 
+    def args_or_items(self) -> list[Expr]:
+        return self.items
+
 
 @dataclass
 class Call(Expr):
@@ -202,6 +205,9 @@ class Call(Expr):
 
     def flat(self) -> str:
         return f"{self.func.flat()}({', '.join(a.flat() for a in self.args)})"
+
+    def args_or_items(self) -> list[Expr]:
+        return self.args
 
 
 def call(func: str | Expr, *args: Expr, **kwargs: Expr) -> Call:
@@ -214,7 +220,7 @@ def render(expr: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[
     with one item per line and a magic trailing comma."""
     pad = " " * indent
     one = f"{pad}{prefix}{expr.flat()}{suffix}"
-    if len(one) <= LINE:
+    if len(one) <= LINE or (isinstance(expr, (Call, Seq)) and not expr.args_or_items()):
         return [one]
     if isinstance(expr, KW):
         return render(expr.value, indent, f"{prefix}{expr.name}=", suffix)

@@ -119,8 +119,11 @@ def build_training_model(
     buffers = {n: a for n, (a, t, _) in ctx.params.items() if not t}
     updates = {**new_params, **{n: ctx.buffer_updates.get(n, n) for n in buffers}, **new_slots}
     initial = {**params, **buffers, **slots}
+    produced = {o: node for node in b.nodes for o in node.output}
+    graph_inputs = {i.name for i in inputs}
+    renamed: set[str] = set()
     for name, value in updates.items():
-        b.nodes.append(helper.make_node("Identity", [value], [f"new:{name}"]))
+        _output_as(b, produced, graph_inputs, renamed, value, f"new:{name}")
         shape = list(initial[name].shape)
         outputs.append(helper.make_tensor_value_info(f"new:{name}", TensorProto.FLOAT, shape))
     for name, array in slots.items():
@@ -148,3 +151,21 @@ def build_training_model(
         losses=["loss"] + ([f"loss:{n}" for n in per_output] if len(per_output) > 1 else []),
         state_names=[*params, *buffers, *slots],
     )
+
+
+def _output_as(b, produced, graph_inputs, renamed, value: str, output: str) -> None:
+    """Makes `value` available as the graph output `output`: by renaming the node output
+    that computes it (an Identity would copy a whole parameter every step), or with an
+    Identity where the value is a graph input or already an output."""
+    node = produced.get(value)
+    if node is None or value in graph_inputs or value in renamed:
+        b.nodes.append(helper.make_node("Identity", [value], [output]))
+        return
+    renamed.add(value)
+    for n in b.nodes:
+        for i, name in enumerate(n.input):
+            if name == value:
+                n.input[i] = output
+    for i, name in enumerate(node.output):
+        if name == value:
+            node.output[i] = output
