@@ -424,7 +424,7 @@ def test_example_addition_rnn(tmp_path):
 def test_example_tweet_pair(tmp_path):
     from tests.test_examples import keras_tweet_pair
 
-    inputs = {"tweet_a": rand(280, 256), "tweet_b": rand(280, 256)}
+    inputs = {"tweet_a": rand(280, 256)[:2], "tweet_b": rand(280, 256)[:2]}
     compare(example_kdl("tweet_pair"), keras_tweet_pair(), inputs, tmp_path)
 
 
@@ -466,3 +466,19 @@ def test_example_ticket_triage(tmp_path):
     body = RNG.integers(0, 10000, size=(4, 13)).astype(np.int64)
     inputs = {"title": title, "body": body, "tags": rand(12)}
     compare(example_kdl("ticket_triage"), wrapped, inputs, tmp_path)
+
+
+def test_between_convolutions(tmp_path):
+    """A Conv1D output (stored channels-first) into an LSTM, its sequence into a Conv1D
+    and a global pooling: the layouts convert where needed."""
+    run_layer(
+        tmp_path,
+        "Conv1D(4, 3, padding=same)\n LSTM(5, return_sequences=true)\n Conv1D(3, 2)\n"
+        " GlobalMaxPooling1D()",
+        lambda t: layers.GlobalMaxPooling1D()(
+            layers.Conv1D(3, 2)(
+                layers.LSTM(5, return_sequences=True)(layers.Conv1D(4, 3, padding="same")(t))
+            )
+        ),
+        shape=(7, 3),
+    )

@@ -477,8 +477,6 @@ class Recurrent(Layer):
             y = ctx.op(
                 "Concat", [ctx.op("Unsqueeze", [outputs[t], axes]) for t in range(steps)], axis=0
             )
-        if current[0] is None:  # no timesteps
-            raise NotImplementedError("a sequence of 0 timesteps")
         return y, current[: self._finals_needed()]
 
 

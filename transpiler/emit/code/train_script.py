@@ -44,7 +44,6 @@ from transpiler.errors import KdlError, KdlErrors
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 LINE_LENGTH = 88  # ruff's default, so the script is ruff-clean with or without a config
-LR_CALLBACKS = ("ReduceLROnPlateau", "LearningRateScheduler")
 SUPPORTED_CALLBACKS = (
     "EarlyStopping",
     "ReduceLROnPlateau",
@@ -393,7 +392,6 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
         "export_offsets": offsets,
         "uses_schedule": uses_schedule,
         "callback_names": sorted({c["name"] for c in callbacks}),
-        "logs_learning_rate": any(c["name"] in LR_CALLBACKS for c in callbacks),
     }
 
 
@@ -440,6 +438,31 @@ The script writes into `--out` (default: this directory) `history.csv`, `history
 """
 
 
+def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> None:
+    """The evaluation and inference models must hold the weights as the training model
+    does (same names, layouts and values): the script feeds its state to the first and
+    writes it into the second. A layer whose inference form folds its weights (as
+    BatchNormalization on an axis ONNX's op cannot take) breaks this."""
+    data = {v.name for v in graph.inputs} | {f"target:{n}" for n in config.loss}
+    fed = [i.name for i in eval_proto.graph.input if i.name not in data]
+    initializers = {t.name: t for t in inference.graph.initializer}
+    odd = [n for n in fed if n not in state] + [n for n in state if n not in initializers]
+    odd += [
+        n
+        for n in state
+        if n in initializers
+        and not np.array_equal(onnx.numpy_helper.to_array(initializers[n]), state[n])
+    ]
+    if odd:
+        layer = odd[0].split("/")[0]
+        _fail(
+            f"cannot generate a training script for {graph.name}: the layer '{layer}' "
+            f"stores its weights differently for inference ({odd[0]})",
+            "training bundles need layers whose inference form uses the training weights",
+            config.span,
+        )
+
+
 def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
     """Writes the training bundle of `graph` trained as `config` into `out_dir` (created if
     missing); returns the paths written, the script first."""
@@ -458,12 +481,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
     inference = build_model(graph, weights=weights, source=str(getattr(graph, "file", "")))
 
     state = {**tm.params, **tm.buffers}
-    eval_inputs = {i.name for i in eval_proto.graph.input}
-    missing = [n for n in state if n not in eval_inputs]
-    initializers = {t.name for t in inference.graph.initializer}
-    missing += [n for n in state if n not in initializers]
-    if missing:
-        raise AssertionError(f"weights missing from the eval or inference model: {missing}")
+    _check_same_weights(graph, config, state, eval_proto, inference)
     if inference.ByteSize() > PROTOBUF_LIMIT:
         _fail(f"{name} is over 2 GB: training bundles of models this large are not supported")
     inference_bytes, offsets = weight_offsets(inference, list(state))
