@@ -28,6 +28,7 @@ graphviz:
 demo: graphviz $(STAMP)
 	@for f in examples/*.kdl; do $(BIN)/ktrans check $$f || exit 1; done
 	$(BIN)/ktrans summary examples/mnist_cnn.kdl
+	mkdir -p build/demo
 	$(BIN)/ktrans build examples/mnist_cnn.kdl -o build/demo/mnist_cnn.onnx
 	$(BIN)/ktrans viz examples/toy_resnet.kdl -o build/demo/toy_resnet.svg --show-params
 	$(BIN)/ktrans train examples/mnist_mlp.kdl --data examples/data/mnist_5k.npz --epochs 3 \
