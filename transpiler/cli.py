@@ -88,7 +88,12 @@ def _register_optional_commands(sub) -> None:
     """Commands that live in their own modules register themselves here."""
     import importlib
 
-    for module in ("transpiler.cli_viz", "transpiler.cli_build", "transpiler.cli_train"):
+    for module in (
+        "transpiler.cli_build",
+        "transpiler.cli_codegen",
+        "transpiler.cli_train",
+        "transpiler.cli_viz",
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -8,28 +8,11 @@ from pathlib import Path
 from transpiler.errors import KdlError, KdlErrors
 
 
-def _pick_model(graphs: dict, name: str | None, path: str):
-    if name:
-        return graphs[name]
-    if len(graphs) > 1:
-        raise KdlErrors(
-            [
-                KdlError(
-                    None,
-                    f"{path} defines {len(graphs)} models: {', '.join(graphs)}",
-                    "choose one with --model NAME",
-                )
-            ]
-        )
-    return next(iter(graphs.values()))
-
-
 def compile_model(path: str, model: str | None, seed: int, weights: str | None, opset: int):
     """Loads, checks and lowers one model; returns (Graph, ModelProto)."""
-    from transpiler.graph import load
+    from transpiler.graph import load_one
 
-    _, graphs = load(path, models=[model] if model else None)
-    graph = _pick_model(graphs, model, path)
+    _, graph = load_one(path, model)
     from transpiler.emit.onnx import build_model
 
     keras_weights = None

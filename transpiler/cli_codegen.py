@@ -12,7 +12,7 @@ from pathlib import Path
 from transpiler.errors import KdlError, KdlErrors
 
 EXIT_OK = 0
-TARGETS = ("keras",)
+TARGETS = ("keras", "train")
 
 
 def register(subparsers) -> None:
@@ -33,36 +33,27 @@ def register(subparsers) -> None:
     p.add_argument(
         "-o",
         "--output",
-        metavar="OUT.py",
-        help="the module to write (default: FILE's name with _keras.py)",
+        metavar="OUT",
+        help="keras: the module to write (default: FILE's name with _keras.py); "
+        "train: the folder for the training bundle",
     )
     p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
+    p.add_argument("--train", metavar="NAME", help="--target train: which train block")
+    p.add_argument("--seed", type=int, default=0, help="--target train: initial weights seed")
     p.set_defaults(run=cmd_codegen)
-
-
-def _pick_model(graphs: dict, name: str | None, path: str):
-    if name:
-        return graphs[name]
-    if len(graphs) > 1:
-        raise KdlErrors(
-            [
-                KdlError(
-                    None,
-                    f"{path} defines {len(graphs)} models: {', '.join(graphs)}",
-                    "choose one with --model NAME",
-                )
-            ]
-        )
-    return next(iter(graphs.values()))
 
 
 def cmd_codegen(args) -> int:
     from transpiler.emit.code.keras import generate_keras
     from transpiler.emit.onnx.save import atomic_write_bytes
-    from transpiler.graph import load
+    from transpiler.graph import load_one
 
-    program, graphs = load(args.file, models=[args.model] if args.model else None)
-    graph = _pick_model(graphs, args.model, args.file)
+    program, graph = load_one(args.file, args.model)
+    if args.target == "train":  # -o is a directory here: the training bundle
+        from transpiler.emit.code.train_script import codegen_train
+
+        print(codegen_train(graph, args.output, args.train, args.seed))
+        return EXIT_OK
     out = Path(args.output or f"{Path(args.file).stem}_{args.target}.py")
     if out.suffix != ".py":
         raise KdlErrors(

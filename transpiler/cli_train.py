@@ -56,15 +56,13 @@ def run_script(command: list[str]) -> int:
 
 
 def cmd_train(args) -> int:
-    from transpiler.cli_build import _pick_model
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.errors import KdlError, KdlErrors
-    from transpiler.graph import load
+    from transpiler.graph import load_one
 
     if not Path(args.data).is_file():
         raise KdlErrors([KdlError(None, f"--data: no such file {args.data}")])
-    _, graphs = load(args.file, models=[args.model] if args.model else None)
-    graph = _pick_model(graphs, args.model, args.file)
+    _, graph = load_one(args.file, args.model)
     config = pick_train(graph, args.train)
     out = Path(args.out or Path("runs") / graph.name)
     args.out = str(out)

@@ -92,7 +92,9 @@ def cmd_viz(args) -> int:
 
         dot = onnx_digraph(load_onnx(args.file), rankdir=args.rankdir)
     else:
-        graph = _pick_model(args.file, args.model)
+        from transpiler.graph import load_one
+
+        _, graph = load_one(args.file, args.model)
         if args.level == "onnx":
             dot = _onnx_level(graph, args.file, args.rankdir)
             if dot is None:
@@ -115,27 +117,6 @@ def cmd_viz(args) -> int:
     n = count_nodes(dot.source)
     print(f"wrote {written} ({fmt}, {n} node{'s' if n != 1 else ''})")
     return EXIT_OK
-
-
-def _pick_model(path: str, name: str | None):
-    from transpiler.graph import load
-
-    _, graphs = load(path, models=[name] if name else None)
-    if name:
-        return graphs[name]
-    if len(graphs) == 1:
-        return next(iter(graphs.values()))
-    names = list(graphs)
-    raise KdlErrors(
-        [
-            KdlError(
-                None,
-                f"{path} defines {len(names)} models ({', '.join(names)}); "
-                "which one should be drawn?",
-                f"pick one with --model, e.g. --model {names[0]}",
-            )
-        ]
-    )
 
 
 def _onnx_level(graph, path: str, rankdir: str):

@@ -4,18 +4,22 @@ and the errors for bad arguments and inputs."""
 
 from __future__ import annotations
 
-import inspect
-import math
-import os
-
 import pytest
 
+from tests.layers.keras_ref import (
+    CL,
+    assert_bad_input,
+    assert_matches_keras,
+    assert_registered,
+    assert_rejected,
+    assert_signature_matches,
+    call_positional,
+    case_id,
+    path_in_layer,
+)
 from transpiler.graph.types import TensorType
-from transpiler.layers import LAYERS, LayerError
+from transpiler.layers import LAYERS
 
-os.environ["KERAS_BACKEND"] = "torch"
-
-CL = "channels_last"
 MHA = "MultiHeadAttention"
 
 # (layer, args, kwargs, input shapes without batch (query, value[, key]), data_format)
@@ -35,60 +39,18 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def keras():
-    import keras
-
-    return keras
+@pytest.mark.parametrize("case", CASES, ids=lambda c: case_id(c, name=False, data_format=False))
+def test_matches_keras(case):
+    assert_matches_keras(case, call=call_positional, weight_name=path_in_layer)
 
 
-def keras_dim(d):
-    return d if isinstance(d, int) else None
-
-
-def compare_with_keras(keras, case) -> None:
-    name, args, kwargs, shapes, data_format = case
-    ours = LAYERS[name].create(*args, data_format=data_format, **kwargs)
-    outs = ours([TensorType("float32", ("batch", *s)) for s in shapes])
-    ref = getattr(keras.layers, name)(*args, **kwargs)
-    ref_out = ref(*[keras.Input(shape=tuple(keras_dim(d) for d in s)) for s in shapes])
-    assert [tuple(keras_dim(d) for d in t.shape) for t in outs] == [tuple(ref_out.shape)]
-    assert [(w.name, w.shape) for w in ours.weights] == [
-        (v.path.split("/", 1)[1], tuple(v.shape)) for v in ref.weights
-    ]
-    keras_trainable = sum(math.prod(v.shape) for v in ref.trainable_weights)
-    assert ours.param_count == ref.count_params()
-    assert ours.trainable_count == keras_trainable
-
-
-def case_id(case) -> str:
-    _, args, kwargs, shapes, _ = case
-    kw = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"{args}{kw}-{shapes}"
-
-
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_matches_keras(keras, case):
-    compare_with_keras(keras, case)
-
-
-def test_signature_matches_keras(keras):
-    cls = LAYERS[MHA]
-    params = inspect.signature(keras.layers.MultiHeadAttention.__init__).parameters.values()
-    theirs = [p for p in params if p.name not in ("self", "kwargs") and p.kind is not p.VAR_KEYWORD]
-    assert [a.name for a in cls.signature] == [p.name for p in theirs]
-    for a, p in zip(cls.signature, theirs):
-        if a.required:
-            assert p.default is inspect.Parameter.empty
-        else:
-            assert a.convert(a.default) == a.convert(p.default), a.name
+def test_signature_matches_keras():
+    assert_signature_matches(MHA)
 
 
 def test_registered_with_family_and_docstring():
-    cls = LAYERS[MHA]
-    assert cls.family == "attention"
-    assert "Output shape" in (cls.__doc__ or "")
-    assert cls.has_training_mode
+    assert_registered(MHA, "attention")
+    assert LAYERS[MHA].has_training_mode
 
 
 def test_symbolic_query_length_is_kept():
@@ -115,15 +77,8 @@ BAD_ARGS = [
 
 
 @pytest.mark.parametrize("case", BAD_ARGS, ids=lambda c: f"{c[2]}-{c[3][:24]}")
-def test_bad_arguments(keras, case):
-    args, kwargs, arg, fragment, keras_rejects = case
-    with pytest.raises(LayerError) as err:
-        LAYERS[MHA].bind(args, kwargs)
-    assert err.value.arg == arg
-    assert fragment in err.value.message
-    if keras_rejects:
-        with pytest.raises((ValueError, TypeError)):
-            keras.layers.MultiHeadAttention(*args, **kwargs)
+def test_bad_arguments(case):
+    assert_rejected(MHA, *case)
 
 
 # (kwargs, input shapes without batch, dtype, argument, message fragment, hint fragment)
@@ -143,10 +98,4 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
 def test_bad_inputs(case):
     kwargs, shapes, dtype, arg, fragment, hint = case
-    layer = LAYERS[MHA].create(2, 4, **kwargs)
-    with pytest.raises(LayerError) as err:
-        layer([TensorType(dtype, ("batch", *s)) for s in shapes])
-    assert fragment in err.value.message
-    assert err.value.arg == arg
-    if hint is not None:
-        assert hint in (err.value.hint or "")
+    assert_bad_input(MHA, (2, 4), kwargs, shapes, dtype, fragment, hint, arg=arg)

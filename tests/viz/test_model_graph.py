@@ -391,7 +391,7 @@ def test_cli_picks_model(tmp_path, capsys):
     out = tmp_path / "m.dot"
     assert viz(two, "-o", out) == 1
     err = capsys.readouterr().err
-    assert "2 models (MnistMLP, Siamese)" in err and "--model MnistMLP" in err
+    assert "2 models: MnistMLP, Siamese" in err and "--model MnistMLP" in err
     assert not out.exists()
     assert viz(two, "-o", out, "--model", "Siamese") == 0
     assert "digraph Siamese" in out.read_text()

@@ -49,3 +49,25 @@ def load(path: str | Path, text: str | None = None, models: list[str] | None = N
     check_trains(program, graphs, consts, sink, wanted)
     sink.raise_if_any()
     return program, graphs
+
+
+def load_one(path: str | Path, model: str | None = None):
+    """Loads `path` and returns (Program, Graph) for `model`, or for the file's only model;
+    a file with several models and no `model` is an error listing them."""
+    from transpiler.errors import KdlError, KdlErrors
+
+    program, graphs = load(path, models=[model] if model else None)
+    if model:
+        return program, graphs[model]
+    if len(graphs) > 1:
+        names = list(graphs)
+        raise KdlErrors(
+            [
+                KdlError(
+                    None,
+                    f"{path} defines {len(names)} models: {', '.join(names)}",
+                    f"choose one with --model, e.g. --model {names[0]}",
+                )
+            ]
+        )
+    return program, next(iter(graphs.values()))
