@@ -4,18 +4,20 @@ signatures, and the errors for bad arguments and inputs."""
 
 from __future__ import annotations
 
-import inspect
-import math
-import os
-
 import pytest
 
+from tests.layers.keras_ref import (
+    CF,
+    CL,
+    assert_bad_input,
+    assert_matches_keras,
+    assert_registered,
+    assert_rejected,
+    assert_signature_matches,
+    case_id,
+)
 from transpiler.graph.types import TensorType
-from transpiler.layers import LAYERS, LayerError
-
-os.environ["KERAS_BACKEND"] = "torch"
-
-CL, CF = "channels_last", "channels_first"
+from transpiler.layers import LAYERS
 
 # Keras warns that rms_scaling is deprecated; ktrans accepts it as Keras does
 pytestmark = pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
@@ -46,43 +48,6 @@ CASES = [
 ]  # fmt: skip
 
 
-# ---------------------------------------------------------------- Keras comparison helpers
-
-
-@pytest.fixture(scope="module")
-def keras():
-    import keras
-
-    return keras
-
-
-def keras_dim(d):
-    return d if isinstance(d, int) else None
-
-
-def compare_with_keras(keras, case) -> None:
-    name, args, kwargs, shapes, data_format = case
-    ours = LAYERS[name].create(*args, data_format=data_format, **kwargs)
-    outs = ours([TensorType("float32", ("batch", *s)) for s in shapes])
-    ref = getattr(keras.layers, name)(*args, **kwargs)
-    ref_out = ref(keras.Input(shape=tuple(keras_dim(d) for d in shapes[0])))
-    assert [tuple(keras_dim(d) for d in t.shape) for t in outs] == [tuple(ref_out.shape)]
-    assert [(w.name, w.shape) for w in ours.weights] == [
-        (v.name, tuple(v.shape)) for v in ref.weights
-    ]
-    if ours.trainable:
-        assert [w.trainable for w in ours.weights] == [v.trainable for v in ref.weights]
-    keras_trainable = sum(math.prod(v.shape) for v in ref.trainable_weights)
-    assert ours.param_count == ref.count_params()
-    assert ours.trainable_count == keras_trainable
-
-
-def case_id(case) -> str:
-    name, args, kwargs, shapes, fmt = case
-    kw = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"{name}{args}{kw}-{shapes}-{fmt}"
-
-
 # ---------------------------------------------------------------- tests
 
 NAMES = sorted({c[0] for c in CASES})
@@ -91,26 +56,18 @@ KWARGS_ONLY = {"LayerNormalization": ["rms_scaling"]}
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_matches_keras(keras, case):
-    compare_with_keras(keras, case)
+def test_matches_keras(case):
+    assert_matches_keras(case)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_signature_matches_keras(keras, name):
-    cls = LAYERS[name]
-    params = inspect.signature(getattr(keras.layers, name).__init__).parameters.values()
-    theirs = [p for p in params if p.name not in ("self", "kwargs") and p.kind is not p.VAR_KEYWORD]
-    ours = [a for a in cls.signature if a.name not in KWARGS_ONLY.get(name, [])]
-    assert [a.name for a in ours] == [p.name for p in theirs]
-    for a, p in zip(ours, theirs):
-        assert a.convert(a.default) == a.convert(p.default), a.name
+def test_signature_matches_keras(name):
+    assert_signature_matches(name, kwargs_only=KWARGS_ONLY.get(name, []))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_with_family_and_docstring(name):
-    cls = LAYERS[name]
-    assert cls.family == "normalization"
-    assert "Output shape" in (cls.__doc__ or "")
+    assert_registered(name, "normalization")
 
 
 def test_batch_norm_weights_and_training_mode():
@@ -150,15 +107,8 @@ BAD_ARGS = [
 
 
 @pytest.mark.parametrize("case", BAD_ARGS, ids=lambda c: f"{c[0]}-{c[3]}")
-def test_bad_arguments(keras, case):
-    name, args, kwargs, arg, fragment, keras_rejects = case
-    with pytest.raises(LayerError) as err:
-        LAYERS[name].bind(args, kwargs)
-    assert err.value.arg == arg
-    assert fragment in err.value.message
-    if keras_rejects:
-        with pytest.raises((ValueError, TypeError)):
-            getattr(keras.layers, name)(*args, **kwargs)(keras.Input((4, 4)))
+def test_bad_arguments(case):
+    assert_rejected(*case, keras_input=(4, 4))
 
 
 # (layer, args, kwargs, input shape without batch, dtype, argument, message fragment, hint fragment)
@@ -178,10 +128,4 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: f"{c[0]}-{c[2]}-{c[3]}")
 def test_bad_inputs(case):
     name, args, kwargs, shape, dtype, arg, fragment, hint = case
-    layer = LAYERS[name].create(*args, **kwargs)
-    with pytest.raises(LayerError) as err:
-        layer([TensorType(dtype, ("batch", *shape))])
-    assert fragment in err.value.message
-    assert err.value.arg == arg
-    if hint is not None:
-        assert hint in (err.value.hint or "")
+    assert_bad_input(name, args, kwargs, [shape], dtype, fragment, hint, arg=arg)

@@ -4,34 +4,23 @@ signatures, and the errors for bad arguments and inputs."""
 
 from __future__ import annotations
 
-import inspect
-import math
-import os
-import re
-from dataclasses import dataclass, field
-
 import pytest
 
+from tests.layers.keras_ref import (
+    CL,
+    Sub,
+    assert_bad_input,
+    assert_matches_keras,
+    assert_registered,
+    assert_rejected,
+    assert_signature_matches,
+    call_with_initial_state,
+    case_id,
+    keras_module,
+    nested_path,
+)
 from transpiler.graph.types import TensorType
-from transpiler.layers import LAYERS, LayerError
-
-os.environ["KERAS_BACKEND"] = "torch"
-
-CL = "channels_last"
-
-
-@dataclass(frozen=True)
-class Sub:
-    """A layer given as an argument (to Bidirectional / TimeDistributed), built on each side."""
-
-    name: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        kw = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
-        return f"{self.name}{self.args}{kw}"
-
+from transpiler.layers import LAYERS
 
 # (layer, args, kwargs, input shapes without batch, data_format); a str dim is symbolic
 CASES = [
@@ -72,108 +61,24 @@ CASES = [
 ]  # fmt: skip
 
 
-# ---------------------------------------------------------------- Keras comparison helpers
-
-
-@pytest.fixture(scope="module")
-def keras():
-    import keras
-
-    return keras
-
-
-def keras_dim(d):
-    return d if isinstance(d, int) else None
-
-
-def _ours(value):
-    if isinstance(value, Sub):
-        return LAYERS[value.name].create(*map(_ours, value.args), **_kw(value.kwargs, _ours))
-    return value
-
-
-def _kw(kwargs, convert):
-    return {k: convert(v) for k, v in kwargs.items()}
-
-
-def build_ours(name, args, kwargs, shapes, data_format):
-    layer = LAYERS[name].create(*map(_ours, args), data_format=data_format, **_kw(kwargs, _ours))
-    outs = layer([TensorType("float32", ("batch", *s)) for s in shapes])
-    return layer, outs
-
-
-def build_keras(keras, name, args, kwargs, shapes, data_format):
-    def convert(value):
-        if isinstance(value, Sub):
-            cls = getattr(keras.layers, value.name)
-            return cls(*map(convert, value.args), **_kw(value.kwargs, convert))
-        return value
-
-    layer = getattr(keras.layers, name)(*map(convert, args), **_kw(kwargs, convert))
-    inputs = [keras.Input(shape=tuple(keras_dim(d) for d in s)) for s in shapes]
-    if len(inputs) > 1:
-        out = layer(inputs[0], initial_state=inputs[1:])
-    else:
-        out = layer(inputs[0])
-    outs = out if isinstance(out, (list, tuple)) else [out]
-    return layer, outs
-
-
-def keras_weight_name(path: str) -> str:
-    """'bidirectional/forward_lstm_3/lstm_cell/kernel' -> 'forward_lstm/kernel'."""
-    parts = path.split("/")[1:]
-    parts = [re.sub(r"_\d+$", "", p) for p in parts if not p.endswith("_cell")]
-    return "/".join(parts)
-
-
-def compare_with_keras(keras, case) -> None:
-    ours, outs = build_ours(*case)
-    ref, ref_outs = build_keras(keras, *case)
-    assert [tuple(keras_dim(d) for d in t.shape) for t in outs] == [
-        tuple(t.shape) for t in ref_outs
-    ]
-    assert [(w.name, w.shape) for w in ours.weights] == [
-        (keras_weight_name(v.path), tuple(v.shape)) for v in ref.weights
-    ]
-    keras_trainable = sum(math.prod(v.shape) for v in ref.trainable_weights)
-    assert ours.param_count == ref.count_params()
-    assert ours.trainable_count == keras_trainable
-
-
-def case_id(case) -> str:
-    name, args, kwargs, shapes, _ = case
-    kw = ",".join(f"{k}={v}" for k, v in kwargs.items())
-    return f"{name}{args}{kw}-{shapes}"
-
-
 # ---------------------------------------------------------------- tests
 
 NAMES = sorted({c[0] for c in CASES})
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_matches_keras(keras, case):
-    compare_with_keras(keras, case)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: case_id(c, data_format=False))
+def test_matches_keras(case):
+    assert_matches_keras(case, call=call_with_initial_state, weight_name=nested_path)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_signature_matches_keras(keras, name):
-    cls = LAYERS[name]
-    params = inspect.signature(getattr(keras.layers, name).__init__).parameters.values()
-    theirs = [p for p in params if p.name not in ("self", "kwargs") and p.kind is not p.VAR_KEYWORD]
-    assert [a.name for a in cls.signature] == [p.name for p in theirs]
-    for a, p in zip(cls.signature, theirs):
-        if a.required:
-            assert p.default is inspect.Parameter.empty
-        else:
-            assert a.convert(a.default) == a.convert(p.default), a.name
+def test_signature_matches_keras(name):
+    assert_signature_matches(name)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registered_with_family_and_docstring(name):
-    cls = LAYERS[name]
-    assert cls.family == "recurrent"
-    assert "Output shape" in (cls.__doc__ or "")
+    assert_registered(name, "recurrent")
 
 
 def test_lstm_outputs_and_weight_layout():
@@ -206,10 +111,12 @@ def test_bidirectional_num_outputs():
     assert LAYERS["Bidirectional"].create(inner, merge_mode=None).num_outputs == 6
 
 
-def test_bidirectional_concat_of_different_widths(keras):
+def test_bidirectional_concat_of_different_widths():
     """Keras's symbolic shape doubles the forward width; the real output (and ours) is
     forward + backward units."""
     import numpy as np
+
+    keras = keras_module()
 
     fwd, bwd = LAYERS["LSTM"].create(6), LAYERS["GRU"].create(3, go_backwards=True)
     layer = LAYERS["Bidirectional"].create(fwd, backward_layer=bwd)
@@ -252,15 +159,8 @@ BAD_ARGS = [
 
 
 @pytest.mark.parametrize("case", BAD_ARGS, ids=lambda c: f"{c[0]}-{c[3]}-{c[4][:20]}")
-def test_bad_arguments(keras, case):
-    name, args, kwargs, arg, fragment, keras_rejects = case
-    with pytest.raises(LayerError) as err:
-        LAYERS[name].bind(tuple(map(_ours, args)), _kw(kwargs, _ours))
-    assert err.value.arg == arg
-    assert fragment in err.value.message
-    if keras_rejects:
-        with pytest.raises((ValueError, TypeError)):
-            build_keras(keras, name, args, kwargs, [(5, 3)], CL)
+def test_bad_arguments(case):
+    assert_rejected(*case, keras_input=(5, 3))
 
 
 # (layer, args, kwargs, input shapes without batch, dtype, message fragment, hint fragment)
@@ -283,9 +183,4 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: f"{c[0]}-{c[3]}-{c[4]}")
 def test_bad_inputs(case):
     name, args, kwargs, shapes, dtype, fragment, hint = case
-    layer = LAYERS[name].create(*map(_ours, args), **_kw(kwargs, _ours))
-    with pytest.raises(LayerError) as err:
-        layer([TensorType(dtype, ("batch", *s)) for s in shapes])
-    assert fragment in err.value.message
-    if hint is not None:
-        assert hint in (err.value.hint or "")
+    assert_bad_input(name, args, kwargs, shapes, dtype, fragment, hint)

@@ -180,6 +180,10 @@ class BatchNormalization(_Normalization):
         ]
 
     def lower(self, ctx, inputs):
+        if ctx.training:
+            from transpiler.emit.train.norm_training import batch_norm_training
+
+            return [batch_norm_training(ctx, self, inputs[0])]
         import numpy as np
 
         (x,) = inputs
@@ -261,6 +265,10 @@ class LayerNormalization(_Normalization):
         )
 
     def lower(self, ctx, inputs):
+        if ctx.training:
+            from transpiler.emit.train.norm_training import layer_norm_training
+
+            return [layer_norm_training(ctx, self, inputs[0])]
         import numpy as np
 
         (x,) = inputs
