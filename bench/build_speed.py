@@ -24,7 +24,7 @@ sys.path.insert(0, {bench!r})
 import torch
 from torch_models import ResNet50
 model = ResNet50().eval()
-x = torch.zeros(1, 224, 224, 3)
+x = torch.zeros(2, 224, 224, 3)  # dynamo needs an example batch above 1
 torch.onnx.export(model, (x,), {out!r}, dynamo={dynamo}, opset_version={opset},
                   input_names=["image"], output_names=["output"],
                   dynamic_axes={{"image": {{0: "batch"}}}} if not {dynamo} else None,

@@ -9,27 +9,31 @@ from transpiler.errors import KdlError, KdlErrors
 
 
 def compile_model(path: str, model: str | None, seed: int, weights: str | None, opset: int):
-    """Loads, checks and lowers one model; returns (Graph, ModelProto)."""
+    """Loads, checks and lowers one model; returns (Graph, ModelProto without initializers,
+    initializers as arrays)."""
+    from transpiler.emit.onnx import build_model_parts
     from transpiler.graph import load_one
 
     _, graph = load_one(path, model)
-    from transpiler.emit.onnx import build_model
-
     keras_weights = None
     if weights:
         from transpiler.emit.onnx.weights import load_weights
 
         keras_weights = load_weights(weights, graph)
-    proto = build_model(graph, seed=seed, weights=keras_weights, source=path, opset=opset)
-    return graph, proto
+    proto, initializers = build_model_parts(
+        graph, seed=seed, weights=keras_weights, source=path, opset=opset
+    )
+    return graph, proto, initializers
 
 
 def cmd_build(args) -> int:
-    from transpiler.emit.onnx import save_model
+    from transpiler.emit.onnx import save_model_parts
 
-    graph, proto = compile_model(args.file, args.model, args.seed, args.weights, args.opset)
+    graph, proto, initializers = compile_model(
+        args.file, args.model, args.seed, args.weights, args.opset
+    )
     out = Path(args.output or Path(args.file).with_suffix(".onnx").name)
-    save_model(proto, out)
+    save_model_parts(proto, initializers, out)
     size = out.stat().st_size
     print(
         f"wrote {out} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
@@ -60,8 +64,14 @@ def cmd_run(args) -> int:
 
     feeds = _parse_inputs(args.input)
     if args.model_file.endswith(".kdl"):
-        _, proto = compile_model(args.model_file, args.model, args.seed, args.weights, 21)
-        model = proto
+        from onnx import numpy_helper
+
+        _, model, initializers = compile_model(
+            args.model_file, args.model, args.seed, args.weights, 21
+        )
+        model.graph.initializer.extend(
+            numpy_helper.from_array(a, n) for n, a in initializers.items()
+        )
     else:
         from transpiler.viz.onnx_graph import load_onnx
 

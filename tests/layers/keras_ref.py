@@ -184,8 +184,8 @@ def assert_matches_keras(
 
     - the output shapes (symbolic sizes count as unknown),
     - the weights: names (`weight_name` of each Keras variable), shapes and order,
-    - the weights' trainable flags (unless the layer is frozen: Keras keeps the flags of a
-      frozen layer's variables as they were),
+    - the weights' trainable flags (not for a frozen layer: Keras then marks every variable
+      untrainable, where ktrans keeps each weight's own flag and freezes the layer),
     - the parameter count and the trainable parameter count.
 
     Returns (our layer, the Keras layer) for further checks."""

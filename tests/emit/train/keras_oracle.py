@@ -133,8 +133,11 @@ def train_both(kdl: str, tmp_path, keras_model, x, y, steps: int = 3, seed: int 
 
 
 def assert_params(state, expected, rtol=1e-5, atol=1e-6):
+    """float32 agreement: the absolute tolerance scales with the tensor's largest entry
+    (an update's rounding error is relative to the values it adds up)."""
     for name, value in expected.items():
-        np.testing.assert_allclose(state[name], value, rtol=rtol, atol=atol, err_msg=name)
+        scale = max(1.0, float(np.max(np.abs(value)))) if np.size(value) else 1.0
+        np.testing.assert_allclose(state[name], value, rtol=rtol, atol=atol * scale, err_msg=name)
 
 
 def assert_every_step(run, rtol=1e-5, atol=1e-6):

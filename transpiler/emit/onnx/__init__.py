@@ -9,8 +9,16 @@ for what `ctx` offers). To lower a new layer, add a `lower` method next to its `
         return [x.like(y)]
 """
 
-from transpiler.emit.onnx.model import build_model, initial_weights
-from transpiler.emit.onnx.save import save_model
+from transpiler.emit.onnx.model import build_model, build_model_parts, initial_weights
+from transpiler.emit.onnx.save import save_model, save_model_parts
 from transpiler.emit.versions import IR_VERSION, OPSET
 
-__all__ = ["IR_VERSION", "OPSET", "build_model", "initial_weights", "save_model"]
+__all__ = [
+    "IR_VERSION",
+    "OPSET",
+    "build_model",
+    "build_model_parts",
+    "initial_weights",
+    "save_model",
+    "save_model_parts",
+]

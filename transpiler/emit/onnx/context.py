@@ -82,7 +82,9 @@ class LowerContext:
                 self.params[full] = (np.ascontiguousarray(array, np.float32), trainable, spec)
                 self._weight_names[cache] = full
             else:
-                self._weight_names[cache] = self.b.initializer(full, array.astype(np.float32))
+                self._weight_names[cache] = self.b.initializer(
+                    full, np.ascontiguousarray(array, dtype=np.float32)
+                )
         return self._weight_names[cache]
 
     def update_buffer(self, param: str, new_value: str) -> None:

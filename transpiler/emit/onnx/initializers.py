@@ -25,12 +25,29 @@ def fans(shape: tuple[int, ...]) -> tuple[float, float]:
     return float(shape[-2] * receptive), float(shape[-1] * receptive)
 
 
+def _normal(rng, mean, stddev, shape):
+    """float32 draws (twice as fast as float64, and the weights are float32 anyway)."""
+    out = rng.standard_normal(size=shape, dtype=np.float32)
+    if stddev != 1.0:
+        out *= np.float32(stddev)
+    if mean:
+        out += np.float32(mean)
+    return out
+
+
+def _uniform(rng, low, high, shape):
+    out = rng.random(size=shape, dtype=np.float32)
+    out *= np.float32(high - low)
+    out += np.float32(low)
+    return out
+
+
 def _truncated(rng, mean, stddev, shape):
     """Normal samples redrawn until within two standard deviations."""
-    out = rng.normal(mean, stddev, size=shape)
+    out = _normal(rng, mean, stddev, shape)
     bad = np.abs(out - mean) > 2 * stddev
     while bad.any():
-        out[bad] = rng.normal(mean, stddev, size=int(bad.sum()))
+        out[bad] = _normal(rng, mean, stddev, int(bad.sum()))
         bad = np.abs(out - mean) > 2 * stddev
     return out
 
@@ -42,9 +59,9 @@ def _variance_scaling(rng, shape, scale, mode, distribution):
     if distribution == "truncated_normal":
         return _truncated(rng, 0.0, math.sqrt(scale) / 0.87962566103423978, shape)
     if distribution in ("untruncated_normal", "normal"):
-        return rng.normal(0.0, math.sqrt(scale), size=shape)
+        return _normal(rng, 0.0, math.sqrt(scale), shape)
     limit = math.sqrt(3.0 * scale)
-    return rng.uniform(-limit, limit, size=shape)
+    return _uniform(rng, -limit, limit, shape)
 
 
 _SCALING = {
@@ -69,15 +86,15 @@ def initialize(init: Initializer, shape: tuple[int, ...], rng: np.random.Generat
             rng, shape, init.get("scale"), init.get("mode"), init.get("distribution")
         )
     elif name == "zeros":
-        out = np.zeros(shape)
+        out = np.zeros(shape, np.float32)
     elif name == "ones":
-        out = np.ones(shape)
+        out = np.ones(shape, np.float32)
     elif name == "constant":
         out = np.full(shape, init.get("value"))
     elif name == "random_uniform":
-        out = rng.uniform(init.get("minval"), init.get("maxval"), size=shape)
+        out = _uniform(rng, init.get("minval"), init.get("maxval"), shape)
     elif name == "random_normal":
-        out = rng.normal(init.get("mean"), init.get("stddev"), size=shape)
+        out = _normal(rng, init.get("mean"), init.get("stddev"), shape)
     elif name == "truncated_normal":
         out = _truncated(rng, init.get("mean"), init.get("stddev"), shape)
     elif name == "identity":
@@ -88,7 +105,7 @@ def initialize(init: Initializer, shape: tuple[int, ...], rng: np.random.Generat
         out = _orthogonal(rng, shape, init.get("gain"))
     else:  # pragma: no cover - the catalogue and this table are kept in step by tests
         raise ValueError(f"no numpy initializer for {name}")
-    return np.asarray(out, dtype=np.float32)
+    return np.asarray(out, dtype=np.float32)  # no copy when already float32
 
 
 def _orthogonal(rng, shape, gain):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from transpiler import __version__
 from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder
@@ -39,15 +39,25 @@ def value_info(name: str, t: TensorType):
     return helper.make_tensor_value_info(name, DTYPE_TO_ONNX[t.dtype], dims)
 
 
-def build_model(
+def build_model(graph: Graph, **options) -> onnx.ModelProto:
+    """Lowers every node of `graph` into one ModelProto (initializers included). Options
+    as for `build_model_parts`."""
+    model, initializers = build_model_parts(graph, **options)
+    model.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in initializers.items())
+    return model
+
+
+def build_model_parts(
     graph: Graph,
     *,
     seed: int = 0,
     weights: dict[str, dict[str, np.ndarray]] | None = None,
     source: str | None = None,
     opset: int = OPSET,
-) -> onnx.ModelProto:
-    """Lowers every node of `graph`; `weights` (Keras layout) default to seeded initial ones."""
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The model without its initializers, and the initializers as arrays (so a writer can
+    stream 100 MB of weights to disk without building protobuf messages for them).
+    `weights` (Keras layout) default to seeded initial ones."""
     if opset not in SUPPORTED_OPSETS:
         raise KdlErrors(
             [
@@ -103,7 +113,6 @@ def build_model(
         graph.name,
         [value_info(v.name, v.type) for v in graph.inputs],
         outputs,
-        initializer=b.tensor_protos(),
     )
     model = helper.make_model(
         g,
@@ -122,7 +131,7 @@ def build_model(
             "ktrans.data_format": graph.data_format,
         },
     )
-    return model
+    return model, b.initializers
 
 
 def _rename(nodes, renames: dict[str, str]) -> None:
