@@ -63,7 +63,7 @@ def _default(value) -> str:
 
 def render() -> str:
     groups: dict[str, list] = {}
-    for name, cls in sorted(LAYERS.items()):
+    for _, cls in sorted(LAYERS.items()):
         groups.setdefault(FAMILY_TITLES.get(cls.family, "Other"), []).append(cls)
     out = [
         "# Layer catalogue",

@@ -109,7 +109,7 @@ BAD_ARGS = [
     ("MaxPooling2D", ((2, 2, 2),), {}, "pool_size", "a list of 2 integers", True),
     ("MaxPooling2D", (2,), {"strides": -1}, "strides", "strides expected positive values", True),
     ("MaxPooling1D", (2,), {"padding": "causal"}, "padding", "expected one of valid, same", False),
-    ("AveragePooling2D", (), {}, "pool_size", "AveragePooling2D needs the argument 'pool_size'", True),
+    ("AveragePooling2D", (), {}, "pool_size", "needs the argument 'pool_size'", True),
     (
         "AveragePooling3D",
         (2,),

@@ -230,9 +230,13 @@ def padding_pairs(n: int) -> Converter:
                     break
             else:
                 return tuple(pairs)
-        if n == 1 and isinstance(value, (list, tuple)) and len(value) == 2:
-            if all(is_int(i) and i >= 0 for i in value):
-                return (tuple(value),)
+        if (
+            n == 1
+            and isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(is_int(i) and i >= 0 for i in value)
+        ):
+            return (tuple(value),)
         raise ArgError(
             f"expected a non-negative integer, {n} integers, or {n} pairs of integers; "
             f"got {describe(value)}"
