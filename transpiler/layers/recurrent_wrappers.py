@@ -14,7 +14,7 @@ from dataclasses import replace
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, choice, describe, optional
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
-from transpiler.layers.recurrent import Recurrent, RecurrentWeights
+from transpiler.layers.recurrent import BACKWARD_STREAMS, Recurrent, RecurrentWeights
 
 
 def _layer_instance(value) -> Layer:
@@ -217,7 +217,7 @@ class Bidirectional(Layer):
             ctx,
             x,
             states[n_fwd:],
-            RecurrentWeights(ctx, ctx.layer, f"{bwd.name}/"),
+            RecurrentWeights(ctx, ctx.layer, f"{bwd.name}/", streams=BACKWARD_STREAMS),
             flip_output=self.return_sequences,
         )
         mode = self.merge_mode
