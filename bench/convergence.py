@@ -23,18 +23,19 @@ DATA = ROOT / "examples/data/mnist_5k.npz"
 SHAPES = {"mnist_mlp": (784,), "mnist_cnn": (28, 28, 1)}
 
 
-def ktrans_accuracy(name: str, out: Path) -> tuple[float, float]:
+def ktrans_accuracy(name: str, out: Path, epochs: int | None) -> tuple[float, float]:
     start = time.perf_counter()
+    extra = ["--epochs", str(epochs)] if epochs else []
     subprocess.run(
         [sys.executable, "-m", "transpiler", "train", str(ROOT / f"examples/{name}.kdl"),
-         "--data", str(DATA), "--out", str(out), "--verbose", "0"],
+         "--data", str(DATA), "--out", str(out), "--verbose", "0", *extra],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     return float(results["test"]["accuracy"]), time.perf_counter() - start
 
 
-def keras_accuracy(name: str) -> tuple[float, float]:
+def keras_accuracy(name: str, epochs: int | None) -> tuple[float, float]:
     os.environ["KERAS_BACKEND"] = "torch"
     import keras
 
@@ -72,11 +73,12 @@ def keras_accuracy(name: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", nargs="+", default=list(SHAPES))
+    parser.add_argument("--epochs", type=int, help="instead of the train block's")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            ours, t_ours = ktrans_accuracy(name, Path(tmp) / name)
-            theirs, t_theirs = keras_accuracy(name)
+            ours, t_ours = ktrans_accuracy(name, Path(tmp) / name, args.epochs)
+            theirs, t_theirs = keras_accuracy(name, args.epochs)
             print(
                 f"{name:10s} ktrans test accuracy {ours:.4f} ({t_ours:.0f} s)   "
                 f"Keras {theirs:.4f} ({t_theirs:.0f} s)   difference "
