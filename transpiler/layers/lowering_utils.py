@@ -119,3 +119,10 @@ def depthwise_kernel(kernel: np.ndarray) -> np.ndarray:
     r = len(k)
     flat = kernel.reshape(*k, n_in * dm)
     return flat.transpose(r, *range(r))[:, None]
+
+
+# pure rearrangements of a weight's values: initial weights can be drawn straight into
+# the ONNX layout (see transpiler.emit.onnx.model.LazyWeights)
+conv_kernel.rearranges_only = True
+conv_transpose_kernel.rearranges_only = True
+depthwise_kernel.rearranges_only = True

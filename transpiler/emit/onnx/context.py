@@ -70,9 +70,15 @@ class LowerContext:
         layer = layer or self.layer
         cache = (layer.name, name, key)
         if cache not in self._weight_names:
-            array = self.keras_weight(name, layer)
-            if transform is not None:
-                array = transform(array)
+            array = None
+            if getattr(transform, "rearranges_only", False) and hasattr(
+                self.weights, "draw_rearranged"
+            ):
+                array = self.weights.draw_rearranged(layer, name, transform)
+            if array is None:
+                array = self.keras_weight(name, layer)
+                if transform is not None:
+                    array = transform(array)
             suffix = f"_{key}" if key else ""
             full = f"{layer.name}/{name}{suffix}"
             if self.training:

@@ -52,8 +52,8 @@ def _truncated(rng, mean, stddev, shape):
     return out
 
 
-def _variance_scaling(rng, shape, scale, mode, distribution):
-    fan_in, fan_out = fans(shape)
+def _variance_scaling(rng, shape, scale, mode, distribution, fan_shape=None):
+    fan_in, fan_out = fans(fan_shape or shape)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     scale = scale / max(1.0, n)
     if distribution == "truncated_normal":
@@ -74,16 +74,22 @@ _SCALING = {
 }
 
 
-def initialize(init: Initializer, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """An array of `shape` drawn as Keras's `init` would draw it, as float32."""
+def initialize(
+    init: Initializer,
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    fan_shape: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """An array of `shape` drawn as Keras's `init` would draw it, as float32. `fan_shape`
+    is the weight's Keras shape when `shape` is another layout of it (fans follow Keras)."""
     name = init.name
     if init.get("seed") is not None:
         rng = np.random.default_rng(init.get("seed"))
     if name in _SCALING:
-        out = _variance_scaling(rng, shape, *_SCALING[name])
+        out = _variance_scaling(rng, shape, *_SCALING[name], fan_shape)
     elif name == "variance_scaling":
         out = _variance_scaling(
-            rng, shape, init.get("scale"), init.get("mode"), init.get("distribution")
+            rng, shape, init.get("scale"), init.get("mode"), init.get("distribution"), fan_shape
         )
     elif name == "zeros":
         out = np.zeros(shape, np.float32)

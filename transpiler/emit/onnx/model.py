@@ -7,6 +7,8 @@ outputs keep their .kdl names; nodes and initializers are named after layers.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -20,18 +22,69 @@ from transpiler.emit.versions import IR_VERSION, OPSET, SUPPORTED_OPSETS
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
+from transpiler.layers.base import Layer
+
+IID_INITIALIZERS = {
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+    "lecun_normal", "variance_scaling", "random_uniform", "random_normal", "truncated_normal",
+    "zeros", "ones", "constant",
+}  # fmt: skip
+
+
+def _weight_rng(seed: int, layer: str, weight: str) -> np.random.Generator:
+    """One stream per weight, so weights can be drawn in any order (and lazily)."""
+    return np.random.default_rng([seed, zlib.crc32(f"{layer}/{weight}".encode())])
+
+
+def _draw(layer, w, seed: int, shape=None) -> np.ndarray:
+    value = initialize(
+        w.initializer, shape or w.shape, _weight_rng(seed, layer.name, w.name), fan_shape=w.shape
+    )
+    return layer.adjust_initial_value(w, value) if shape is None else value
 
 
 def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Every layer's weights in Keras layout, drawn in layer order from one seeded stream."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for layer in graph.layers:
-        out[layer.name] = {
-            w.name: layer.adjust_initial_value(w, initialize(w.initializer, w.shape, rng))
-            for w in layer.weights
-        }
-    return out
+    """Every layer's weights in Keras layout, drawn as Keras's initializers draw them."""
+    return {
+        layer.name: {w.name: _draw(layer, w, seed) for w in layer.weights} for layer in graph.layers
+    }
+
+
+class LazyWeights(dict):
+    """Initial weights drawn on first use. A weight the lowering only needs in another
+    layout (a conv kernel transposed for ONNX) is drawn straight into that layout when its
+    initializer draws independent values: the same distribution without a 100 MB
+    transpose (`draw_rearranged`)."""
+
+    def __init__(self, graph: Graph, seed: int) -> None:
+        super().__init__()
+        self.seed = seed
+        self.layers = {layer.name: layer for layer in graph.layers}
+
+    def __missing__(self, layer_name: str) -> dict:
+        layer = self.layers[layer_name]
+        weights = _LazyLayer(layer, self.seed)
+        self[layer_name] = weights
+        return weights
+
+    def draw_rearranged(self, layer, name: str, transform) -> np.ndarray | None:
+        w = next(w for w in layer.weights if w.name == name)
+        overridden = type(layer).adjust_initial_value is not Layer.adjust_initial_value
+        if w.initializer.name not in IID_INITIALIZERS or overridden or name in self[layer.name]:
+            return None
+        probe = np.broadcast_to(np.float32(0), w.shape)  # free: only its shape matters
+        return _draw(layer, w, self.seed, shape=transform(probe).shape)
+
+
+class _LazyLayer(dict):
+    def __init__(self, layer, seed: int) -> None:
+        super().__init__()
+        self.layer, self.seed = layer, seed
+
+    def __missing__(self, name: str) -> np.ndarray:
+        w = next(w for w in self.layer.weights if w.name == name)
+        self[name] = value = _draw(self.layer, w, self.seed)
+        return value
 
 
 def value_info(name: str, t: TensorType):
@@ -68,7 +121,7 @@ def build_model_parts(
                 )
             ]
         )
-    weights = weights if weights is not None else initial_weights(graph, seed)
+    weights = weights if weights is not None else LazyWeights(graph, seed)
     b = OpBuilder()
     ctx = LowerContext(b, weights)
     values: dict[int, LTensor] = {}
