@@ -23,6 +23,7 @@ appear in the script's docstring, must be plain identifiers.
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 import re
@@ -103,11 +104,13 @@ class _EvalContext(LowerContext):
 
 def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     """The forward pass in inference mode with the train block's loss and metrics, and no
-    update: inputs are the model inputs, `target:<output>` and every weight
-    (`<layer>/<weight>`, as the training model names them); outputs `loss`, `loss:<output>`
-    (several losses) and `metric:<output>:<name>`, as the training model's."""
-    from transpiler.emit.train.losses import total_loss
-    from transpiler.emit.train.metrics import batch_metrics
+    update: inputs are the model inputs, `target:<output>` (typed as the training model
+    types it: `target_type`) and every weight (`<layer>/<weight>`, as the training model
+    names them); outputs `loss`, `loss:<output>` (several losses) and the metric statistics
+    `metric:<output>:<name>[:<stat>]` shaped as `metric_shapes` says, as the training
+    model's."""
+    from transpiler.emit.train.losses import target_type, total_loss
+    from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 
     b = OpBuilder()
     ctx = _EvalContext(b, weights)
@@ -134,12 +137,15 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     if len(per_output) > 1:
         named.update({f"loss:{n}": v for n, v in per_output.items()})
     named.update(metric_values)
+    shapes = metric_shapes(config, graph)
     outputs = []
     for name, value in named.items():
         b.nodes.append(helper.make_node("Identity", [value], [name], f"{name}/output"))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, []))
+        shape = list(shapes.get(name, ()))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     inputs = [value_info(v.name, v.type) for v in graph.inputs]
-    inputs += [value_info(t, graph.outputs[n].type) for n, t in targets.items()]
+    for name, target in targets.items():
+        inputs.append(value_info(target, target_type(config.loss[name], graph.outputs[name].type)))
     state = [n for n in ctx.params]
     for name in state:
         shape = list(b.initializers[name].shape)
@@ -293,35 +299,106 @@ def _plain(value):
     return value
 
 
-def _log_names(graph, config, tm) -> tuple[dict, dict]:
-    """({log key: training-model output} for losses, the same for metrics), as Keras 3
-    names them: `loss`, `<output>_loss` with several losses; a metric's log name, with
-    `<output>_` in front for a model with several outputs."""
-    many = len(graph.outputs) > 1
+def _log_names(graph, config, tm) -> tuple[dict, list[dict]]:
+    """({log key: training-model output} for the losses, the metric plan): Keras 3's
+    keys, `loss` and `<output>_loss` with several losses; the metrics' keys and how to
+    compute them are `metric_plan`'s (module docstring of transpiler.emit.train.metrics),
+    checked against the training model's outputs."""
+    from transpiler.emit.train.metrics import metric_plan
+
     losses = {"loss": "loss"}
     for out in tm.losses[1:]:
         losses[f"{out.split(':', 1)[1]}_loss"] = out
-    metrics = {}
-    for out in tm.metrics:
-        _, output, log_name = out.split(":", 2)
-        key = f"{output}_{log_name}" if many else log_name
-        if key in metrics or key in losses:
+    plan = metric_plan(config)
+    keys = set(losses)
+    fed = set(tm.metrics)
+    used: set[str] = set()
+    for entry in plan:
+        key = entry["key"]
+        if key in keys:
             _fail(f"two metrics of train block '{config.name}' are both logged as '{key}'")
-        metrics[key] = out
-    return losses, metrics
+        keys.add(key)
+        if entry["combine"] not in ("mean", "sum"):
+            raise AssertionError(f"metric {key}: unknown combine {entry['combine']!r}")
+        missing = [o for o in entry["stats"].values() if o not in fed]
+        if missing:
+            raise AssertionError(f"metric {key}: the training model has no output {missing[0]}")
+        used.update(entry["stats"].values())
+        checked_finalize(entry["finalize"], list(entry["stats"]))
+    if fed - used:
+        raise AssertionError(f"metric outputs without a log key: {sorted(fed - used)}")
+    return losses, plan
 
 
-def _directions(config, losses: dict, metrics: dict) -> dict[str, str]:
+# A finalize expression may use these besides its statistics and the helpers' functions.
+FINALIZE_BUILTINS = ("np", "float")
+_FINALIZE_NODES = (
+    ast.Expression,
+    ast.Call,
+    ast.keyword,
+    ast.Name,
+    ast.Load,
+    ast.Attribute,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+)
+
+
+def finalize_helper_names() -> list[str]:
+    """The functions FINALIZE_HELPERS defines (ktrans's own numpy source, which the script
+    includes verbatim): it must define functions and nothing else."""
+    from transpiler.emit.train.metrics import FINALIZE_HELPERS
+
+    names = []
+    for node in ast.parse(FINALIZE_HELPERS).body:
+        if not isinstance(node, ast.FunctionDef):
+            raise AssertionError("FINALIZE_HELPERS must hold only function definitions")
+        names.append(node.name)
+    return names
+
+
+def checked_finalize(expression: str, variables: list[str]) -> str:
+    """`expression` if it is a finalize expression as ktrans's metric catalogue writes
+    them: arithmetic and calls of `np.<function>`, `float` and the helpers on the
+    statistics' `variables`, with literal constants only (so a string from a .kdl file,
+    such as an AUC curve, can only be a string constant). The script evaluates these;
+    anything else raises AssertionError, a bug in ktrans."""
+    allowed = {*FINALIZE_BUILTINS, *finalize_helper_names(), *variables}
+    tree = ast.parse(expression, mode="eval")
+    for node in ast.walk(tree):
+        ok = isinstance(node, _FINALIZE_NODES)
+        if isinstance(node, ast.Name):
+            ok = node.id in allowed
+        elif isinstance(node, ast.Attribute):
+            base = node.value
+            ok = isinstance(base, ast.Name) and base.id == "np" and not node.attr.startswith("_")
+        elif isinstance(node, ast.Constant):
+            ok = node.value is None or isinstance(node.value, (bool, int, float, str))
+        elif isinstance(node, ast.keyword):
+            ok = node.arg is not None
+        if not ok:
+            raise AssertionError(
+                f"the finalize expression {expression!r} is not one ktrans writes: "
+                f"it holds {ast.dump(node)}"
+            )
+    return expression
+
+
+def _directions(losses: dict, plan: list[dict]) -> dict[str, str]:
     """The direction, "min" or "max", of every log key (for mode=auto)."""
-    up = set()
-    many = len(config.outputs) > 1
-    for output, specs in config.metrics.items():
-        for spec in specs:
-            if spec.direction == "up":
-                up.add(f"{output}_{spec.log_name}" if many else spec.log_name)
-    out = {}
-    for key in [*losses, *metrics]:
-        out[key] = "max" if key in up else "min"
+    out = dict.fromkeys(losses, "min")
+    for entry in plan:
+        out[entry["key"]] = "max" if entry["direction"] == "up" else "min"
     return out
 
 
@@ -347,13 +424,25 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
     for label, name in (("model", graph.name), ("train block", config.name)):
         if not IDENTIFIER.match(name):
             _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
-    losses, metrics = _log_names(graph, config, tm)
-    directions = _directions(config, losses, metrics)
+    from transpiler.emit.train.losses import SPARSE
+    from transpiler.emit.train.metrics import FINALIZE_HELPERS
+
+    losses, plan = _log_names(graph, config, tm)
+    directions = _directions(losses, plan)
     callbacks = _callbacks(config, directions)
     lr = _plain(config.optimizer.kwargs.get("learning_rate", 0.001))
-    outputs = {
-        name: {"target": f"target:{name}", "loss": spec.name} for name, spec in config.loss.items()
-    }
+    outputs = {}
+    for name, spec in config.loss.items():
+        outputs[name] = {"target": f"target:{name}", "loss": spec.name}
+        if spec.name in SPARSE:  # int64 class ids, not one-hot rows
+            outputs[name]["classes"] = graph.outputs[name].type.shape[-1]
+            outputs[name]["ignore_class"] = spec.kwargs.get("ignore_class")
+    metric_plan = [
+        {key: entry[key] for key in ("key", "stats", "combine", "finalize")} for entry in plan
+    ]
+    ema = {}
+    if config.optimizer.kwargs.get("use_ema"):
+        ema = {p: f"slot:{p}:average" for p in tm.params if f"slot:{p}:average" in tm.slots}
     fit = {
         "batch_size": config.batch_size,
         "epochs": config.epochs,
@@ -383,12 +472,15 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
             "INPUTS": [v.name for v in graph.inputs],
             "OUTPUTS": outputs,
             "LOSSES": losses,
-            "METRICS": metrics,
+            "METRIC_PLAN": metric_plan,
             "OPTIMIZER": config.optimizer.name,
             "LEARNING_RATE": lr,
             "FIT": fit,
             "CALLBACKS": callbacks,
+            "EMA_AVERAGES": ema,
         },
+        "finalize_helpers": FINALIZE_HELPERS.strip("\n"),
+        "finalize_helper_names": finalize_helper_names(),
         "export_offsets": offsets,
         "uses_schedule": uses_schedule,
         "callback_names": sorted({c["name"] for c in callbacks}),
