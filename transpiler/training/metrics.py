@@ -31,7 +31,6 @@ from transpiler.training.config import Catalogue, Entry, MetricSpec, TrainError,
 from transpiler.training.losses import check_keys, units
 
 ACCURACY = ("accuracy", "acc")
-BINARY_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
 SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
 
 
@@ -196,8 +195,10 @@ METRICS = Catalogue(
 
 
 def pick_accuracy(t: TensorType, loss: str | None) -> Entry:
-    """The class `accuracy` stands for on an output with this type and loss."""
-    if units(t) == 1 or loss in BINARY_LOSSES:
+    """The class `accuracy` stands for on an output with this type and loss, as Keras 3's
+    compile picks it: by shape (one unit: binary), sparse labels: sparse; else categorical,
+    even for a multi-unit output trained with binary crossentropy (Keras's choice)."""
+    if units(t) == 1:
         return METRICS.find("binary_accuracy")
     if loss in SPARSE_LOSSES:
         return METRICS.find("sparse_categorical_accuracy")

@@ -64,6 +64,42 @@ train Two {
 """
 
 
+# binary classification with stateful metrics (and a list-valued one), weighted metrics
+# and an EMA of the weights
+METRICS = """
+model B {
+    input x: float32[6]
+    Dense(8, activation=relu)
+    Dense(1, activation=sigmoid)
+}
+train B {
+    loss = binary_crossentropy
+    optimizer = SGD(learning_rate=0.1, momentum=0.9, use_ema=true, ema_momentum=0.9)
+    metrics = [accuracy, Precision(), Recall(), AUC(),
+               Precision(thresholds=[0.3, 0.5, 0.7], name="p3")]
+    weighted_metrics = [accuracy]
+    batch_size = 16
+    shuffle = false
+    validation_split = 0.25
+}
+"""
+
+CLASSES = """
+model S {{
+    input x: float32[6]
+    Dense(16, activation=relu)
+    Dense(3, activation=softmax)
+}}
+train S {{
+    loss = {loss}
+    optimizer = SGD(learning_rate=0.1, momentum=0.9)
+    metrics = [accuracy]
+    batch_size = 16
+    epochs = 2
+}}
+"""
+
+
 def tiny(optimizer="SGD(learning_rate=0.1, momentum=0.9)", extra="") -> str:
     return TINY.format(optimizer=optimizer, extra=extra)
 
@@ -147,8 +183,10 @@ def _ruff(*args) -> subprocess.CompletedProcess:
                  CSVLogger(filename="a \\"quoted\\" name.csv"),
                  LearningRateScheduler(CosineDecay(0.01, decay_steps=3))]""",
         ),
+        METRICS,
+        CLASSES.format(loss="sparse_categorical_crossentropy(ignore_class=-1)"),
     ],
-    ids=["plain", "two-outputs-schedule", "callbacks"],
+    ids=["plain", "two-outputs-schedule", "callbacks", "metrics-ema", "sparse"],
 )
 def test_bundle_files_and_ruff_clean_script(tmp_path, text):
     if _ruff("--version").returncode != 0:
@@ -192,6 +230,28 @@ def test_py_literal_round_trips_and_is_ruff_formatted(tmp_path, value):
         assert fmt.returncode == 0, fmt.stdout + fmt.stderr
         check = _ruff("check", *config, "--select", "E501", str(path))
         assert check.returncode == 0, check.stdout
+
+
+def test_finalize_expressions_are_checked_before_they_enter_a_script():
+    from transpiler.emit.code.train_script import checked_finalize
+    from transpiler.emit.train.metrics import FINISH, STATS
+
+    for name, finish in FINISH.items():  # the whole catalogue passes
+        for kwargs in ({}, {"curve": "pr", "label_weights": [0.5, 1.0], "multi_label": True}):
+            _, expression = finish(kwargs)
+            assert checked_finalize(expression, list(STATS.get(name, ("value",))))
+    checked_finalize("float(np.sqrt(value))", ["value"])
+    for bad in (
+        "__import__('os').system('x')",
+        "open('f')",
+        "value.__class__",
+        "np._private(value)",
+        "[v for v in value]",
+        "f(**value)",
+        "tp + unknown",
+    ):
+        with pytest.raises(AssertionError, match="not one ktrans writes"):
+            checked_finalize(bad, ["value", "tp"])
 
 
 def test_names_must_be_identifiers_and_train_blocks_chosen(tmp_path):
@@ -555,6 +615,167 @@ train P { loss = categorical_crossentropy
             np.testing.assert_allclose(
                 ck[f"state/{name}/kernel"], layer.kernel.numpy(), rtol=1e-5, atol=1e-6
             )
+
+
+def _keras_twin(keras, init, units: int, layers=("dense", "dense_1")):
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(units, activation="sigmoid"),
+        ]
+    )
+    set_weights(model, init, layers)
+    return model
+
+
+def set_weights(model, arrays, layers=("dense", "dense_1"), prefix=""):
+    for layer, name in zip(model.layers, layers):
+        layer.kernel.assign(arrays[f"{prefix}{name}/kernel"])
+        layer.bias.assign(arrays[f"{prefix}{name}/bias"])
+
+
+def test_stateful_metrics_and_ema_match_keras_fit_and_evaluate(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    script = bundle(tmp_path, METRICS)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(130, 6)).astype(np.float32)
+    y = (x[:, :1] + x[:, 1:2] + 0.7 * rng.normal(size=(130, 1)) > 0).astype(np.float32)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x[:100], y_train=y[:100, 0], x_test=x[100:], y_test=y[100:])
+    out = tmp_path / "o"
+    ok(run(script, "--data", data, "--out", out))
+
+    history = json.loads((out / "history.json").read_text())
+    logged = ["loss", "accuracy", "precision", "recall", "auc", "p3", "weighted_accuracy"]
+    keys = {"epoch", "learning_rate", *logged, *(f"val_{k}" for k in logged)}
+    assert set(history) == keys
+    assert len(history["p3"][0]) == 3  # a list per epoch: one value per threshold
+    header, row = (out / "history.csv").read_text().splitlines()
+    columns = dict(zip(header.split(","), row.split(",")))
+    assert "p3" not in columns
+    for i in range(3):
+        assert float(columns[f"p3[{i}]"]) == history["p3"][0][i]
+        assert float(columns[f"val_p3[{i}]"]) == history["val_p3"][0][i]
+
+    # the Keras twin: the same initial weights, optimizer and metrics, fit on the same
+    # batches (shuffle=false), the same validation rows (the last 25)
+    init = np.load(script.parent / "B.init.npz")
+    model = _keras_twin(keras, init, 1)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.9),
+        loss="binary_crossentropy",
+        metrics=[
+            "accuracy",
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.Precision(thresholds=[0.3, 0.5, 0.7], name="p3"),
+        ],
+        weighted_metrics=["accuracy"],
+    )
+    theirs = model.fit(
+        x[:100], y[:100], batch_size=16, epochs=1, shuffle=False, validation_split=0.25, verbose=0
+    ).history
+    assert set(theirs) | {"epoch", "learning_rate"} == keys
+    for key, values in theirs.items():
+        expected = np.asarray(values[0], np.float64)
+        np.testing.assert_allclose(history[key][0], expected, rtol=1e-5, atol=1e-6, err_msg=key)
+
+    # use_ema: the trained weights are the moving averages, as after Keras's fit
+    with np.load(out / "checkpoint.npz") as ck:
+        state = {k[6:]: ck[k] for k in ck.files if k.startswith("state/")}
+    for name in ("dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"):
+        np.testing.assert_array_equal(state[name], state[f"slot:{name}:average"])
+    for layer, name in zip(model.layers, ("dense", "dense_1")):
+        np.testing.assert_allclose(state[f"{name}/kernel"], layer.kernel.numpy(), atol=1e-6)
+
+    # test logs: Keras's evaluate() with the script's trained weights
+    set_weights(model, state)
+    expected = model.evaluate(x[100:], y[100:], batch_size=16, return_dict=True, verbose=0)
+    test = json.loads((out / "results.json").read_text())["test"]
+    assert set(test) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(test[key], np.asarray(value), rtol=1e-5, atol=1e-6)
+
+    # the IO-binding loop keeps vector outputs (confusion counts) as session.run does
+    module = import_script(script)
+    ort, train, evaluate = module.open_sessions("cpu")
+    names = [o.name[4:] for o in train.get_outputs() if o.name.startswith("new:")]
+    infos = {i.name: i for i in train.get_inputs()}
+    initial = module.initial_state(infos, names)
+    device = module.DeviceState(ort, train, evaluate, initial, "cpu")
+    host = module.HostState(train, evaluate, initial)
+    batch = {"x": x[:7], "target:output": y[:7]}
+    for a, b in (
+        (device.step(batch, 0, 0.1), host.step(batch, 0, 0.1)),
+        (device.evaluate(batch), host.evaluate(batch)),
+    ):
+        assert a.keys() == b.keys()
+        assert np.shape(a["metric:output:auc:tp"]) == (200,)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+    # the script's Averages is metrics.evaluate_plan, the reference
+    from transpiler.emit.train.metrics import evaluate_plan, metric_plan
+    from transpiler.graph import load
+
+    _, graphs = load(str(tmp_path / "bundle.kdl"))
+    plan = metric_plan(pick_train(graphs["B"]))
+    batches = [host.evaluate({"x": x[i : i + 9], "target:output": y[i : i + 9]}) for i in (0, 9)]
+    averages = module.Averages()
+    for values in batches:
+        averages.update(values, 9)
+    expected = evaluate_plan(plan, batches, [9, 9])
+    assert {k: v for k, v in averages.result().items() if k != "loss"} == expected
+
+    # a run interrupted mid-epoch (the confusion counts in the checkpoint) resumes exactly
+    again = tmp_path / "again"
+    assert run(script, "--data", data, "--out", again, env={HOOK: "3"}).returncode == 130
+    ok(run(script, "--data", data, "--out", again, "--resume"))
+    assert (again / "history.csv").read_text() == (out / "history.csv").read_text()
+    assert (again / "B.trained.onnx").read_bytes() == (out / "B.trained.onnx").read_bytes()
+
+
+def test_sparse_labels_train_as_their_one_hot_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(130, 6)).astype(np.float32)
+    labels = (x @ rng.normal(size=(6, 3))).argmax(1)
+    sparse = tmp_path / "sparse.npz"
+    # (n, 1) int labels for training, whole floats for testing
+    np.savez(
+        sparse,
+        x=x[:100],
+        output=labels[:100, None],
+        test_x=x[100:],
+        test_output=labels[100:].astype(np.float64),
+    )
+    dense = tmp_path / "dense.npz"
+    np.savez(dense, x=x[:100], output=labels[:100], test_x=x[100:], test_output=labels[100:])
+    script = bundle(tmp_path, CLASSES.format(loss="sparse_categorical_crossentropy"), "s")
+    result = run(script, "--data", sparse, "--out", tmp_path / "s_out")
+    ok(result)
+    assert "output: dropped the last axis (size 1) of the class ids" in result.stderr
+    assert "test_output: cast from float64 to int64" in result.stderr
+    import onnxruntime as ort
+
+    types = {
+        i.name: i.type for i in ort.InferenceSession(script.parent / "S.train.onnx").get_inputs()
+    }
+    assert types["target:output"] == "tensor(int64)"
+    # sparse_categorical_crossentropy on ids == categorical_crossentropy on one-hot rows
+    one_hot = bundle(tmp_path, CLASSES.format(loss="categorical_crossentropy"), "c")
+    ok(run(one_hot, "--data", dense, "--out", tmp_path / "c_out"))
+    a = json.loads((tmp_path / "s_out" / "results.json").read_text())
+    b = json.loads((tmp_path / "c_out" / "results.json").read_text())
+    assert set(a["final"]) == {"loss", "accuracy", "learning_rate"}
+    for key in ("final", "test"):
+        for name, value in b[key].items():
+            assert a[key][name] == pytest.approx(value, rel=1e-5, abs=1e-7), (key, name)
+    np.savez(tmp_path / "bad.npz", x=x[:4], output=np.array([0, 1, 2, 3]))
+    bad = run(script, "--data", tmp_path / "bad.npz", "--out", tmp_path / "bad")
+    assert bad.returncode == 1 and "labels outside 0..2" in bad.stderr
 
 
 # ------------------------------------------------------------------ ktrans train

@@ -18,7 +18,11 @@ writes into `out/`:
 
 Every name and string that comes from a .kdl file enters the script as a Python literal
 (`py_literal`), never as code; the model and train block names, which also name files and
-appear in the script's docstring, must be plain identifiers.
+appear in the script's docstring, must be plain identifiers. The metrics follow
+`metric_plan` (transpiler.emit.train.metrics): the plan is a literal too, and its finalize
+expressions, which the script evaluates, come from ktrans's metric catalogue and are
+checked here (`checked_finalize`) to be arithmetic on the statistics with literal
+constants only.
 """
 
 from __future__ import annotations
@@ -240,8 +244,8 @@ def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> st
     flat = _flat(value)
     if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
         line = " " * indent + prefix + flat + suffix
-        if len(line) > LINE_LENGTH:
-            line += "  # noqa: E501"
+        if len(line) > LINE_LENGTH:  # E501 where enabled; RUF100 where it is not
+            line += "  # noqa: E501, RUF100"
         return line
     pad = " " * indent
     if isinstance(value, dict):
@@ -421,12 +425,12 @@ def _callbacks(config, directions: dict) -> list[dict]:
 
 def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) -> dict:
     """Everything the template needs, as plain data."""
-    for label, name in (("model", graph.name), ("train block", config.name)):
-        if not IDENTIFIER.match(name):
-            _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
     from transpiler.emit.train.losses import SPARSE
     from transpiler.emit.train.metrics import FINALIZE_HELPERS
 
+    for label, name in (("model", graph.name), ("train block", config.name)):
+        if not IDENTIFIER.match(name):
+            _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
     losses, plan = _log_names(graph, config, tm)
     directions = _directions(losses, plan)
     callbacks = _callbacks(config, directions)
