@@ -5,6 +5,7 @@ reports all of them."""
 from __future__ import annotations
 
 from transpiler.errors import ErrorSink, Span
+from transpiler.graph.blocks import BlockExpander, definitions, flatten
 from transpiler.graph.evaluate import ExpressionEvaluator, Fail, is_applicable, is_tensor
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.program import Program
@@ -15,17 +16,7 @@ from transpiler.layers.base import Layer, LayerError, snake_case
 from transpiler.parser import ast
 
 MAX_REPEAT = 10_000
-MAX_BLOCK_DEPTH = 64
 MODEL_OPTIONS = ("data_format", "name")
-BLOCK_PARAM_TYPES = {
-    "int": lambda v: is_int(v),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, (str, Symbol)),
-    "list": lambda v: isinstance(v, (list, tuple)),
-    "layer": lambda v: isinstance(v, Layer),
-    "tensor": is_tensor,
-}
 
 
 def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
@@ -41,7 +32,7 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
     return builder.consts
 
 
-class GraphBuilder(ExpressionEvaluator):
+class GraphBuilder(BlockExpander, ExpressionEvaluator):
     def __init__(self, program: Program, consts: dict, sink: ErrorSink) -> None:
         self.program = program
         self.consts = dict(consts)
@@ -65,7 +56,7 @@ class GraphBuilder(ExpressionEvaluator):
         errors_before = len(self.sink.errors)
         self.read_options(model)
         self.scopes.append(Scope())
-        self.defined_later = _definitions(model.body)
+        self.defined_later = definitions(model.body)
         inputs: list[tuple[Value, Span]] = []
         outputs: dict[str, tuple[Value, Span]] = {}
         self.run_body(model.body, inputs, outputs, top=True)
@@ -76,7 +67,7 @@ class GraphBuilder(ExpressionEvaluator):
             elif isinstance(last, tuple) and all(map(is_tensor, last)):
                 for i, v in enumerate(last):
                     outputs[f"output_{i}"] = (v, model.span)
-        declared = any(isinstance(s, ast.InputStmt) for s in _flatten(model.body))
+        declared = any(isinstance(s, ast.InputStmt) for s in flatten(model.body))
         if not declared:
             self.sink.error(
                 model.name_span,
@@ -408,145 +399,3 @@ class GraphBuilder(ExpressionEvaluator):
             v.producer = node
         self.nodes.append(node)
         return outs[0] if len(outs) == 1 else tuple(outs)
-
-    # ------------------------------------------------------------ blocks
-
-    def bind_block(self, block: ast.BlockDef, args, kwargs, call: ast.Call) -> BlockInstance:
-        params = {p.name: p for p in block.params}
-        if len(args) > len(block.params):
-            self.error(
-                call.span,
-                f"{block.name} takes {len(block.params)} arguments; got {len(args)}",
-            )
-        bound = dict(zip((p.name for p in block.params), args))
-        spans = {p.name: a.span for p, a in zip(block.params, call.args)}
-        for k in call.kwargs:
-            if k.name not in params:
-                from transpiler.errors import suggest
-
-                self.error(
-                    k.span,
-                    f"block {block.name} has no parameter '{k.name}'",
-                    suggest(k.name, params) or f"parameters: {', '.join(params) or 'none'}",
-                )
-            if k.name in bound:
-                self.error(k.span, f"parameter '{k.name}' is given twice")
-            bound[k.name] = kwargs[k.name]
-            spans[k.name] = k.span
-        for p in block.params:
-            if p.name not in bound:
-                if p.default is None:
-                    self.error(
-                        call.span,
-                        f"block {block.name} needs the parameter '{p.name}'",
-                        f"for example {block.name}({p.name}=...)",
-                    )
-                bound[p.name] = self.eval_in_block_defaults(p)
-            if p.type is not None:
-                check = BLOCK_PARAM_TYPES.get(p.type)
-                if check is None:
-                    self.error(
-                        p.span,
-                        f"unknown parameter type '{p.type}'",
-                        f"types: {', '.join(BLOCK_PARAM_TYPES)}",
-                    )
-                if not check(bound[p.name]):
-                    self.error(
-                        spans.get(p.name, call.span),
-                        f"{block.name}: parameter '{p.name}' expects {p.type}; "
-                        f"got {self.what(bound[p.name])}",
-                    )
-        return BlockInstance(block, bound, call.span)
-
-    def eval_in_block_defaults(self, p: ast.Param):
-        saved = self.scopes
-        self.scopes = []
-        try:
-            return self.eval(p.default)
-        finally:
-            self.scopes = saved
-
-    def expand_block(self, inst: BlockInstance, inputs: list[Value], span: Span):
-        block = inst.block
-        active = [b for b, _ in self.block_stack]
-        if block.name in active:
-            chain = " -> ".join([*active[active.index(block.name) :], block.name])
-            self.error(span, f"block {block.name} uses itself: {chain}", "blocks cannot recurse")
-        if len(self.block_stack) >= MAX_BLOCK_DEPTH:
-            self.error(span, f"blocks nest more than {MAX_BLOCK_DEPTH} deep")
-        declared = [s for s in block.body if isinstance(s, ast.InputStmt)]
-        if len(declared) != len(inputs):
-            self.error(
-                span,
-                f"block {block.name} takes {len(declared)} input tensor"
-                f"{'s' if len(declared) != 1 else ''}; got {len(inputs)}",
-            )
-        instance = self.unique_name(snake_case(block.name))
-        self.block_sites[instance] = span
-        self.block_types[instance] = block.name
-        self.block_stack.append((block.name, instance))
-        saved = (self.scopes, self.current, self.defined_later, self.pending_inputs)
-        self.scopes = [Scope(dict(inst.params))]
-        self.pending_inputs = list(inputs)
-        self.defined_later = _definitions(block.body)
-        outputs: dict[str, tuple[Value, Span]] = {}
-        errors = len(self.sink.errors)
-        try:
-            self.run_body(block.body, [], outputs, top=False)
-            result = self.current
-        finally:
-            self.scopes, self.current, self.defined_later, self.pending_inputs = saved
-            self.block_stack.pop()
-        if len(self.sink.errors) != errors:
-            raise Fail
-        if outputs:
-            values = [v for v, _ in outputs.values()]
-            return values[0] if len(values) == 1 else tuple(values)
-        if result is None or not (is_tensor(result) or isinstance(result, tuple)):
-            self.error(span, f"block {block.name} produces no tensor")
-        return result
-
-    def block_input(self, stmt: ast.InputStmt) -> Value:
-        return self.pending_inputs.pop(0)
-
-    def check_block_input(self, stmt: ast.InputStmt, value: Value, declared: TensorType) -> None:
-        got = value.type
-        ok = got.dtype == declared.dtype and got.rank == declared.rank
-        if ok:
-            for a, b in zip(got.shape[1:], declared.shape[1:]):
-                if isinstance(b, int) and isinstance(a, int) and a != b:
-                    ok = False
-        if not ok:
-            self.error(
-                stmt.type.span,
-                f"block input '{stmt.name}' expects {declared.dtype}"
-                f"{format_shape(declared.shape)}; got {got.dtype}{format_shape(got.shape)}",
-            )
-
-
-def _flatten(body):
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, ast.Repeat):
-            yield from _flatten(stmt.body)
-        elif isinstance(stmt, ast.If):
-            yield from _flatten(stmt.body)
-            yield from _flatten(stmt.orelse)
-
-
-def _definitions(body) -> dict[str, Span]:
-    """Where each name is first bound in a body (for 'defined after use' hints)."""
-    out: dict[str, Span] = {}
-    for stmt in body:
-        if isinstance(stmt, ast.Assign):
-            for name, span in stmt.targets:
-                out.setdefault(name, span)
-        elif isinstance(stmt, ast.InputStmt) or (isinstance(stmt, ast.OutputStmt) and stmt.name):
-            out.setdefault(stmt.name, stmt.name_span)
-        elif isinstance(stmt, ast.Repeat):
-            for k, v in _definitions(stmt.body).items():
-                out.setdefault(k, v)
-        elif isinstance(stmt, ast.If):
-            for k, v in {**_definitions(stmt.orelse), **_definitions(stmt.body)}.items():
-                out.setdefault(k, v)
-    return out
