@@ -6,11 +6,14 @@ the end of this module so that they register with the recurrent family).
 Calls take the sequence, optionally followed by initial states: `[x]`, or `[x, h]`
 (SimpleRNN, GRU) / `[x, h, c]` (LSTM), each state of shape (batch, units) — Keras's
 `initial_state=` call argument.
+
+Split in three: this module holds the layer classes (signatures, build, output types);
+`recurrent_onnx.py` their ONNX lowering (a mixin of `Recurrent`); `recurrent_cells.py` the
+Keras cell math and the unrolled loop used for training and for activations ONNX lacks.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import ClassVar
 
 from transpiler.graph.types import TensorType, dims_compatible, format_shape
@@ -27,6 +30,24 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.recurrent_cells import (  # noqa: F401  (re-exported)
+    BACKWARD_STREAMS,
+    RECURRENT_STREAMS,
+    TIME_MAJOR,
+    CellOps,
+    RecurrentWeights,
+    dropout_masks,
+    gru_step,
+    lower_unrolled,
+    lstm_step,
+    simple_rnn_step,
+)
+from transpiler.layers.recurrent_onnx import (  # noqa: F401  (re-exported)
+    ONNX_RNN_ACTIVATIONS,
+    RecurrentLowering,
+    flip_time,
+    time_major,
+)
 from transpiler.layers.regularizers import regularizer
 
 
@@ -94,240 +115,9 @@ _SEQUENCE = (
 )
 
 
-# ---------------------------------------------------------------- ONNX lowering
-#
-# Inference runs on ONNX's RNN / LSTM / GRU ops, time-major (onnxruntime implements only
-# layout=0): one Transpose to (time, batch, features) on the way in, and a returned
-# sequence stays stored time-major (an LTensor with perm (1, 0, 2)), so stacked recurrent
-# layers and TimeDistributed need no Transposes between them. An activation that ONNX's
-# recurrent ops do not offer is lowered as an unrolled loop of the Keras cell math (the
-# `*_step` helpers below), and that needs a known number of timesteps.
-#
-# Training (ctx.training) always unrolls the cell math, since ONNX's recurrent ops have no
-# gradient rule, on the very tensors the inference lowering reads (so a trained state
-# drops into the inference model by name): for a layer that inference runs on ONNX's op,
-# its W (1, gates * units, in), R (1, gates * units, units) and B (1, 2 * gates * units),
-# gates in ONNX's order; otherwise the Keras-layout weights. Every matmul is a Gemm (its
-# gradient needs no Transpose; ONNX-layout weights are read with transB=1), the input
-# projection is one Gemm over all timesteps, and Keras's dropout / recurrent_dropout masks
-# are drawn once per sequence from ctx.uniform_noise.
-
-#: a sequence stored (time, batch, features)
-TIME_MAJOR = (1, 0, 2)
-
-#: Keras activation -> (ONNX recurrent-op activation, alpha, beta); None = not needed
-ONNX_RNN_ACTIVATIONS = {
-    "tanh": ("Tanh", None, None),
-    "sigmoid": ("Sigmoid", None, None),
-    "relu": ("Relu", None, None),
-    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # Keras 3: relu6(x + 3) / 6
-    "linear": ("Affine", 1.0, 0.0),
-    "elu": ("Elu", 1.0, None),
-    "leaky_relu": ("LeakyRelu", 0.2, None),
-    "softsign": ("Softsign", None, None),
-    "softplus": ("Softplus", None, None),
-}
-
-#: uniform_noise streams of one recurrent layer: input masks from 0, recurrent masks from
-#: RECURRENT_STREAMS (one per Keras gate); a Bidirectional's backward layer adds
-#: BACKWARD_STREAMS
-RECURRENT_STREAMS = 8
-BACKWARD_STREAMS = 16
-
-
-class RecurrentWeights:
-    """Where a recurrent layer's weights live: `<prefix><name>` of `owner` (the layer
-    itself, or the Bidirectional / TimeDistributed wrapper holding them). `streams` is the
-    first ctx.uniform_noise stream of the layer's dropout masks (a wrapper holding two
-    layers gives them different ones)."""
-
-    def __init__(self, ctx, owner, prefix: str = "", streams: int = 0) -> None:
-        self.ctx, self.owner, self.prefix, self.streams = ctx, owner, prefix, streams
-
-    def __call__(self, name: str, transform=None, key: str = "") -> str:
-        """The initializer holding the weight, converted by `transform`."""
-        return self.ctx.weight(self.prefix + name, transform, key, layer=self.owner)
-
-
-class CellOps:
-    """The ops the unrolled cell math is written with, on ONNX value names.
-
-    `gate_order`: storage block k of the gate-stacked weights holds Keras gate
-    gate_order[k] (None: Keras's order); `transposed`: weights stored (gates * units, in),
-    ONNX's layout, rather than Keras's (in, gates * units); `recurrent_masks`: Keras's
-    recurrent-dropout masks (batch, units), one for all gates or one per Keras gate."""
-
-    def __init__(self, ctx, template, gate_order=None, transposed=(), recurrent_masks=None):
-        self.ctx = ctx
-        self.template = template  # an LTensor whose dtype the activations see
-        self.gate_order = tuple(gate_order) if gate_order else None
-        self.transposed = set(transposed)
-        self.recurrent_masks = recurrent_masks or None
-        self._blocks: dict[tuple, str] = {}
-
-    def act(self, name: str, v: str) -> str:
-        t = replace(self.template, name=v, perm=None)
-        return self.ctx.activation(t, name).name
-
-    def add(self, a: str, b: str) -> str:
-        return self.ctx.op("Add", [a, b])
-
-    def sub(self, a: str, b: str) -> str:
-        return self.ctx.op("Sub", [a, b])
-
-    def mul(self, a: str, b: str) -> str:
-        return self.ctx.op("Mul", [a, b])
-
-    def matmul(self, a: str, b: str) -> str:
-        """a (rows, in) @ the weight b; a Gemm, whose gradient needs no Transpose."""
-        return self.ctx.op("Gemm", [a, b], transB=1 if b in self.transposed else None)
-
-    def split(self, v: str, parts: int, size: int) -> list[str]:
-        """`parts` blocks of `size` along the last axis."""
-        return self.ctx.op("Split", [v, self.ctx.ints([size] * parts, "split")], parts, axis=-1)
-
-    def gates(self, parts: int) -> tuple[int, ...]:
-        """The Keras gates of a weight's `parts` stored blocks, in storage order."""
-        if self.gate_order and len(self.gate_order) == parts:
-            return self.gate_order
-        return tuple(range(parts))
-
-    def split_gates(self, v: str, parts: int, size: int) -> list[str]:
-        """The `parts` gate blocks of `v` (stored in the weights' order), in Keras's order."""
-        blocks = self.split(v, parts, size)
-        out = [""] * parts
-        for block, gate in zip(blocks, self.gates(parts)):
-            out[gate] = block
-        return out
-
-    def block(self, weight: str, k: int, size: int) -> str:
-        """Block k (of `size` units) of a gate-stacked weight (or bias)."""
-        key = (weight, k)
-        if key not in self._blocks:
-            axis = 0 if weight in self.transposed else -1
-            args = [weight, self.ctx.ints([k * size], "starts"), self.ctx.ints([(k + 1) * size])]
-            self._blocks[key] = self.ctx.op("Slice", [*args, self.ctx.ints([axis], "axes")])
-            if weight in self.transposed:
-                self.transposed.add(self._blocks[key])
-        return self._blocks[key]
-
-    def recur(self, h: str, kernel: str, parts: int, size: int) -> str:
-        """h @ kernel (a weight of `parts` gate blocks of `size`), with Keras's
-        recurrent-dropout masks on h: one for all gates, or one per gate."""
-        masks = self.recurrent_masks
-        if not masks:
-            return self.matmul(h, kernel)
-        if len(masks) == 1:
-            return self.matmul(self.mul(h, masks[0]), kernel)
-        gates = self.gates(parts)
-        products = [
-            self.matmul(self.mul(h, masks[gate]), self.block(kernel, k, size))
-            for k, gate in enumerate(gates)
-        ]
-        return products[0] if parts == 1 else self.ctx.op("Concat", products, axis=-1)
-
-    def masked(self, h: str, gate: int) -> str:
-        """h with Keras gate `gate`'s recurrent-dropout mask (h itself without dropout)."""
-        masks = self.recurrent_masks
-        if not masks:
-            return h
-        return self.mul(h, masks[gate if len(masks) > 1 else 0])
-
-
-def simple_rnn_step(ops: CellOps, layer, xw: str, h: str | None, w: dict) -> str:
-    """Keras SimpleRNNCell: h = activation(x @ kernel + bias + h @ recurrent_kernel);
-    `xw` is x @ kernel + bias, `h` None for a zero state."""
-    n = layer.units
-    z = xw if h is None else ops.add(xw, ops.recur(h, w["recurrent_kernel"], 1, n))
-    return ops.act(layer.activation, z)
-
-
-def lstm_step(ops: CellOps, layer, xw: str, h: str | None, c: str | None, w: dict):
-    """Keras LSTMCell (gates i, f, c, o): returns (h, c); None states are zeros."""
-    n = layer.units
-    z = xw if h is None else ops.add(xw, ops.recur(h, w["recurrent_kernel"], 4, n))
-    zi, zf, zc, zo = ops.split_gates(z, 4, n)
-    i = ops.act(layer.recurrent_activation, zi)
-    g = ops.mul(i, ops.act(layer.activation, zc))
-    if c is None:
-        c = g
-    else:
-        f = ops.act(layer.recurrent_activation, zf)
-        c = ops.add(ops.mul(f, c), g)
-    o = ops.act(layer.recurrent_activation, zo)
-    return ops.mul(o, ops.act(layer.activation, c)), c
-
-
-def gru_step(ops: CellOps, layer, xw: str, h: str | None, w: dict) -> str:
-    """Keras GRUCell (gates z, r, h; reset_after applies the reset gate after the
-    recurrent matmul): h = z * h + (1 - z) * hh; a None state is zeros."""
-    n = layer.units
-    xz, xr, xh = ops.split_gates(xw, 3, n)
-    if layer.reset_after:
-        if h is None:
-            inner = w.get("recurrent_bias")
-            rz = rr = rh = None
-            if inner is not None:
-                rz, rr, rh = ops.split_gates(inner, 3, n)
-        else:
-            inner = ops.recur(h, w["recurrent_kernel"], 3, n)
-            if "recurrent_bias" in w:
-                inner = ops.add(inner, w["recurrent_bias"])
-            rz, rr, rh = ops.split_gates(inner, 3, n)
-        z = ops.act(layer.recurrent_activation, xz if rz is None else ops.add(xz, rz))
-        r = ops.act(layer.recurrent_activation, xr if rr is None else ops.add(xr, rr))
-        pre = xh if rh is None else ops.add(xh, ops.mul(r, rh))
-    else:
-        if h is None:
-            z = ops.act(layer.recurrent_activation, xz)
-            pre = xh
-        else:
-            rz, rr = ops.split(ops.recur(h, w["recurrent_kernel_zr"], 2, n), 2, n)
-            z = ops.act(layer.recurrent_activation, ops.add(xz, rz))
-            r = ops.act(layer.recurrent_activation, ops.add(xr, rr))
-            hr = ops.mul(r, ops.masked(h, 2))
-            pre = ops.add(xh, ops.matmul(hr, w["recurrent_kernel_h"]))
-    hh = ops.act(layer.activation, pre)
-    one_minus_z = ops.sub(ops.ctx.const(1.0), z)
-    new = ops.mul(one_minus_z, hh)
-    return new if h is None else ops.add(ops.mul(z, h), new)
-
-
-def time_major(ctx, x):
-    """The (time, batch, features) value of a rank-3 LTensor, in one Transpose at most."""
-    perm = [x.physical_axis(a) for a in TIME_MAJOR]
-    if perm == [0, 1, 2]:
-        return x.name
-    return ctx.op("Transpose", [x], perm=perm)
-
-
-def flip_time(ctx, y: str) -> str:
-    """A time-major sequence reversed in time."""
-    import numpy as np
-
-    big = np.iinfo(np.int64).max
-    args = [y, ctx.ints([-1], "starts"), ctx.ints([-big], "ends"), ctx.ints([0], "axes")]
-    return ctx.op("Slice", [*args, ctx.ints([-1], "steps")])
-
-
-def dropout_masks(ctx, x: str, batch_axis: int, width: int, rate: float, count: int, stream):
-    """`count` Keras dropout masks (batch, width) for the batch of `x`: 0, or 1 / (1 - rate)
-    with probability 1 - rate, from ctx.uniform_noise streams `stream`, `stream + 1`..."""
-    from transpiler.emit.onnx.tensors import LTensor
-
-    batch = ctx.op("Shape", [x], start=batch_axis, end=batch_axis + 1)
-    shape = ctx.op("Concat", [batch, ctx.ints([width])], axis=0)
-    like = LTensor(ctx.op("ConstantOfShape", [shape]), None)
-    masks = []
-    for j in range(count):
-        keep = ctx.op("GreaterOrEqual", [ctx.uniform_noise(like, stream + j), ctx.const(rate)])
-        scale = ctx.const(1.0 / (1.0 - rate))
-        masks.append(ctx.op("Mul", [ctx.op("Cast", [keep], to=1), scale]))
-    return masks
-
-
-class Recurrent(Layer):
-    """Shared behaviour of SimpleRNN, LSTM and GRU (Keras's RNN over a cell)."""
+class Recurrent(RecurrentLowering, Layer):
+    """Shared behaviour of SimpleRNN, LSTM and GRU (Keras's RNN over a cell); the ONNX
+    lowering comes from RecurrentLowering (recurrent_onnx.py)."""
 
     family = "recurrent"
     has_training_mode = True  # dropout / recurrent_dropout
@@ -418,258 +208,6 @@ class Recurrent(Layer):
     def describe_config(self) -> str:
         flags = [f for f in ("return_sequences", "return_state", "go_backwards") if self.config[f]]
         return f"{self.keras_class()}({', '.join([str(self.units), *flags])})"
-
-    # ------------------------------------------------------------ ONNX lowering
-
-    #: the ONNX op, and the Keras gate blocks in ONNX's gate order
-    onnx_op: ClassVar[str] = "RNN"
-    onnx_gate_order: ClassVar[tuple[int, ...]] = (0,)
-
-    def keras_activations(self) -> list[str]:
-        """The cell's activations in the order of the ONNX op's `activations`."""
-        return [self.activation]
-
-    def onnx_attributes(self) -> dict | None:
-        """activations / activation_alpha / activation_beta for the ONNX op; {} for the
-        defaults; None when an activation has no ONNX recurrent-op equivalent."""
-        names = self.keras_activations()
-        if any(a not in ONNX_RNN_ACTIVATIONS for a in names):
-            return None
-        defaults = {"RNN": ["tanh"], "GRU": ["sigmoid", "tanh"]}.get(
-            self.onnx_op, ["sigmoid", "tanh", "tanh"]
-        )
-        if names == defaults:
-            return {}
-        specs = [ONNX_RNN_ACTIVATIONS[a] for a in names]
-        attrs = {"activations": [s[0] for s in specs]}
-        for i, key in ((1, "activation_alpha"), (2, "activation_beta")):
-            values = [s[i] for s in specs if s[i] is not None]
-            if values:
-                # onnxruntime takes the values in order for the functions that use them
-                attrs[key] = values
-        return attrs
-
-    def _gates(self, a):
-        """Keras gate blocks (last axis) in ONNX's order."""
-        import numpy as np
-
-        n = self.units
-        return np.concatenate([a[..., g * n : (g + 1) * n] for g in self.onnx_gate_order], -1)
-
-    def onnx_matrix(self, a):
-        """Keras kernel (in, gates * units) -> ONNX W / R (1, gates * units, in)."""
-        import numpy as np
-
-        return np.ascontiguousarray(self._gates(a).T[None])
-
-    def onnx_bias(self, b):
-        """Keras bias -> ONNX B (1, 2 * gates * units): input biases, recurrent biases."""
-        import numpy as np
-
-        return np.concatenate([self._gates(b), np.zeros_like(b)])[None]
-
-    def lower(self, ctx, inputs):
-        x, *states = inputs
-        return self.lower_sequence(ctx, x, states, RecurrentWeights(ctx, ctx.layer))
-
-    def lower_sequence(self, ctx, x, states, weights: RecurrentWeights, flip_output=False):
-        """Keras's outputs [y, *final states] for sequence `x` and initial `states`; with
-        `flip_output` a returned sequence is reversed in time (what Bidirectional does to
-        its backward layer's)."""
-        out_types = self.output_types([x.type, *(s.type for s in states)])
-        steps = x.type.shape[1]
-        attrs = self.onnx_attributes()
-        if ctx.training:
-            if not isinstance(steps, int):
-                raise NotImplementedError(
-                    f"{self.keras_class()} trains as its cell math unrolled over the "
-                    "timesteps, so training needs a known number of them; the input is "
-                    f"{format_shape(x.type.shape)}: declare the time axis with a number"
-                )
-            y, finals = self._lower_unrolled(
-                ctx, x, steps, states, weights, attrs is not None, flip_output
-            )
-        elif attrs is not None:
-            y, finals = self._lower_onnx(ctx, time_major(ctx, x), states, weights, attrs)
-            if y is not None and self.go_backwards != flip_output:
-                y = flip_time(ctx, y)
-        elif isinstance(steps, int):
-            y, finals = self._lower_unrolled(ctx, x, steps, states, weights, False, flip_output)
-        else:
-            odd = [a for a in self.keras_activations() if a not in ONNX_RNN_ACTIVATIONS]
-            raise NotImplementedError(
-                f"activation '{odd[0]}' has no equivalent in ONNX's {self.onnx_op} op "
-                f"(it offers {', '.join(sorted(ONNX_RNN_ACTIVATIONS))}), and the cell can "
-                "only be unrolled over a known number of timesteps; declare the time axis "
-                "with a number"
-            )
-        outs = []
-        if self.return_sequences:
-            outs.append(replace(x, name=y, type=out_types[0], perm=TIME_MAJOR))
-        else:
-            outs.append(replace(x, name=finals[0], type=out_types[0], perm=None))
-        if self.return_state:
-            outs += [replace(x, name=f, type=t, perm=None) for f, t in zip(finals, out_types[1:])]
-        return outs
-
-    def _finals_needed(self) -> int:
-        if self.return_state:
-            return len(self.state_names)
-        return 0 if self.return_sequences else 1
-
-    def _lower_onnx(self, ctx, xt, states, w: RecurrentWeights, attrs: dict):
-        """The ONNX op: (time-major sequence or None, [final states (batch, units)])."""
-        args = [
-            xt,
-            w("kernel", self.onnx_matrix, "onnx"),
-            w("recurrent_kernel", self.onnx_matrix, "onnx"),
-            w("bias", self.onnx_bias, "onnx") if self.use_bias else "",
-            "",  # sequence_lens: every sequence is whole
-        ]
-        args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
-        while args[-1] == "":
-            args.pop()
-        if self.onnx_op == "GRU":
-            attrs = {**attrs, "linear_before_reset": int(self.reset_after)}
-        outs = ctx.op(
-            self.onnx_op,
-            args,
-            1 + len(self.state_names),
-            hidden_size=self.units,
-            direction="reverse" if self.go_backwards else "forward",
-            **attrs,
-        )
-        y = ctx.op("Squeeze", [outs[0], ctx.ints([1], "axes")]) if self.return_sequences else None
-        finals = [
-            ctx.op("Squeeze", [o, ctx.ints([0], "axes")])
-            for o in outs[1 : 1 + self._finals_needed()]
-        ]
-        return y, finals
-
-    def unrolled_weights(self, w: RecurrentWeights) -> dict[str, str]:
-        """The initializers the `*_step` helpers read (Keras layouts)."""
-        return {"kernel": w("kernel"), "recurrent_kernel": w("recurrent_kernel")} | (
-            {"bias": w("bias")} if self.use_bias else {}
-        )
-
-    def onnx_cell_weights(self, ctx, w: RecurrentWeights) -> dict[str, str]:
-        """What the `*_step` helpers read, taken from the ONNX op's W, R and B (training a
-        layer whose inference runs on the op): kernel (gates * units, in) and
-        recurrent_kernel (gates * units, units), gates in ONNX's order, and the bias
-        (1, gates * units), B's input half. B's recurrent half, zeros for a Keras layer
-        with one bias, is left out (it gets no gradient, so it stays zeros)."""
-        axis0 = ctx.ints([0], "axes")
-        out = {
-            "kernel": ctx.op("Squeeze", [w("kernel", self.onnx_matrix, "onnx"), axis0]),
-            "recurrent_kernel": ctx.op(
-                "Squeeze", [w("recurrent_kernel", self.onnx_matrix, "onnx"), axis0]
-            ),
-        }
-        if self.use_bias:
-            out["bias"] = self._bias_half(ctx, w, 0)
-        return out
-
-    def _bias_half(self, ctx, w: RecurrentWeights, half: int) -> str:
-        """B's input (0) or recurrent (1) half, (1, gates * units)."""
-        width = self.gates * self.units
-        bias = w("bias", self.onnx_bias, "onnx")
-        args = [ctx.ints([half * width], "starts"), ctx.ints([(half + 1) * width], "ends")]
-        return ctx.op("Slice", [bias, *args, ctx.ints([1], "axes")])
-
-    def step(self, ops: CellOps, xw: str, states: list, w: dict) -> list:
-        """One cell step: the new states (Keras order) from x @ kernel + bias."""
-        return [simple_rnn_step(ops, self, xw, states[0], w)]
-
-    def _dropout_mask_count(self) -> int:
-        """Keras draws one mask for all gates, or (LSTM and GRU with recurrent_dropout,
-        Keras's implementation 1) one per gate, for the input and for the state alike."""
-        return self.gates if self.recurrent_dropout > 0 else 1
-
-    def _lower_unrolled(
-        self, ctx, x, steps: int, states, w: RecurrentWeights, onnx_layout: bool, flip_output
-    ):
-        """The cell math unrolled over `steps` timesteps, in Keras's order of operations:
-        (the sequence as stored time-major, in Keras's output order or reversed with
-        `flip_output`, or None; [the final states needed]). `onnx_layout`: on the ONNX
-        op's W, R and B (training), else on the Keras-layout weights."""
-        n, parts = self.units, self.gates
-        if x.perm not in (None, TIME_MAJOR):
-            x = ctx.logical(x)
-        time_axis, batch_axis = x.physical_axis(1), x.physical_axis(0)
-        features = x.type.shape[2]
-        if onnx_layout:
-            weights = self.onnx_cell_weights(ctx, w)
-            transposed = [v for k, v in weights.items() if "kernel" in k]
-            order = self.onnx_gate_order
-        else:
-            weights, transposed, order = self.unrolled_weights(w), [], None
-        training = ctx.training
-        input_masks = recurrent_masks = None
-        count = self._dropout_mask_count()
-        if training and self.dropout > 0:
-            input_masks = dropout_masks(
-                ctx, x.name, batch_axis, features, self.dropout, count, w.streams
-            )
-        if training and self.recurrent_dropout > 0:
-            first = w.streams + RECURRENT_STREAMS
-            recurrent_masks = dropout_masks(
-                ctx, x.name, batch_axis, n, self.recurrent_dropout, count, first
-            )
-        state_type = x.type.with_shape((x.type.shape[0], n))
-        ops = CellOps(ctx, replace(x, type=state_type), order, transposed, recurrent_masks)
-
-        # x @ kernel + bias for every timestep at once: (rows, gates * units)
-        def rows(v: str) -> str:
-            return ctx.op("Reshape", [v, ctx.ints([-1, features])])
-
-        def per_sample(mask: str) -> str:  # (batch, features) against the stored x
-            return mask if time_axis == 0 else ctx.op("Unsqueeze", [mask, ctx.ints([1], "axes")])
-
-        kernel, bias = weights["kernel"], weights.get("bias")
-        if input_masks and len(input_masks) > 1:
-            blocks = [
-                ops.matmul(
-                    rows(ctx.op("Mul", [x.name, per_sample(input_masks[gate])])),
-                    ops.block(kernel, k, n),
-                )
-                for k, gate in enumerate(ops.gates(parts))
-            ]
-            xw = ctx.op("Concat", blocks, axis=-1)
-            if bias is not None:
-                xw = ctx.op("Add", [xw, bias])
-        else:
-            xs = x.name
-            if input_masks:
-                xs = ctx.op("Mul", [xs, per_sample(input_masks[0])])
-            args = [rows(xs), kernel] + ([bias] if bias is not None else [])
-            xw = ctx.op("Gemm", args, transB=1 if kernel in transposed else None)
-        stored = [-1, steps, parts * n] if time_axis == 1 else [steps, -1, parts * n]
-        xw = ctx.op("Reshape", [xw, ctx.ints(stored)])
-        axis = ctx.ints([time_axis], "axes")
-        if steps == 1:
-            slices = [ctx.op("Squeeze", [xw, axis])]
-        else:
-            pieces = ctx.op("Split", [xw, ctx.ints([1] * steps, "split")], steps, axis=time_axis)
-            slices = [ctx.op("Squeeze", [p, axis]) for p in pieces]
-
-        current = [ctx.logical(s).name for s in states] or [None] * len(self.state_names)
-        outputs: dict[int, str] = {}
-        order_t = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
-        for t in order_t:
-            current = self.step(ops, slices[t], current, weights)
-            outputs[t] = current[0]
-        y = None
-        if self.return_sequences:
-            # Keras's order is the order of processing; Bidirectional's flip_output reverses
-            # the backward layer's into time order
-            keras_order = list(order_t)
-            if flip_output:
-                keras_order.reverse()
-            axes = ctx.ints([0], "axes")
-            y = ctx.op(
-                "Concat", [ctx.op("Unsqueeze", [outputs[t], axes]) for t in keras_order], axis=0
-            )
-        return y, current[: self._finals_needed()]
 
 
 @register

@@ -17,38 +17,37 @@ writes into `out/`:
 - `README.md`: what the files are and how to run the script.
 
 Every name and string that comes from a .kdl file enters the script as a Python literal
-(`py_literal`), never as code; the model and train block names, which also name files and
-appear in the script's docstring, must be plain identifiers. The metrics follow
-`metric_plan` (transpiler.emit.train.metrics): the plan is a literal too, and its finalize
-expressions, which the script evaluates, come from ktrans's metric catalogue and are
-checked here (`checked_finalize`) to be arithmetic on the statistics with literal
-constants only.
+(`py_literal`, transpiler.emit.code.train_literals), never as code; the model and train
+block names, which also name files and appear in the script's docstring, must be plain
+identifiers. The metrics follow `metric_plan` (transpiler.emit.train.metrics): the plan
+is a literal too, and its finalize expressions, which the script evaluates, come from
+ktrans's metric catalogue and are checked here (`checked_finalize`) to be arithmetic on
+the statistics with literal constants only.
+
+This module chooses the train block, gathers the script's settings and writes the bundle;
+the evaluation model is built in train_eval, the weights' byte ranges found in
+train_weight_bytes (both in transpiler.emit.code).
 """
 
 from __future__ import annotations
 
-import ast
 import io
-import math
 import re
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
 
 from transpiler import __version__
-from transpiler.emit.onnx.builder import OpBuilder
-from transpiler.emit.onnx.context import LowerContext
-from transpiler.emit.onnx.model import build_model, initial_weights, value_info
+from transpiler.emit.code.train_eval import build_eval_model
+from transpiler.emit.code.train_literals import checked_finalize, finalize_helper_names, py_literal
+from transpiler.emit.code.train_weight_bytes import weight_offsets
+from transpiler.emit.onnx.model import build_model, initial_weights
 from transpiler.emit.onnx.save import PROTOBUF_LIMIT, atomic_write_bytes
-from transpiler.emit.onnx.tensors import LTensor
-from transpiler.emit.versions import IR_VERSION, OPSET
 from transpiler.errors import KdlError, KdlErrors
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-LINE_LENGTH = 88  # ruff's default, so the script is ruff-clean with or without a config
 SUPPORTED_CALLBACKS = (
     "EarlyStopping",
     "ReduceLROnPlateau",
@@ -87,206 +86,6 @@ def pick_train(graph, name: str | None = None):
             "choose one with --train NAME",
         )
     return next(iter(trains.values()))
-
-
-# ------------------------------------------------------------------ the evaluation model
-
-
-class _EvalContext(LowerContext):
-    """Inference-mode lowering that also records each weight's spec (for regularization
-    penalties in the loss), as training lowering does in `params`."""
-
-    def weight(self, name, transform=None, key="", layer=None):
-        full = super().weight(name, transform, key, layer)
-        if full not in self.params:
-            layer = layer or self.layer
-            spec = next(w for w in layer.weights if w.name == name)
-            trainable = bool(layer.trainable and spec.trainable)
-            self.params[full] = (self.b.initializers[full], trainable, spec)
-        return full
-
-
-def build_eval_model(graph, config, weights) -> onnx.ModelProto:
-    """The forward pass in inference mode with the train block's loss and metrics, and no
-    update: inputs are the model inputs, `target:<output>` (typed as the training model
-    types it: `target_type`) and every weight (`<layer>/<weight>`, as the training model
-    names them); outputs `loss`, `loss:<output>` (several losses) and the metric statistics
-    `metric:<output>:<name>[:<stat>]` shaped as `metric_shapes` says, as the training
-    model's."""
-    from transpiler.emit.train.losses import target_type, total_loss
-    from transpiler.emit.train.metrics import batch_metrics, metric_shapes
-
-    b = OpBuilder()
-    ctx = _EvalContext(b, weights)
-    values = {}
-    for v in graph.inputs:
-        b.unique(v.name)
-        values[id(v)] = LTensor(v.name, v.type)
-    for node in graph.nodes:
-        ctx.layer = node.layer
-        b.scope = node.outputs[0].name.split(":")[0]
-        outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
-        for v, t in zip(node.outputs, outs):
-            values[id(v)] = t
-    b.scope = ""
-    predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
-    targets = {name: b.unique(f"target:{name}") for name in config.loss}
-    b.scope = "loss"
-    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
-    b.scope = "metrics"
-    metric_values = batch_metrics(b, config, graph, predictions, targets)
-    b.scope = ""
-
-    named = {"loss": loss}
-    if len(per_output) > 1:
-        named.update({f"loss:{n}": v for n, v in per_output.items()})
-    named.update(metric_values)
-    shapes = metric_shapes(config, graph)
-    outputs = []
-    for name, value in named.items():
-        b.nodes.append(helper.make_node("Identity", [value], [name], f"{name}/output"))
-        shape = list(shapes.get(name, ()))
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
-    inputs = [value_info(v.name, v.type) for v in graph.inputs]
-    for name, target in targets.items():
-        inputs.append(value_info(target, target_type(config.loss[name], graph.outputs[name].type)))
-    state = [n for n in ctx.params]
-    for name in state:
-        shape = list(b.initializers[name].shape)
-        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
-    constants = [
-        onnx.numpy_helper.from_array(a, n) for n, a in b.initializers.items() if n not in state
-    ]
-    g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
-    proto = helper.make_model(
-        g,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="ktrans",
-        producer_version=__version__,
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(
-        proto,
-        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
-    )
-    return proto
-
-
-# ------------------------------------------------------------------ weight byte ranges
-
-
-def weight_offsets(proto: onnx.ModelProto, names: list[str]) -> tuple[bytes, dict]:
-    """Serializes `proto` with each weight in `names` stored as little-endian raw_data and
-    returns (bytes, {name: [offset, size]}): where each weight's bytes sit in the file, so
-    a copy with other values is written by overwriting those ranges."""
-    proto = onnx.ModelProto.FromString(proto.SerializeToString())
-    tensors = {t.name: t for t in proto.graph.initializer}
-    raws = {}
-    for name in names:
-        t = tensors[name]
-        raws[name] = onnx.numpy_helper.to_array(t).astype("<f4").tobytes()
-        t.ClearField("float_data")
-        t.raw_data = raws[name]
-    data = proto.SerializeToString()
-    offsets = {}
-    for name in names:
-        offsets[name] = [_raw_data_offset(data, name, raws[name]), len(raws[name])]
-    return data, offsets
-
-
-def _raw_data_offset(data: bytes, name: str, raw: bytes) -> int:
-    """Where the raw_data of the initializer `name` starts in the serialized model.
-
-    A TensorProto is serialized in field order, and one made by numpy_helper.from_array
-    has no field between its name (8) and its raw_data (9); so the record holds the name's
-    tag, length and bytes, then raw_data's tag and length, then the values."""
-    encoded = name.encode()
-    head = b"\x42" + _varint(len(encoded)) + encoded + b"\x4a" + _varint(len(raw))
-    found = [m.end() for m in re.finditer(re.escape(head), data)]
-    found = [at for at in found if data[at : at + len(raw)] == raw]
-    if len(found) != 1:
-        raise AssertionError(f"cannot locate the bytes of the weight {name}")
-    return found[0]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-# ------------------------------------------------------------------ Python literals
-
-
-def py_str(s: str) -> str:
-    """A string literal as ruff formats it: double quotes, unless the string holds more
-    double than single quotes; other characters escaped as repr() escapes them."""
-    quote = "'" if s.count('"') > s.count("'") else '"'
-    body = []
-    for ch in s:
-        if ch == quote:
-            body.append("\\" + ch)
-        elif ch in "'\"":
-            body.append(ch)
-        else:
-            body.append(repr(ch)[1:-1])
-    return quote + "".join(body) + quote
-
-
-def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
-    """`value` (None, bool, int, float, str, list, tuple, dict with str keys) as Python
-    source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
-    and `suffix` fit at `indent`, else one item per line with a trailing comma."""
-    flat = _flat(value)
-    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
-        line = " " * indent + prefix + flat + suffix
-        if len(line) > LINE_LENGTH:  # E501 where enabled; RUF100 where it is not
-            line += "  # noqa: E501, RUF100"
-        return line
-    pad = " " * indent
-    if isinstance(value, dict):
-        open_, close = "{", "}"
-        items = [py_literal(v, indent + 4, f"{py_str(k)}: ", ",") for k, v in value.items()]
-    else:
-        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
-        items = [py_literal(v, indent + 4, "", ",") for v in value]
-    return "\n".join([pad + prefix + open_, *items, pad + close + suffix])
-
-
-def _is_container(value) -> bool:
-    return isinstance(value, (list, tuple, dict)) and len(value) > 0
-
-
-def _flat(value) -> str:
-    if value is None or isinstance(value, bool):
-        return repr(value)
-    if isinstance(value, int):
-        return repr(int(value))
-    if isinstance(value, float):
-        if math.isnan(value):
-            return 'float("nan")'
-        if math.isinf(value):
-            return 'float("inf")' if value > 0 else '-float("inf")'
-        return repr(value)
-    if isinstance(value, str):
-        return py_str(value)
-    if isinstance(value, dict):
-        for k in value:
-            if not isinstance(k, str):
-                raise TypeError(f"dict keys must be strings, got {k!r}")
-        return "{" + ", ".join(f"{py_str(k)}: {_flat(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_flat(v) for v in value) + "]"
-    if isinstance(value, tuple):
-        inner = ", ".join(_flat(v) for v in value)
-        return "(" + inner + ("," if len(value) == 1 else "") + ")"
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return _flat(value.item())
-    raise TypeError(f"cannot write {type(value).__name__} as a Python literal")
 
 
 # ------------------------------------------------------------------ what the script knows
@@ -332,70 +131,6 @@ def _log_names(graph, config, tm) -> tuple[dict, list[dict]]:
     if fed - used:
         raise AssertionError(f"metric outputs without a log key: {sorted(fed - used)}")
     return losses, plan
-
-
-# A finalize expression may use these besides its statistics and the helpers' functions.
-FINALIZE_BUILTINS = ("np", "float")
-_FINALIZE_NODES = (
-    ast.Expression,
-    ast.Call,
-    ast.keyword,
-    ast.Name,
-    ast.Load,
-    ast.Attribute,
-    ast.Constant,
-    ast.List,
-    ast.Tuple,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Add,
-    ast.Sub,
-    ast.Mult,
-    ast.Div,
-    ast.Pow,
-    ast.USub,
-    ast.UAdd,
-)
-
-
-def finalize_helper_names() -> list[str]:
-    """The functions FINALIZE_HELPERS defines (ktrans's own numpy source, which the script
-    includes verbatim): it must define functions and nothing else."""
-    from transpiler.emit.train.metrics import FINALIZE_HELPERS
-
-    names = []
-    for node in ast.parse(FINALIZE_HELPERS).body:
-        if not isinstance(node, ast.FunctionDef):
-            raise AssertionError("FINALIZE_HELPERS must hold only function definitions")
-        names.append(node.name)
-    return names
-
-
-def checked_finalize(expression: str, variables: list[str]) -> str:
-    """`expression` if it is a finalize expression as ktrans's metric catalogue writes
-    them: arithmetic and calls of `np.<function>`, `float` and the helpers on the
-    statistics' `variables`, with literal constants only (so a string from a .kdl file,
-    such as an AUC curve, can only be a string constant). The script evaluates these;
-    anything else raises AssertionError, a bug in ktrans."""
-    allowed = {*FINALIZE_BUILTINS, *finalize_helper_names(), *variables}
-    tree = ast.parse(expression, mode="eval")
-    for node in ast.walk(tree):
-        ok = isinstance(node, _FINALIZE_NODES)
-        if isinstance(node, ast.Name):
-            ok = node.id in allowed
-        elif isinstance(node, ast.Attribute):
-            base = node.value
-            ok = isinstance(base, ast.Name) and base.id == "np" and not node.attr.startswith("_")
-        elif isinstance(node, ast.Constant):
-            ok = node.value is None or isinstance(node.value, (bool, int, float, str))
-        elif isinstance(node, ast.keyword):
-            ok = node.arg is not None
-        if not ok:
-            raise AssertionError(
-                f"the finalize expression {expression!r} is not one ktrans writes: "
-                f"it holds {ast.dump(node)}"
-            )
-    return expression
 
 
 def _directions(losses: dict, plan: list[dict]) -> dict[str, str]:

@@ -54,7 +54,8 @@ class LazyWeights(dict):
     """Initial weights drawn on first use. A weight the lowering only needs in another
     layout (a conv kernel transposed for ONNX) is drawn straight into that layout when its
     initializer draws independent values: the same distribution without a 100 MB
-    transpose (`draw_rearranged`)."""
+    transpose (`draw_rearranged`). Reading a layer's weights any other way (indexing,
+    `get`, `items`) draws them in Keras's layout, as `initial_weights` does."""
 
     def __init__(self, graph: Graph, seed: int) -> None:
         super().__init__()
@@ -67,10 +68,18 @@ class LazyWeights(dict):
         self[layer_name] = weights
         return weights
 
+    def get(self, layer_name: str, default=None):
+        if layer_name in self.layers or dict.__contains__(self, layer_name):
+            return self[layer_name]
+        return default
+
     def draw_rearranged(self, layer, name: str, transform) -> np.ndarray | None:
+        if layer.name not in self.layers:
+            return None
         w = next(w for w in layer.weights if w.name == name)
         overridden = type(layer).adjust_initial_value is not Layer.adjust_initial_value
-        if w.initializer.name not in IID_INITIALIZERS or overridden or name in self[layer.name]:
+        drawn = dict.__contains__(self[layer.name], name)  # already used in Keras layout
+        if w.initializer.name not in IID_INITIALIZERS or overridden or drawn:
             return None
         probe = np.broadcast_to(np.float32(0), w.shape)  # free: only its shape matters
         return _draw(layer, w, self.seed, shape=transform(probe).shape)
@@ -82,9 +91,30 @@ class _LazyLayer(dict):
         self.layer, self.seed = layer, seed
 
     def __missing__(self, name: str) -> np.ndarray:
-        w = next(w for w in self.layer.weights if w.name == name)
+        w = next((w for w in self.layer.weights if w.name == name), None)
+        if w is None:
+            raise KeyError(name)
         self[name] = value = _draw(self.layer, w, self.seed)
         return value
+
+    def _draw_all(self) -> None:
+        for w in self.layer.weights:
+            self[w.name]  # indexing draws it
+
+    def get(self, name: str, default=None):
+        return self[name] if any(w.name == name for w in self.layer.weights) else default
+
+    def items(self):
+        self._draw_all()
+        return super().items()
+
+    def keys(self):
+        self._draw_all()
+        return super().keys()
+
+    def values(self):
+        self._draw_all()
+        return super().values()
 
 
 def value_info(name: str, t: TensorType):

@@ -1,0 +1,97 @@
+"""Layers as Keras constructor calls: arguments that differ from the Keras defaults,
+initializers and regularizers as `keras.initializers` / `keras.regularizers` objects.
+"""
+
+from __future__ import annotations
+
+from transpiler.emit.code.keras_names import checked, lit, pystr
+from transpiler.emit.code.keras_render import KW, Atom, Call, Expr, call
+from transpiler.layers.base import REQUIRED, Arg, Layer
+from transpiler.layers.initializers import CLASS_NAMES, INITIALIZERS, Initializer
+from transpiler.layers.regularizers import Regularizer
+
+
+def normalized(value):
+    """A config value in a form where equal meaning compares equal."""
+    if isinstance(value, Initializer):
+        spec = INITIALIZERS.get(value.name, {})
+        return ("init", value.name, tuple((k, value.get(k)) for k in spec))
+    if isinstance(value, list):
+        return tuple(normalized(v) for v in value)
+    if isinstance(value, tuple):
+        return tuple(normalized(v) for v in value)
+    return value
+
+
+def is_default(arg: Arg, value) -> bool:
+    if arg.default is REQUIRED:
+        return False
+    if arg.name == "data_format":
+        return value in (None, "channels_last")  # Keras's default image_data_format
+    try:
+        default = arg.convert(arg.default)
+    except Exception:
+        return False
+    return normalized(value) == normalized(default)
+
+
+def _compact(arg: Arg, value):
+    """(3, 3) -> 3, ((1, 1), (1, 1)) -> 1: the shortest form the argument converts back
+    to the same value, as people write Keras."""
+    short = value
+    while isinstance(short, tuple) and short and all(v == short[0] for v in short):
+        try:
+            if arg.convert(short[0]) != value:
+                break
+        except Exception:
+            break
+        short = short[0]
+    return short
+
+
+_INIT_CLASSES = {canon: cls for cls, canon in CLASS_NAMES.items() if cls[:1].isupper()}
+
+
+def initializer_expr(init: Initializer) -> Expr:
+    cls = _INIT_CLASSES.get(init.name) or "".join(p.title() for p in init.name.split("_"))
+    spec = INITIALIZERS.get(init.name, {})
+    kwargs = {k: Atom(lit(init.get(k))) for k in spec if init.get(k) != spec[k]}
+    return call(f"keras.initializers.{checked(cls)}", **kwargs)
+
+
+def regularizer_expr(reg: Regularizer) -> Expr:
+    if reg.l1 and not reg.l2:
+        return call("keras.regularizers.L1", Atom(lit(reg.l1)))
+    if reg.l2 and not reg.l1:
+        return call("keras.regularizers.L2", Atom(lit(reg.l2)))
+    return call("keras.regularizers.L1L2", l1=Atom(lit(reg.l1)), l2=Atom(lit(reg.l2)))
+
+
+def value_expr(arg: Arg, value) -> Expr:
+    if isinstance(value, Layer):
+        return layer_expr(value)
+    if isinstance(value, Initializer):
+        return initializer_expr(value)
+    if isinstance(value, Regularizer):
+        return regularizer_expr(value)
+    return Atom(lit(_compact(arg, value)))
+
+
+def layer_expr(layer: Layer) -> Call:
+    """`layers.Dense(512, activation="relu", name="dense")`: required arguments by
+    position, the others by name where they differ from Keras's defaults."""
+    args: list[Expr] = []
+    positional = True
+    for a in layer.signature:
+        value = layer.config.get(a.name)
+        if a.required and positional:
+            args.append(value_expr(a, value))
+            continue
+        positional = False
+        if is_default(a, value):
+            continue
+        args.append(KW(checked(a.name), value_expr(a, value)))
+    if not layer.trainable:
+        args.append(KW("trainable", Atom("False")))
+    args.append(KW("name", Atom(pystr(layer.name))))
+    return Call(Atom(f"layers.{checked(layer.keras_class())}"), args)

@@ -1,0 +1,95 @@
+"""The evaluation model of a training bundle: the forward pass in inference mode (Dropout
+off, moving statistics used) with the train block's loss and metrics and no update, for
+validation and test data."""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from transpiler import __version__
+from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.context import LowerContext
+from transpiler.emit.onnx.model import value_info
+from transpiler.emit.onnx.tensors import LTensor
+from transpiler.emit.versions import IR_VERSION, OPSET
+
+
+class _EvalContext(LowerContext):
+    """Inference-mode lowering that also records each weight's spec (for regularization
+    penalties in the loss), as training lowering does in `params`."""
+
+    def weight(self, name, transform=None, key="", layer=None):
+        full = super().weight(name, transform, key, layer)
+        if full not in self.params:
+            layer = layer or self.layer
+            spec = next(w for w in layer.weights if w.name == name)
+            trainable = bool(layer.trainable and spec.trainable)
+            self.params[full] = (self.b.initializers[full], trainable, spec)
+        return full
+
+
+def build_eval_model(graph, config, weights) -> onnx.ModelProto:
+    """The forward pass in inference mode with the train block's loss and metrics, and no
+    update: inputs are the model inputs, `target:<output>` (typed as the training model
+    types it: `target_type`) and every weight (`<layer>/<weight>`, as the training model
+    names them); outputs `loss`, `loss:<output>` (several losses) and the metric statistics
+    `metric:<output>:<name>[:<stat>]` shaped as `metric_shapes` says, as the training
+    model's."""
+    from transpiler.emit.train.losses import target_type, total_loss
+    from transpiler.emit.train.metrics import batch_metrics, metric_shapes
+
+    b = OpBuilder()
+    ctx = _EvalContext(b, weights)
+    values = {}
+    for v in graph.inputs:
+        b.unique(v.name)
+        values[id(v)] = LTensor(v.name, v.type)
+    for node in graph.nodes:
+        ctx.layer = node.layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        for v, t in zip(node.outputs, outs):
+            values[id(v)] = t
+    b.scope = ""
+    predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
+    targets = {name: b.unique(f"target:{name}") for name in config.loss}
+    b.scope = "loss"
+    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
+    b.scope = "metrics"
+    metric_values = batch_metrics(b, config, graph, predictions, targets)
+    b.scope = ""
+
+    named = {"loss": loss}
+    if len(per_output) > 1:
+        named.update({f"loss:{n}": v for n, v in per_output.items()})
+    named.update(metric_values)
+    shapes = metric_shapes(config, graph)
+    outputs = []
+    for name, value in named.items():
+        b.nodes.append(helper.make_node("Identity", [value], [name], f"{name}/output"))
+        shape = list(shapes.get(name, ()))
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    inputs = [value_info(v.name, v.type) for v in graph.inputs]
+    for name, target in targets.items():
+        inputs.append(value_info(target, target_type(config.loss[name], graph.outputs[name].type)))
+    state = [n for n in ctx.params]
+    for name in state:
+        shape = list(b.initializers[name].shape)
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    constants = [
+        onnx.numpy_helper.from_array(a, n) for n, a in b.initializers.items() if n not in state
+    ]
+    g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
+    proto = helper.make_model(
+        g,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="ktrans",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(
+        proto,
+        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
+    )
+    return proto

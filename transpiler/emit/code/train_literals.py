@@ -1,0 +1,149 @@
+"""Python source for the values a generated training script embeds: `py_literal` / `py_str`
+render plain data as literals laid out as `ruff format` lays them out, and `checked_finalize`
+checks that a metric's finalize expression (which the script evaluates) is arithmetic on its
+statistics with literal constants only."""
+
+from __future__ import annotations
+
+import ast
+import math
+
+import numpy as np
+
+LINE_LENGTH = 88  # ruff's default, so the script is ruff-clean with or without a config
+
+
+# ------------------------------------------------------------------ Python literals
+
+
+def py_str(s: str) -> str:
+    """A string literal as ruff formats it: double quotes, unless the string holds more
+    double than single quotes; other characters escaped as repr() escapes them."""
+    quote = "'" if s.count('"') > s.count("'") else '"'
+    body = []
+    for ch in s:
+        if ch == quote:
+            body.append("\\" + ch)
+        elif ch in "'\"":
+            body.append(ch)
+        else:
+            body.append(repr(ch)[1:-1])
+    return quote + "".join(body) + quote
+
+
+def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> str:
+    """`value` (None, bool, int, float, str, list, tuple, dict with str keys) as Python
+    source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
+    and `suffix` fit at `indent`, else one item per line with a trailing comma."""
+    flat = _flat(value)
+    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
+        line = " " * indent + prefix + flat + suffix
+        if len(line) > LINE_LENGTH:  # E501 where enabled; RUF100 where it is not
+            line += "  # noqa: E501, RUF100"
+        return line
+    pad = " " * indent
+    if isinstance(value, dict):
+        open_, close = "{", "}"
+        items = [py_literal(v, indent + 4, f"{py_str(k)}: ", ",") for k, v in value.items()]
+    else:
+        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+        items = [py_literal(v, indent + 4, "", ",") for v in value]
+    return "\n".join([pad + prefix + open_, *items, pad + close + suffix])
+
+
+def _is_container(value) -> bool:
+    return isinstance(value, (list, tuple, dict)) and len(value) > 0
+
+
+def _flat(value) -> str:
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else '-float("inf")'
+        return repr(value)
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, str):
+                raise TypeError(f"dict keys must be strings, got {k!r}")
+        return "{" + ", ".join(f"{py_str(k)}: {_flat(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(_flat(v) for v in value)
+        return "(" + inner + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return _flat(value.item())
+    raise TypeError(f"cannot write {type(value).__name__} as a Python literal")
+
+
+# ------------------------------------------------------------------ finalize expressions
+
+# A finalize expression may use these besides its statistics and the helpers' functions.
+FINALIZE_BUILTINS = ("np", "float")
+_FINALIZE_NODES = (
+    ast.Expression,
+    ast.Call,
+    ast.keyword,
+    ast.Name,
+    ast.Load,
+    ast.Attribute,
+    ast.Constant,
+    ast.List,
+    ast.Tuple,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+)
+
+
+def finalize_helper_names() -> list[str]:
+    """The functions FINALIZE_HELPERS defines (ktrans's own numpy source, which the script
+    includes verbatim): it must define functions and nothing else."""
+    from transpiler.emit.train.metrics import FINALIZE_HELPERS
+
+    names = []
+    for node in ast.parse(FINALIZE_HELPERS).body:
+        if not isinstance(node, ast.FunctionDef):
+            raise AssertionError("FINALIZE_HELPERS must hold only function definitions")
+        names.append(node.name)
+    return names
+
+
+def checked_finalize(expression: str, variables: list[str]) -> str:
+    """`expression` if it is a finalize expression as ktrans's metric catalogue writes
+    them: arithmetic and calls of `np.<function>`, `float` and the helpers on the
+    statistics' `variables`, with literal constants only (so a string from a .kdl file,
+    such as an AUC curve, can only be a string constant). The script evaluates these;
+    anything else raises AssertionError, a bug in ktrans."""
+    allowed = {*FINALIZE_BUILTINS, *finalize_helper_names(), *variables}
+    tree = ast.parse(expression, mode="eval")
+    for node in ast.walk(tree):
+        ok = isinstance(node, _FINALIZE_NODES)
+        if isinstance(node, ast.Name):
+            ok = node.id in allowed
+        elif isinstance(node, ast.Attribute):
+            base = node.value
+            ok = isinstance(base, ast.Name) and base.id == "np" and not node.attr.startswith("_")
+        elif isinstance(node, ast.Constant):
+            ok = node.value is None or isinstance(node.value, (bool, int, float, str))
+        elif isinstance(node, ast.keyword):
+            ok = node.arg is not None
+        if not ok:
+            raise AssertionError(
+                f"the finalize expression {expression!r} is not one ktrans writes: "
+                f"it holds {ast.dump(node)}"
+            )
+    return expression

@@ -1,0 +1,232 @@
+"""The ONNX lowering of SimpleRNN, LSTM and GRU: ONNX's RNN / LSTM / GRU ops, or the unrolled
+cell math (recurrent_cells.py) where they cannot serve, with gate reordering and weight layouts.
+
+Inference runs on ONNX's RNN / LSTM / GRU ops, time-major (onnxruntime implements only
+layout=0): one Transpose to (time, batch, features) on the way in, and a returned sequence
+stays stored time-major (an LTensor with perm (1, 0, 2)), so stacked recurrent layers and
+TimeDistributed need no Transposes between them. An activation that ONNX's recurrent ops do
+not offer is lowered as an unrolled loop of the Keras cell math, and that needs a known
+number of timesteps; training always unrolls it (see recurrent_cells.py).
+
+No numpy at module level: `ktrans check` imports the layers without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+from transpiler.graph.types import format_shape
+from transpiler.layers.recurrent_cells import (
+    TIME_MAJOR,
+    CellOps,
+    RecurrentWeights,
+    lower_unrolled,
+    simple_rnn_step,
+)
+
+#: Keras activation -> (ONNX recurrent-op activation, alpha, beta); None = not needed
+ONNX_RNN_ACTIVATIONS = {
+    "tanh": ("Tanh", None, None),
+    "sigmoid": ("Sigmoid", None, None),
+    "relu": ("Relu", None, None),
+    "hard_sigmoid": ("HardSigmoid", 1.0 / 6.0, 0.5),  # Keras 3: relu6(x + 3) / 6
+    "linear": ("Affine", 1.0, 0.0),
+    "elu": ("Elu", 1.0, None),
+    "leaky_relu": ("LeakyRelu", 0.2, None),
+    "softsign": ("Softsign", None, None),
+    "softplus": ("Softplus", None, None),
+}
+
+
+def time_major(ctx, x):
+    """The (time, batch, features) value of a rank-3 LTensor, in one Transpose at most."""
+    perm = [x.physical_axis(a) for a in TIME_MAJOR]
+    if perm == [0, 1, 2]:
+        return x.name
+    return ctx.op("Transpose", [x], perm=perm)
+
+
+def flip_time(ctx, y: str) -> str:
+    """A time-major sequence reversed in time."""
+    import numpy as np
+
+    big = np.iinfo(np.int64).max
+    args = [y, ctx.ints([-1], "starts"), ctx.ints([-big], "ends"), ctx.ints([0], "axes")]
+    return ctx.op("Slice", [*args, ctx.ints([-1], "steps")])
+
+
+class RecurrentLowering:
+    """The ONNX lowering half of `recurrent.Recurrent` (a mixin ahead of Layer in its bases):
+    the op, its activations and weight layouts, and the choice between op and unrolled loop.
+    """
+
+    #: the ONNX op, and the Keras gate blocks in ONNX's gate order
+    onnx_op: ClassVar[str] = "RNN"
+    onnx_gate_order: ClassVar[tuple[int, ...]] = (0,)
+
+    def keras_activations(self) -> list[str]:
+        """The cell's activations in the order of the ONNX op's `activations`."""
+        return [self.activation]
+
+    def onnx_attributes(self) -> dict | None:
+        """activations / activation_alpha / activation_beta for the ONNX op; {} for the
+        defaults; None when an activation has no ONNX recurrent-op equivalent."""
+        names = self.keras_activations()
+        if any(a not in ONNX_RNN_ACTIVATIONS for a in names):
+            return None
+        defaults = {"RNN": ["tanh"], "GRU": ["sigmoid", "tanh"]}.get(
+            self.onnx_op, ["sigmoid", "tanh", "tanh"]
+        )
+        if names == defaults:
+            return {}
+        specs = [ONNX_RNN_ACTIVATIONS[a] for a in names]
+        attrs = {"activations": [s[0] for s in specs]}
+        for i, key in ((1, "activation_alpha"), (2, "activation_beta")):
+            values = [s[i] for s in specs if s[i] is not None]
+            if values:
+                # onnxruntime takes the values in order for the functions that use them
+                attrs[key] = values
+        return attrs
+
+    def _gates(self, a):
+        """Keras gate blocks (last axis) in ONNX's order."""
+        import numpy as np
+
+        n = self.units
+        return np.concatenate([a[..., g * n : (g + 1) * n] for g in self.onnx_gate_order], -1)
+
+    def onnx_matrix(self, a):
+        """Keras kernel (in, gates * units) -> ONNX W / R (1, gates * units, in)."""
+        import numpy as np
+
+        return np.ascontiguousarray(self._gates(a).T[None])
+
+    def onnx_bias(self, b):
+        """Keras bias -> ONNX B (1, 2 * gates * units): input biases, recurrent biases."""
+        import numpy as np
+
+        return np.concatenate([self._gates(b), np.zeros_like(b)])[None]
+
+    def lower(self, ctx, inputs):
+        x, *states = inputs
+        return self.lower_sequence(ctx, x, states, RecurrentWeights(ctx, ctx.layer))
+
+    def lower_sequence(self, ctx, x, states, weights: RecurrentWeights, flip_output=False):
+        """Keras's outputs [y, *final states] for sequence `x` and initial `states`; with
+        `flip_output` a returned sequence is reversed in time (what Bidirectional does to
+        its backward layer's)."""
+        out_types = self.output_types([x.type, *(s.type for s in states)])
+        steps = x.type.shape[1]
+        attrs = self.onnx_attributes()
+        if ctx.training:
+            if not isinstance(steps, int):
+                raise NotImplementedError(
+                    f"{self.keras_class()} trains as its cell math unrolled over the "
+                    "timesteps, so training needs a known number of them; the input is "
+                    f"{format_shape(x.type.shape)}: declare the time axis with a number"
+                )
+            y, finals = self._lower_unrolled(
+                ctx, x, steps, states, weights, attrs is not None, flip_output
+            )
+        elif attrs is not None:
+            y, finals = self._lower_onnx(ctx, time_major(ctx, x), states, weights, attrs)
+            if y is not None and self.go_backwards != flip_output:
+                y = flip_time(ctx, y)
+        elif isinstance(steps, int):
+            y, finals = self._lower_unrolled(ctx, x, steps, states, weights, False, flip_output)
+        else:
+            odd = [a for a in self.keras_activations() if a not in ONNX_RNN_ACTIVATIONS]
+            raise NotImplementedError(
+                f"activation '{odd[0]}' has no equivalent in ONNX's {self.onnx_op} op "
+                f"(it offers {', '.join(sorted(ONNX_RNN_ACTIVATIONS))}), and the cell can "
+                "only be unrolled over a known number of timesteps; declare the time axis "
+                "with a number"
+            )
+        outs = []
+        if self.return_sequences:
+            outs.append(replace(x, name=y, type=out_types[0], perm=TIME_MAJOR))
+        else:
+            outs.append(replace(x, name=finals[0], type=out_types[0], perm=None))
+        if self.return_state:
+            outs += [replace(x, name=f, type=t, perm=None) for f, t in zip(finals, out_types[1:])]
+        return outs
+
+    def _finals_needed(self) -> int:
+        if self.return_state:
+            return len(self.state_names)
+        return 0 if self.return_sequences else 1
+
+    def _lower_onnx(self, ctx, xt, states, w: RecurrentWeights, attrs: dict):
+        """The ONNX op: (time-major sequence or None, [final states (batch, units)])."""
+        args = [
+            xt,
+            w("kernel", self.onnx_matrix, "onnx"),
+            w("recurrent_kernel", self.onnx_matrix, "onnx"),
+            w("bias", self.onnx_bias, "onnx") if self.use_bias else "",
+            "",  # sequence_lens: every sequence is whole
+        ]
+        args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
+        while args[-1] == "":
+            args.pop()
+        if self.onnx_op == "GRU":
+            attrs = {**attrs, "linear_before_reset": int(self.reset_after)}
+        outs = ctx.op(
+            self.onnx_op,
+            args,
+            1 + len(self.state_names),
+            hidden_size=self.units,
+            direction="reverse" if self.go_backwards else "forward",
+            **attrs,
+        )
+        y = ctx.op("Squeeze", [outs[0], ctx.ints([1], "axes")]) if self.return_sequences else None
+        finals = [
+            ctx.op("Squeeze", [o, ctx.ints([0], "axes")])
+            for o in outs[1 : 1 + self._finals_needed()]
+        ]
+        return y, finals
+
+    def unrolled_weights(self, w: RecurrentWeights) -> dict[str, str]:
+        """The initializers the `*_step` helpers read (Keras layouts)."""
+        return {"kernel": w("kernel"), "recurrent_kernel": w("recurrent_kernel")} | (
+            {"bias": w("bias")} if self.use_bias else {}
+        )
+
+    def onnx_cell_weights(self, ctx, w: RecurrentWeights) -> dict[str, str]:
+        """What the `*_step` helpers read, taken from the ONNX op's W, R and B (training a
+        layer whose inference runs on the op): kernel (gates * units, in) and
+        recurrent_kernel (gates * units, units), gates in ONNX's order, and the bias
+        (1, gates * units), B's input half. B's recurrent half, zeros for a Keras layer
+        with one bias, is left out (it gets no gradient, so it stays zeros)."""
+        axis0 = ctx.ints([0], "axes")
+        out = {
+            "kernel": ctx.op("Squeeze", [w("kernel", self.onnx_matrix, "onnx"), axis0]),
+            "recurrent_kernel": ctx.op(
+                "Squeeze", [w("recurrent_kernel", self.onnx_matrix, "onnx"), axis0]
+            ),
+        }
+        if self.use_bias:
+            out["bias"] = self._bias_half(ctx, w, 0)
+        return out
+
+    def _bias_half(self, ctx, w: RecurrentWeights, half: int) -> str:
+        """B's input (0) or recurrent (1) half, (1, gates * units)."""
+        width = self.gates * self.units
+        bias = w("bias", self.onnx_bias, "onnx")
+        args = [ctx.ints([half * width], "starts"), ctx.ints([(half + 1) * width], "ends")]
+        return ctx.op("Slice", [bias, *args, ctx.ints([1], "axes")])
+
+    def step(self, ops: CellOps, xw: str, states: list, w: dict) -> list:
+        """One cell step: the new states (Keras order) from x @ kernel + bias."""
+        return [simple_rnn_step(ops, self, xw, states[0], w)]
+
+    def _dropout_mask_count(self) -> int:
+        """Keras draws one mask for all gates, or (LSTM and GRU with recurrent_dropout,
+        Keras's implementation 1) one per gate, for the input and for the state alike."""
+        return self.gates if self.recurrent_dropout > 0 else 1
+
+    def _lower_unrolled(
+        self, ctx, x, steps: int, states, w: RecurrentWeights, onnx_layout: bool, flip_output
+    ):
+        """See recurrent_cells.lower_unrolled."""
+        return lower_unrolled(self, ctx, x, steps, states, w, onnx_layout, flip_output)
