@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import (
-    ArgError,
     int_list,
     is_int,
+    no_constraint,
     non_negative_float,
     number,
     optional,
@@ -18,12 +18,6 @@ from transpiler.layers.args import (
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
 from transpiler.layers.regularizers import regularizer
-
-
-def _no_constraint(value):
-    if value is not None:
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 def _axis_or_axes(value) -> int | tuple[int, ...]:
@@ -161,7 +155,7 @@ class PReLU(Layer):
     signature = (
         Arg("alpha_initializer", initializer, "zeros"),
         Arg("alpha_regularizer", regularizer, None),
-        Arg("alpha_constraint", _no_constraint, None),
+        Arg("alpha_constraint", no_constraint, None),
         Arg("shared_axes", optional(int_list), None),
     )
 

@@ -13,18 +13,13 @@ from transpiler.layers.args import (
     int_list,
     integer,
     is_int,
+    no_constraint,
     optional,
     positive_int,
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
 from transpiler.layers.regularizers import regularizer
-
-
-def _no_constraint(value):
-    if value is not None:
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 def _output_shape(value) -> tuple[int, ...] | None:
@@ -80,8 +75,8 @@ class MultiHeadAttention(Layer):
         Arg("kernel_regularizer", regularizer, None),
         Arg("bias_regularizer", regularizer, None),
         Arg("activity_regularizer", regularizer, None),
-        Arg("kernel_constraint", _no_constraint, None),
-        Arg("bias_constraint", _no_constraint, None),
+        Arg("kernel_constraint", no_constraint, None),
+        Arg("bias_constraint", no_constraint, None),
         Arg("use_gate", boolean, False),
         Arg("seed", optional(integer), None),
     )

@@ -8,12 +8,12 @@ from typing import ClassVar
 from transpiler.graph.types import Dim, TensorType, format_shape
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
-    ArgError,
     boolean,
     choice,
     data_format,
     describe,
     int_tuple,
+    no_constraint,
     optional,
     positive_int,
 )
@@ -35,12 +35,6 @@ from transpiler.layers.shapes import (
     spatial_axes,
     spatial_layout,
 )
-
-
-def _no_constraint(value):
-    if value is not None:
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 def _ones(rank: int) -> int | tuple[int, ...]:
@@ -65,7 +59,7 @@ def _weights_args(*kinds: str) -> tuple[Arg, ...]:
         ),
         *(Arg(f"{k}_regularizer", regularizer, None) for k in names),
         Arg("activity_regularizer", regularizer, None),
-        *(Arg(f"{k}_constraint", _no_constraint, None) for k in names),
+        *(Arg(f"{k}_constraint", no_constraint, None) for k in names),
     )
 
 

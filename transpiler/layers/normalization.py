@@ -16,18 +16,13 @@ from transpiler.layers.args import (
     int_list,
     integer,
     is_int,
+    no_constraint,
     non_negative_float,
     number,
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
 from transpiler.layers.regularizers import regularizer
-
-
-def _no_constraint(value):
-    if value is not None:
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 def _no_renorm(value) -> bool:
@@ -131,8 +126,8 @@ _AFFINE_INITIALIZERS = (
 _AFFINE_REGULARIZERS = (
     Arg("beta_regularizer", regularizer, None),
     Arg("gamma_regularizer", regularizer, None),
-    Arg("beta_constraint", _no_constraint, None),
-    Arg("gamma_constraint", _no_constraint, None),
+    Arg("beta_constraint", no_constraint, None),
+    Arg("gamma_constraint", no_constraint, None),
 )
 
 

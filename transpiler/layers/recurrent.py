@@ -25,6 +25,7 @@ from transpiler.layers.args import (
     float_in,
     integer,
     name_of,
+    no_constraint,
     optional,
     positive_int,
 )
@@ -49,12 +50,6 @@ from transpiler.layers.recurrent_onnx import (  # noqa: F401  (re-exported)
     time_major,
 )
 from transpiler.layers.regularizers import regularizer
-
-
-def _no_constraint(value):
-    if value is not None:
-        raise ArgError("constraints are not supported yet; remove the argument")
-    return None
 
 
 def _stateless(value) -> bool:
@@ -97,9 +92,9 @@ _REGULARIZERS = (
     Arg("recurrent_regularizer", regularizer, None),
     Arg("bias_regularizer", regularizer, None),
     Arg("activity_regularizer", regularizer, None),
-    Arg("kernel_constraint", _no_constraint, None),
-    Arg("recurrent_constraint", _no_constraint, None),
-    Arg("bias_constraint", _no_constraint, None),
+    Arg("kernel_constraint", no_constraint, None),
+    Arg("recurrent_constraint", no_constraint, None),
+    Arg("bias_constraint", no_constraint, None),
     Arg("dropout", _RATE, 0.0),
     Arg("recurrent_dropout", _RATE, 0.0),
 )
