@@ -7,12 +7,10 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from transpiler import __version__
-from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
-from transpiler.emit.versions import IR_VERSION, OPSET
 
 
 class _EvalContext(LowerContext):
@@ -81,15 +79,5 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
         onnx.numpy_helper.from_array(a, n) for n, a in b.initializers.items() if n not in state
     ]
     g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
-    proto = helper.make_model(
-        g,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="ktrans",
-        producer_version=__version__,
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(
-        proto,
-        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
-    )
+    proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
     return proto

@@ -68,3 +68,21 @@ class OpBuilder:
 
     def tensor_protos(self) -> list:
         return [numpy_helper.from_array(a, n) for n, a in self.initializers.items()]
+
+
+def make_model(graph, props: dict[str, str], opset: int | None = None, doc: str = ""):
+    """A ModelProto as ktrans writes every model: one pinned opset and IR version,
+    producer ktrans, and `ktrans.*` metadata."""
+    from transpiler import __version__
+    from transpiler.emit.versions import IR_VERSION, OPSET
+
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset or OPSET)],
+        producer_name="ktrans",
+        producer_version=__version__,
+        ir_version=IR_VERSION,
+        doc_string=doc,
+    )
+    helper.set_model_props(model, {**props, "ktrans.version": __version__})
+    return model

@@ -14,11 +14,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from transpiler import __version__
-from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder
+from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.initializers import initialize
 from transpiler.emit.onnx.tensors import LTensor
-from transpiler.emit.versions import IR_VERSION, OPSET, SUPPORTED_OPSETS
+from transpiler.emit.versions import OPSET, SUPPORTED_OPSETS
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
@@ -197,22 +197,15 @@ def build_model_parts(
         [value_info(v.name, v.type) for v in graph.inputs],
         outputs,
     )
-    model = helper.make_model(
+    model = make_model(
         g,
-        opset_imports=[helper.make_opsetid("", opset)],
-        producer_name="ktrans",
-        producer_version=__version__,
-        ir_version=IR_VERSION,
-        doc_string=f"{graph.name}, compiled by ktrans {__version__} from {source or graph.file}",
-    )
-    helper.set_model_props(
-        model,
         {
             "ktrans.model": graph.name,
             "ktrans.source": str(source or graph.file),
-            "ktrans.version": __version__,
             "ktrans.data_format": graph.data_format,
         },
+        opset,
+        doc=f"{graph.name}, compiled by ktrans {__version__} from {source or graph.file}",
     )
     return model, b.initializers
 

@@ -16,15 +16,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from transpiler import __version__
-from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import initial_weights, value_info
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
 from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.optimizers import apply_optimizer
-from transpiler.emit.versions import IR_VERSION, OPSET
 from transpiler.errors import KdlError, KdlErrors
 
 
@@ -130,17 +128,7 @@ def build_training_model(
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
 
     g = helper.make_graph(b.nodes, f"{graph.name}_train", inputs, outputs, b.tensor_protos())
-    proto = helper.make_model(
-        g,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="ktrans",
-        producer_version=__version__,
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(
-        proto,
-        {"ktrans.model": graph.name, "ktrans.train": config.name, "ktrans.version": __version__},
-    )
+    proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
     return TrainingModel(
         proto=proto,
         data_inputs=[v.name for v in graph.inputs] + list(targets.values()),
