@@ -11,12 +11,12 @@ from transpiler.layers.initializers import initializer
 keras = pytest.importorskip("keras")
 
 CASES = [
-    ("glorot_uniform", {}, (3, 3, 16, 32)),
-    ("glorot_normal", {}, (64, 48)),
-    ("he_uniform", {}, (5, 5, 8, 16)),
-    ("he_normal", {}, (256, 64)),
-    ("lecun_uniform", {}, (128, 32)),
-    ("lecun_normal", {}, (3, 3, 32, 8)),
+    ("glorot_uniform", {}, (3, 3, 64, 32)),
+    ("glorot_normal", {}, (256, 96)),
+    ("he_uniform", {}, (5, 5, 32, 16)),
+    ("he_normal", {}, (256, 96)),
+    ("lecun_uniform", {}, (256, 64)),
+    ("lecun_normal", {}, (3, 3, 32, 64)),
     ("random_uniform", {"minval": -0.2, "maxval": 0.1}, (200, 100)),
     ("random_normal", {"mean": 0.5, "stddev": 0.02}, (200, 100)),
     ("truncated_normal", {"stddev": 0.3}, (200, 100)),
@@ -33,8 +33,11 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "kwargs", "shape"), CASES, ids=[c[0] for c in CASES])
 def test_same_distribution_as_keras(name, kwargs, shape):
+    """Samples of >= 9,000 values: the standard deviations of the two samples agree to
+    about 1% by chance alone, so the 5% bound below fails only for a wrong scale."""
     from transpiler.layers.args import Spec
 
+    keras.utils.set_random_seed(0)
     ours = initialize(
         initializer(Spec(name, (), tuple(kwargs.items()))), shape, np.random.default_rng(0)
     )
