@@ -18,10 +18,11 @@ TARGETS = ("keras", "train")
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "codegen",
-        help="generate Python code that builds a model (Keras 3)",
-        description="Write a Python module that builds the .kdl model with Keras 3's "
-        "functional API: build_model(), compile_model() from the default train block, "
-        "and a __main__ that prints the summary.",
+        help="generate Python code: the model in Keras 3, or a standalone training bundle",
+        description="--target keras: a Python module that builds the .kdl model with Keras "
+        "3's functional API: build_model(), compile_model() from the default train block, "
+        "and a __main__ that prints the summary. --target train: a folder with a "
+        "standalone training script (numpy + onnxruntime) and its ONNX models.",
     )
     p.add_argument("file", metavar="FILE", help="a .kdl file")
     p.add_argument(
