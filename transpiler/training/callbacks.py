@@ -31,7 +31,6 @@ from transpiler.training.config import (
     CallbackSpec,
     Catalogue,
     Entry,
-    MetricSpec,
     OptimizerSpec,
     ScheduleSpec,
     TrainError,
@@ -157,6 +156,29 @@ CALLBACKS = Catalogue(
 LR_SETTERS = ("ReduceLROnPlateau", "LearningRateScheduler")
 
 
+def metric_keys(outputs: list[str], metrics: dict, weighted: dict):
+    """Yields (output, MetricSpec, key) for every metric, in Keras 3's order (`metrics`
+    then `weighted_metrics`, output by output), named as Keras names them: prefixed with
+    the output on multi-output models, `weighted_` for a weighted repeat, `_1`, `_2`...
+    for other repeats."""
+    many = len(outputs) > 1
+    counters: dict[str, int] = {}
+    for group, weighted_set in ((metrics, False), (weighted, True)):
+        for o in outputs:
+            for m in group.get(o, []):
+                prefix = f"{o}_" if many else ""
+                name = prefix + m.log_name
+                if name in counters and weighted_set:
+                    name = f"{prefix}weighted_{m.log_name}"
+                if name not in counters:
+                    counters[name] = 1
+                else:
+                    index = counters[name]
+                    counters[name] += 1
+                    name = f"{name}_{index}"
+                yield o, m, name
+
+
 def log_keys(
     outputs: list[str], loss: dict, metrics: dict, weighted: dict
 ) -> dict[str, tuple[str, bool]]:
@@ -166,26 +188,9 @@ def log_keys(
     keys: dict[str, tuple[str, bool]] = {"loss": ("min", True)}
     if many and len(loss) > 1:
         keys.update({f"{o}_loss": ("min", False) for o in outputs if o in loss})
-    counters: dict[str, int] = {}
-
-    def add(m: MetricSpec, o: str, weighted_set: bool) -> None:
+    for _, m, name in metric_keys(outputs, metrics, weighted):
         direction = "max" if m.direction == "up" else "min"
-        prefix = f"{o}_" if many else ""
-        name = prefix + m.log_name
-        if name in counters and weighted_set:
-            name = f"{prefix}weighted_{m.log_name}"
-        if name not in counters:
-            counters[name] = 1
-        else:
-            index = counters[name]
-            counters[name] += 1
-            name = f"{name}_{index}"
         keys[name] = (direction, not many and name == m.log_name)
-
-    for group, is_weighted in ((metrics, False), (weighted, True)):
-        for o in outputs:
-            for m in group.get(o, []):
-                add(m, o, is_weighted)
     return keys
 
 

@@ -329,12 +329,7 @@ def _match_keras3(entries: dict[str, Entry], graph: Graph, where: str) -> dict[s
             f"'{graph.name}'{more}",
             "the file must hold the weights of the same model: " + HINT_ORDER,
         )
-    out: dict[str, np.ndarray] = {}
-    for layer in weighted:
-        entry = chosen[id(layer)]
-        for w, p in zip(layer.weights, paths[id(layer)]):
-            out[f"{layer.name}/{w.name}"] = entry.arrays[p]
-    return out
+    return _arrays(weighted, chosen, paths)
 
 
 def _by_names(ours, pool, paths) -> dict[int, Entry] | None:
@@ -465,9 +460,14 @@ def _match_legacy(entries: list[Entry], graph: Graph, where: str) -> dict[str, n
             f"matches no layer of model '{graph.name}'",
             "the file must hold the weights of the same model: " + HINT_ORDER,
         )
+    return _arrays(weighted, mapping, paths)
+
+
+def _arrays(weighted, chosen: dict, paths: dict) -> dict[str, np.ndarray]:
+    """`<layer>/<weight>` -> the array of the file entry chosen for each layer."""
     out: dict[str, np.ndarray] = {}
     for layer in weighted:
-        entry = mapping[id(layer)]
+        entry = chosen[id(layer)]
         for w, p in zip(layer.weights, paths[id(layer)]):
             out[f"{layer.name}/{w.name}"] = entry.arrays[p]
     return out

@@ -127,25 +127,13 @@ def _auc(tp, fp, tn, fn, curve="ROC", summation_method="interpolation",
 def log_names(config) -> list[tuple[str, object, str, str]]:
     """(output, MetricSpec, Keras log key, output-name suffix) for every metric, in Keras's
     order: `metrics` then `weighted_metrics`, output by output (callbacks.log_keys)."""
+    from transpiler.training.callbacks import metric_keys
+
     many = len(config.outputs) > 1
-    counters: dict[str, int] = {}
-    out = []
-    groups = ((config.metrics, False), (config.weighted_metrics, True))
-    for group, weighted in groups:
-        for o in config.outputs:
-            for m in group.get(o, []):
-                prefix = f"{o}_" if many else ""
-                name = prefix + m.log_name
-                if name in counters and weighted:
-                    name = f"{prefix}weighted_{m.log_name}"
-                if name not in counters:
-                    counters[name] = 1
-                else:
-                    index = counters[name]
-                    counters[name] += 1
-                    name = f"{name}_{index}"
-                out.append((o, m, name, name[len(prefix) :]))
-    return out
+    return [
+        (o, m, name, name[len(f"{o}_") :] if many else name)
+        for o, m, name in metric_keys(config.outputs, config.metrics, config.weighted_metrics)
+    ]
 
 
 def _stat_names(output: str, suffix: str, result) -> dict[str, str]:
