@@ -8,6 +8,7 @@ Run: .venv/bin/python bench/build_speed.py [--runs N]
 from __future__ import annotations
 
 import argparse
+import compileall
 import statistics
 import subprocess
 import sys
@@ -32,39 +33,42 @@ torch.onnx.export(model, (x,), {out!r}, dynamo={dynamo}, opset_version={opset},
 """
 
 
-def timed(cmd: list[str], runs: int) -> float:
-    times = []
+def timed(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median wall time of each command; the commands take turns, so a slow period of
+    the machine falls on all of them alike."""
+    times: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for label, cmd in commands.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times[label].append(time.perf_counter() - start)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    # An installed package has its bytecode compiled (pip does it, as it did for torch);
+    # a source checkout run with PYTHONDONTWRITEBYTECODE would recompile every module.
+    compileall.compile_dir(ROOT / "transpiler", quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
-        ktrans = [
-            sys.executable,
-            "-m",
-            "transpiler",
-            "build",
-            str(ROOT / "examples/resnet50.kdl"),
-            "-o",
-            f"{tmp}/k.onnx",
-        ]
-        subprocess.run(ktrans, check=True, capture_output=True)  # warm the parser cache
-        results = {"ktrans build": timed(ktrans, args.runs)}
+        commands = {
+            "ktrans build": [
+                sys.executable, "-m", "transpiler", "build",
+                str(ROOT / "examples/resnet50.kdl"), "-o", f"{tmp}/k.onnx",
+            ]
+        }  # fmt: skip
+        subprocess.run(commands["ktrans build"], check=True, capture_output=True)  # warm
         for label, dynamo, opset in (
             ("torch.onnx.export (legacy)", False, 17),
             ("torch.onnx.export (dynamo=True)", True, 18),
         ):
             script = TORCH_EXPORT.format(
-                bench=str(ROOT / "bench"), out=f"{tmp}/t.onnx", dynamo=dynamo, opset=opset
+                bench=str(ROOT / "bench"), out=f"{tmp}/{opset}.onnx", dynamo=dynamo, opset=opset
             )
-            results[label] = timed([sys.executable, "-c", script], args.runs)
+            commands[label] = [sys.executable, "-c", script]
+        results = timed(commands, args.runs)
     base = results["ktrans build"]
     print(f"ResNet-50, whole process, median of {args.runs} runs:")
     for label, seconds in results.items():

@@ -42,6 +42,22 @@ CASES = [
         None,
     ),
     ("semicolon", MLP % "    Dense(3);", 3, 13, "unexpected character ';'", "no ';'"),
+    (
+        "line-begins-with-paren",
+        MLP % "    h = Dense(4)(x)\n    (h * 2.0) |> Dense(2)",
+        4,
+        5,
+        "this '(' begins a line, so it calls the value before it on line 3",
+        "assign it",
+    ),
+    (
+        "line-begins-with-bracket",
+        SEQ % "    h = Dense(4)(s)  // a comment (or two)\n    [h, h] |> Concatenate()",
+        4,
+        5,
+        "this '[' begins a line, so it indexes the value before it on line 3",
+        "on the line before",
+    ),
     ("single-pipe", MLP % "    y = x | Dense(3)", 3, 11, "unexpected character '|'", "'|>'"),
     (
         "double-equals",

@@ -8,9 +8,11 @@ from pathlib import Path
 from transpiler.errors import KdlError, KdlErrors
 
 
-def compile_model(path: str, model: str | None, seed: int, weights: str | None, opset: int):
+def compile_model(
+    path: str, model: str | None, seed: int, weights: str | None, opset: int, pending=False
+):
     """Loads, checks and lowers one model; returns (Graph, ModelProto without initializers,
-    initializers as arrays)."""
+    initializers as arrays; with `pending`, some may still be being drawn)."""
     from transpiler.emit.onnx import build_model_parts
     from transpiler.graph import load_one
 
@@ -21,7 +23,7 @@ def compile_model(path: str, model: str | None, seed: int, weights: str | None, 
 
         keras_weights = load_weights(weights, graph)
     proto, initializers = build_model_parts(
-        graph, seed=seed, weights=keras_weights, source=path, opset=opset
+        graph, seed=seed, weights=keras_weights, source=path, opset=opset, pending=pending
     )
     return graph, proto, initializers
 
@@ -30,7 +32,7 @@ def cmd_build(args) -> int:
     from transpiler.emit.onnx import save_model_parts
 
     graph, proto, initializers = compile_model(
-        args.file, args.model, args.seed, args.weights, args.opset
+        args.file, args.model, args.seed, args.weights, args.opset, pending=True
     )
     out = Path(args.output or Path(args.file).with_suffix(".onnx").name)
     save_model_parts(proto, initializers, out)

@@ -41,6 +41,12 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
     p.add_argument("--train", metavar="NAME", help="--target train: which train block")
     p.add_argument("--seed", type=int, default=0, help="--target train: initial weights seed")
+    p.add_argument(
+        "--data",
+        metavar="D",
+        help="--target train: a .npz of training data whose lengths fix the inputs' "
+        "dynamic axes (a `?` sequence length; recurrent layers train unrolled)",
+    )
     p.set_defaults(run=cmd_codegen)
 
 
@@ -51,9 +57,11 @@ def cmd_codegen(args) -> int:
 
     program, graph = load_one(args.file, args.model)
     if args.target == "train":  # -o is a directory here: the training bundle
+        from transpiler.cli_train import fix_axes_to_data
         from transpiler.emit.code.train_script import codegen_train
 
-        print(codegen_train(graph, args.output, args.train, args.seed))
+        trained = fix_axes_to_data(graph, args)
+        print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
         return EXIT_OK
     out = Path(args.output or f"{Path(args.file).stem}_{args.target}.py")
     if out.suffix != ".py":

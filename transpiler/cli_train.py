@@ -5,8 +5,6 @@ so there is one training loop. Flags pass through to the script; its exit code i
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,6 +38,9 @@ def run_script(command: list[str]) -> int:
     """Runs the script, forwarding SIGINT and SIGTERM to it (it saves a checkpoint and
     exits with 128 + the signal; a Ctrl-C at a terminal reaches it directly too, and a
     second one only repeats that it is stopping)."""
+    import signal  # here, not at the top: every ktrans command imports this module
+    import subprocess
+
     process = subprocess.Popen(command)
 
     def forward(signum, frame):
@@ -55,6 +56,20 @@ def run_script(command: list[str]) -> int:
     return 128 - code if code < 0 else code
 
 
+def fix_axes_to_data(graph, args):
+    """The graph to train: `graph` itself, or, when inputs have dynamic axes besides the
+    batch (a `?` sequence length), the model rebuilt with them set to the lengths of the
+    --data arrays (a training step unrolls recurrent layers over known timesteps)."""
+    from transpiler.graph import load_one
+    from transpiler.graph.fixed_axes import dynamic_input_shapes
+
+    shapes = dynamic_input_shapes(graph, args.data) if args.data else {}
+    if not shapes:
+        return graph
+    _, fixed = load_one(args.file, graph.name, input_shapes=shapes)
+    return fixed
+
+
 def cmd_train(args) -> int:
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.errors import KdlError, KdlErrors
@@ -63,10 +78,11 @@ def cmd_train(args) -> int:
     if not Path(args.data).is_file():
         raise KdlErrors([KdlError(None, f"--data: no such file {args.data}")])
     _, graph = load_one(args.file, args.model)
-    config = pick_train(graph, args.train)
+    trained = fix_axes_to_data(graph, args)
+    config = pick_train(trained, args.train)
     out = Path(args.out or Path("runs") / graph.name)
     args.out = str(out)
-    paths = write_training_bundle(graph, config, out, seed=args.seed or 0)
+    paths = write_training_bundle(trained, config, out, seed=args.seed or 0, inference=graph)
     script = paths[0]
     print(f"wrote {out}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
     sys.stderr.flush()

@@ -12,10 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def load(path: str | Path, text: str | None = None, models: list[str] | None = None):
+def load(
+    path: str | Path,
+    text: str | None = None,
+    models: list[str] | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+):
     """Parses, resolves and checks `path`; returns (Program, {model name: Graph}).
 
-    `models` limits the work to the named models (unknown names are an error)."""
+    `models` limits the work to the named models (unknown names are an error).
+    `input_shapes` (input name -> the data's shape without the batch axis) fixes the
+    inputs' dynamic axes to the data's lengths (see fixed_axes.py)."""
     from transpiler.errors import ErrorSink, KdlErrors, suggest
     from transpiler.graph.builder import GraphBuilder, evaluate_consts
     from transpiler.graph.program import load_program
@@ -43,7 +50,8 @@ def load(path: str | Path, text: str | None = None, models: list[str] | None = N
         wanted = list(models)
     graphs = {}
     for name in wanted:
-        graph = GraphBuilder(program, consts, sink).build(program.models[name])
+        builder = GraphBuilder(program, consts, sink, input_shapes)
+        graph = builder.build(program.models[name])
         if graph is not None:
             graphs[name] = graph
     check_trains(program, graphs, consts, sink, wanted)
@@ -51,12 +59,17 @@ def load(path: str | Path, text: str | None = None, models: list[str] | None = N
     return program, graphs
 
 
-def load_one(path: str | Path, model: str | None = None):
+def load_one(
+    path: str | Path,
+    model: str | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+):
     """Loads `path` and returns (Program, Graph) for `model`, or for the file's only model;
-    a file with several models and no `model` is an error listing them."""
+    a file with several models and no `model` is an error listing them. `input_shapes` as
+    for `load`."""
     from transpiler.errors import KdlError, KdlErrors
 
-    program, graphs = load(path, models=[model] if model else None)
+    program, graphs = load(path, models=[model] if model else None, input_shapes=input_shapes)
     if model:
         return program, graphs[model]
     if len(graphs) > 1:

@@ -33,8 +33,17 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
 
 
 class GraphBuilder(BlockExpander, ExpressionEvaluator):
-    def __init__(self, program: Program, consts: dict, sink: ErrorSink) -> None:
+    def __init__(
+        self,
+        program: Program,
+        consts: dict,
+        sink: ErrorSink,
+        input_shapes: dict[str, tuple[int, ...]] | None = None,
+    ) -> None:
         self.program = program
+        #: per-sample data shapes that fix the inputs' dynamic axes (see fixed_axes.py)
+        self.input_shapes = input_shapes or {}
+        self.named_axes: dict[str, int] = {}
         self.consts = dict(consts)
         self.sink = sink
         self.scopes: list[Scope] = []
@@ -189,6 +198,8 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
         else:
             ttype = self.tensor_type(stmt)
             if top:
+                if stmt.name in self.input_shapes:
+                    ttype = self.fixed_type(stmt, ttype)
                 value = Value(ttype, stmt.name)
             else:
                 value = self.block_input(stmt)
@@ -198,6 +209,14 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
         inputs.append((value, stmt.name_span))
         self.bind(stmt.name, value, stmt.name_span)
         self.current = value
+
+    def fixed_type(self, stmt: ast.InputStmt, ttype: TensorType) -> TensorType:
+        from transpiler.graph.fixed_axes import AxisMismatch, fix_dynamic_axes
+
+        try:
+            return fix_dynamic_axes(stmt.name, ttype, self.input_shapes[stmt.name], self.named_axes)
+        except AxisMismatch as e:
+            self.error(stmt.name_span, f"the data does not fit: {e}", "check the data file")
 
     def tensor_type(self, stmt: ast.InputStmt) -> TensorType:
         t = stmt.type

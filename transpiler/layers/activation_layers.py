@@ -17,6 +17,7 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.masking import no_mask_for
 from transpiler.layers.regularizers import regularizer
 
 
@@ -28,6 +29,7 @@ class _Elementwise(Layer):
     """A weightless activation: float input, output of the same type."""
 
     family = "activation"
+    supports_masking = True
 
     def build(self, inputs: list[TensorType]) -> list[Weight]:
         self.expect_float(inputs[0])
@@ -127,6 +129,15 @@ class Softmax(_Elementwise):
 
     def lower(self, ctx, inputs):
         (x,) = inputs
+        no_mask_for(
+            self,
+            inputs,
+            "Keras's Softmax layer applies that mask aligned on the right (a (batch, time) "
+            "mask against the (batch, time, features) input), which Keras rejects or applies "
+            "to the wrong axes",
+            "use Activation(softmax), or activation=softmax on the layer before, which pass "
+            "the mask on unused",
+        )
         axes = (self.axis,) if is_int(self.axis) else tuple(self.axis)
         physical = sorted({x.physical_axis(a) for a in axes})
         if len(physical) == 1:
@@ -152,6 +163,7 @@ class PReLU(Layer):
     """
 
     family = "activation"
+    supports_masking = True
     signature = (
         Arg("alpha_initializer", initializer, "zeros"),
         Arg("alpha_regularizer", regularizer, None),

@@ -50,6 +50,9 @@ class MultiHeadAttention(Layer):
     Input: query (batch, Tq, ..., query_dim), value (batch, Tv, ..., value_dim) and
     optionally key (batch, Tv, ..., key_dim) (default: value); one rank for all.
     Output shape: (batch, Tq, ..., query_dim), or (batch, Tq, ...) + output_shape.
+    Keras masks (Embedding(mask_zero=true)) on query, value and key combine into the
+    attention mask, as Keras's `_compute_attention_mask` does (rank-3 inputs); the output
+    carries the query's mask.
     Weights: query/kernel (query_dim, num_heads, key_dim), query/bias (num_heads, key_dim),
     key/kernel (key_dim_in, num_heads, key_dim), key/bias, [gate/kernel (query_dim,
     num_heads, value_dim), gate/bias,] value/kernel (value_dim_in, num_heads, value_dim),
@@ -59,6 +62,7 @@ class MultiHeadAttention(Layer):
 
     family = "attention"
     has_training_mode = True
+    supports_masking = True  # the output carries the query's mask
     num_inputs = (2, 3)
     signature = (
         Arg("num_heads", positive_int),
@@ -215,10 +219,14 @@ class MultiHeadAttention(Layer):
         k = ctx.op("Transpose", [project(key, "key", key_dim)], perm=[0, 2, 3, 1])
         v = ctx.op("Transpose", [project(value, "value", value_dim)], perm=[0, 2, 1, 3])
         scores = ctx.op("MatMul", [q, k])  # (batch, heads, Tq, Tv)
-        if self.sliding_window is not None:
-            keep = self._window_mask(ctx, query, value, q, k)
-            scores = ctx.op("Where", [keep, scores, ctx.const(-1e9)])
-        probs = ctx.op("Softmax", [scores], axis=-1)
+        masks = [t.mask for t in inputs]
+        if any(m is not None for m in masks):
+            probs = self._masked_probs(ctx, masks, query, value, q, k, scores)
+        else:
+            if self.sliding_window is not None:
+                keep = self._window_mask(ctx, query, value, q, k)
+                scores = ctx.op("Where", [keep, scores, ctx.const(-1e9)])
+            probs = ctx.op("Softmax", [scores], axis=-1)
         o = ctx.op("Transpose", [ctx.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
         if self.use_gate:
             o = ctx.op("Mul", [o, ctx.op("Sigmoid", [project(query, "gate", value_dim)])])
@@ -233,6 +241,37 @@ class MultiHeadAttention(Layer):
             shape = ctx.op("Concat", [lead, ctx.ints(list(out_shape))], axis=0)
             y = ctx.op("Reshape", [y, shape])
         return [query.like(y, out_type)]
+
+    def _masked_probs(self, ctx, masks, query, value, q: str, k: str, scores: str) -> str:
+        """The attention probabilities under the Keras masks of query, value and key
+        (`_compute_attention_mask`: query (B, Tq, 1) & value (B, 1, Tv) & key (B, 1, Tv) &
+        the sliding window), as Keras applies them: the fused dot-product attention it
+        runs for rank-3 inputs without dropout adds a large negative bias where the mask is
+        false (a row with nothing to attend to becomes uniform), its explicit softmax
+        otherwise sets those scores to -1e9 and the probabilities to 0."""
+        import numpy as np
+
+        if query.rank != 3:
+            raise NotImplementedError(
+                "Keras masks (from Embedding(mask_zero=true)) on inputs of rank above 3: "
+                "Keras lines them up with the wrong attention axes"
+            )
+        parts = []
+        for i, m in enumerate(masks):
+            if m is not None:  # query: (B, 1, Tq, 1); value, key: (B, 1, 1, Tv)
+                parts.append(ctx.op("Unsqueeze", [m, ctx.ints([1, 3] if i == 0 else [1, 2])]))
+        if self.sliding_window is not None:
+            parts.append(self._window_mask(ctx, query, value, q, k))
+        keep = parts[0]
+        for part in parts[1:]:
+            keep = ctx.op("And", [keep, part])
+        if self.dropout > 0:  # Keras's explicit path (masked softmax)
+            scores = ctx.op("Where", [keep, scores, ctx.const(-1e9)])
+            probs = ctx.op("Softmax", [scores], axis=-1)
+            return ctx.op("Where", [keep, probs, ctx.const(0.0)])
+        # torch's dot_product_attention: where(mask, 0, -0.7 * 3.38953e38) added to scores
+        bias = ctx.op("Where", [keep, ctx.const(0.0), ctx.const(np.float32(3.38953e38 * -0.7))])
+        return ctx.op("Softmax", [ctx.op("Add", [scores, bias])], axis=-1)
 
     def _window_mask(self, ctx, query, value, q: str, k: str) -> str:
         """Keras's sliding window: query i sees key j when |i - j| < sliding_window."""

@@ -99,6 +99,10 @@ class Layer:
     num_inputs: ClassVar[tuple[int, int | None]] = (1, 1)
     #: whether the layer behaves differently in training (Dropout, BatchNormalization)
     has_training_mode: ClassVar[bool] = False
+    #: Keras's supports_masking: a Keras mask on the first input passes on to the first
+    #: output (unless `compute_mask` says otherwise); without it the mask is dropped, as
+    #: Keras drops it. See transpiler/layers/masking.py.
+    supports_masking: ClassVar[bool] = False
 
     def __init__(self, config: dict, name: str) -> None:
         self.config = config
@@ -220,6 +224,13 @@ class Layer:
         """ONNX lowering (inference): `ctx` is transpiler.emit.onnx.context.LowerContext,
         `inputs` and the result are LTensors. Override; see core.Dense for the pattern."""
         raise NotImplementedError("no ONNX lowering is written for this layer")
+
+    def compute_mask(self, ctx, inputs: list, outputs: list) -> list:
+        """Keras's compute_mask: the masks (bool ONNX value names, or None) of the lowered
+        `outputs`, called after `lower` when an input carries one. Keras's default: the
+        first input's mask on the first output, with `supports_masking`."""
+        first = inputs[0].mask if self.supports_masking else None
+        return [first] + [None] * (len(outputs) - 1)
 
     # ------------------------------------------------------------ helpers
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from transpiler.graph.types import TensorType
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
@@ -31,6 +33,7 @@ class Dense(Layer):
     """
 
     family = "dense"
+    supports_masking = True
     signature = (
         Arg("units", positive_int),
         Arg("activation", activation, None),
@@ -97,6 +100,7 @@ class Activation(Layer):
     """Applies an activation function. Args: activation. Output shape: as input."""
 
     family = "activation"
+    supports_masking = True
     signature = (Arg("activation", activation),)
 
     def build(self, inputs):
@@ -115,6 +119,7 @@ class _RateLayer(Layer):
 
     family = "regularization"
     has_training_mode = True
+    supports_masking = True
     signature = (
         Arg("rate", float_in(0.0, 1.0, hi_open=True)),
         Arg("noise_shape", optional(int_list), None),
@@ -197,6 +202,7 @@ class GaussianNoise(Layer):
 
     family = "regularization"
     has_training_mode = True
+    supports_masking = True
     signature = (Arg("stddev", non_negative_float), Arg("seed", optional(integer), None))
 
     def build(self, inputs):
@@ -224,7 +230,10 @@ class Embedding(Layer):
     """Turns integer indices into dense vectors: `embeddings[inputs]`.
 
     Args: input_dim (vocabulary size), output_dim, embeddings_initializer=uniform
-    (RandomUniform(-0.05, 0.05)), embeddings_regularizer=None, mask_zero=false.
+    (RandomUniform(-0.05, 0.05)), embeddings_regularizer=None, mask_zero=false (id 0 is
+    padding: the output carries the Keras mask `ids != 0`, which recurrent layers,
+    GlobalAveragePooling1D, MultiHeadAttention and the training losses honour; see
+    docs/language.md, "Masking").
     Input shape: (batch, ...) integers. Output shape: (batch, ..., output_dim).
     """
 
@@ -265,4 +274,11 @@ class Embedding(Layer):
         if x.type.dtype not in ("int64", "int32"):
             ids = ctx.op("Cast", [ids], to=7)  # int64
         out = ctx.op("Gather", [ctx.weight("embeddings"), ids], axis=0)
-        return [x.like(out, self.output_types([x.type]))]
+        y = x.like(out, self.output_types([x.type]))
+        if self.mask_zero:  # Keras: ops.not_equal(inputs, 0)
+            zero = ctx.ints([0], "zero")
+            y = replace(y, mask=ctx.op("Not", [ctx.op("Equal", [ids, zero])]))
+        return [y]
+
+    def compute_mask(self, ctx, inputs, outputs):
+        return [outputs[0].mask]

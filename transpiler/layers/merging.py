@@ -12,6 +12,7 @@ from dataclasses import replace
 from transpiler.graph.types import Dim, TensorType, dims_compatible, format_shape
 from transpiler.layers.args import ArgError, boolean, describe, integer, is_int
 from transpiler.layers.base import Arg, Layer, register
+from transpiler.layers.masking import expand, mask_or
 
 
 def _merge_dim(a: Dim, b: Dim) -> Dim:
@@ -62,15 +63,31 @@ def _common_layout(ctx, inputs: list) -> list:
 
 
 class _ElementWise(Layer):
-    """An element-wise merge of two or more tensors."""
+    """An element-wise merge of two or more tensors.
+
+    Keras masks: the output keeps the OR of the inputs' masks when every input has one
+    (base_merge.compute_mask); Maximum, Minimum and Multiply also leave masked entries out
+    of the result (`masked_combine`)."""
 
     family = "merge"
     num_inputs = (2, None)
+    supports_masking = True
     #: the ONNX op that folds the inputs left to right, as Keras does
     onnx_op = "Add"
 
     def lower(self, ctx, inputs):
         out_type = self.output_types([t.type for t in inputs])
+        if any(t.mask is not None for t in inputs):
+            if len({t.rank for t in inputs}) > 1:
+                raise NotImplementedError(
+                    "inputs of different ranks, one of them with a Keras mask (from "
+                    "Embedding(mask_zero=true)): Keras reshapes the smaller ones and their "
+                    "masks no longer line up; give the inputs one rank"
+                )
+            ts = [ctx.logical(t) for t in inputs]
+            out = self.masked_combine(ctx, ts)
+            if out is not None:
+                return [replace(ts[0], name=out, type=out_type, mask=None)]
         rank = max(t.rank for t in inputs)
         if all(t.rank == rank for t in inputs):
             ts = _common_layout(ctx, inputs)
@@ -91,6 +108,15 @@ class _ElementWise(Layer):
         for other in names[1:]:
             out = ctx.op(self.onnx_op, [out, other])
         return out
+
+    def masked_combine(self, ctx, inputs: list) -> str | None:
+        """The merge of (logical) inputs of which some carry a Keras mask, where the masks
+        change the values; None where they do not (Add, Subtract, Average)."""
+        return None
+
+    def compute_mask(self, ctx, inputs, outputs):
+        masks = [t.mask for t in inputs]
+        return [None if None in masks else mask_or(ctx, masks)]
 
     def build(self, inputs):
         self.output_types(inputs)  # checks the shapes
@@ -120,6 +146,24 @@ class _ElementWise(Layer):
         return inputs[0].with_shape((batch, *shape))
 
 
+def _masked_fold(ctx, op: str, inputs: list) -> str:
+    """Keras's _apply_merge_op_and_or_mask (Maximum, Minimum): a masked entry takes the
+    value of the other side, so it does not count."""
+    output = out_mask = None
+    for t in inputs:
+        x, mask = t.name, None if t.mask is None else expand(ctx, t.mask)
+        if output is None:
+            output, out_mask = x, mask
+            continue
+        if mask is not None:
+            x = ctx.op("Where", [mask, x, output])
+        if out_mask is not None:
+            output = ctx.op("Where", [out_mask, output, x])
+        out_mask = None if mask is None or out_mask is None else ctx.op("Or", [out_mask, mask])
+        output = ctx.op(op, [output, x])
+    return output
+
+
 @register
 class Add(_ElementWise):
     """Sums its inputs element-wise. Input: two or more tensors of broadcastable shapes.
@@ -142,6 +186,23 @@ class Multiply(_ElementWise):
 
     onnx_op = "Mul"
 
+    def masked_combine(self, ctx, inputs):
+        # Keras's Multiply._merge_function: masked entries count as 1; with every input
+        # masked, entries masked in all of them are 0
+        every = all(t.mask is not None for t in inputs)
+        output = out_mask = None
+        for t in inputs:
+            x = t.name
+            if t.mask is not None:
+                mask = expand(ctx, t.mask)
+                x = ctx.op("Where", [mask, x, ctx.const(1.0)])
+                if every:
+                    out_mask = mask if out_mask is None else ctx.op("Or", [out_mask, mask])
+            output = x if output is None else ctx.op("Mul", [output, x])
+        if every:
+            output = ctx.op("Where", [out_mask, output, ctx.const(0.0)])
+        return output
+
 
 @register
 class Average(_ElementWise):
@@ -160,6 +221,9 @@ class Maximum(_ElementWise):
 
     onnx_op = "Max"
 
+    def masked_combine(self, ctx, inputs):
+        return _masked_fold(ctx, "Max", inputs)
+
 
 @register
 class Minimum(_ElementWise):
@@ -167,6 +231,9 @@ class Minimum(_ElementWise):
     shapes. Output shape: the broadcast shape."""
 
     onnx_op = "Min"
+
+    def masked_combine(self, ctx, inputs):
+        return _masked_fold(ctx, "Min", inputs)
 
 
 @register
@@ -180,6 +247,7 @@ class Concatenate(Layer):
 
     family = "merge"
     num_inputs = (1, None)
+    supports_masking = True
     signature = (Arg("axis", integer, -1),)
 
     def build(self, inputs):
@@ -237,6 +305,27 @@ class Concatenate(Layer):
         ts = _common_layout(ctx, inputs)
         out = ctx.op("Concat", ts, axis=ts[0].physical_axis(self.axis))
         return [ts[0].like(out, out_type)]
+
+    def compute_mask(self, ctx, inputs, outputs):
+        """Keras's Concatenate.compute_mask: each input's mask (all true for an unmasked
+        one) broadcast over its last axis, joined along `axis`, then any() over the last
+        axis. Joined along the last axis that is the OR of the masks, or all true when an
+        input has none, which ktrans leaves as no mask (every consumer computes the same
+        with an all-true mask as with none)."""
+        masks = [t.mask for t in inputs]
+        rank = inputs[0].rank
+        axis = self.axis % rank
+        if axis == rank - 1:
+            return [None if None in masks else mask_or(ctx, masks)]
+        import numpy as np
+
+        parts = []
+        for t, mask in zip(inputs, masks):
+            if mask is None:
+                shape = ctx.op("Shape", [ctx.logical(t)], start=0, end=rank - 1)
+                mask = ctx.op("Expand", [ctx.const(True, np.bool_, "true"), shape])
+            parts.append(mask)
+        return [ctx.op("Concat", parts, axis=axis)]
 
 
 def _axes(value) -> int | tuple[int, int]:

@@ -22,6 +22,7 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.masking import no_mask_for
 from transpiler.layers.regularizers import regularizer
 
 
@@ -56,6 +57,7 @@ def _int_or_ints(value) -> int | tuple[int, ...]:
 
 class _Normalization(Layer):
     family = "normalization"
+    supports_masking = True
 
     def axis_index(self, x: TensorType, axis: int) -> int:
         """The non-negative index of `axis` in x; the batch axis is refused."""
@@ -175,6 +177,15 @@ class BatchNormalization(_Normalization):
         ]
 
     def lower(self, ctx, inputs):
+        if ctx.training and self.trainable:
+            no_mask_for(
+                self,
+                inputs,
+                "Keras's BatchNormalization computes its training batch statistics over the "
+                "unmasked steps only",
+                "train it without the mask (a layer such as Conv1D before it drops the mask) "
+                "or use LayerNormalization, which has no batch statistics",
+            )
         if ctx.training:
             from transpiler.emit.train.norm_training import batch_norm_training
 

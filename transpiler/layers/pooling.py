@@ -10,6 +10,7 @@ from transpiler.graph.types import Dim, TensorType, format_shape
 from transpiler.layers.args import boolean, data_format, describe, int_tuple, optional, padding
 from transpiler.layers.base import REQUIRED, Arg, Layer, Weight, register
 from transpiler.layers.lowering_utils import spatial_physical_axes, window_pads
+from transpiler.layers.masking import expand
 from transpiler.layers.shapes import bad_lengths, pool_length, spatial_axes, spatial_layout
 
 
@@ -243,9 +244,34 @@ class GlobalMaxPooling3D(_GlobalMaxPooling):
 class GlobalAveragePooling1D(_GlobalPooling):
     """Mean over all steps. Args: data_format=None, keepdims=false.
     Input shape: (batch, steps, channels). Output shape: (batch, channels)
-    (keepdims: (batch, 1, channels))."""
+    (keepdims: (batch, 1, channels)).
+    With a Keras mask (Embedding(mask_zero=true)) the mean is over the unmasked steps (nan
+    for a sample with none, as in Keras); the output carries no mask.
+    """
 
     rank = 1
+
+    def lower(self, ctx, inputs):
+        (x,) = inputs
+        if x.mask is None:
+            return super().lower(ctx, inputs)
+        if self.data_format == "channels_first":
+            raise NotImplementedError(
+                "a Keras mask (from Embedding(mask_zero=true)) with data_format="
+                "channels_first: Keras lines the (batch, steps) mask up with the wrong axis; "
+                "use data_format=channels_last"
+            )
+        # Keras: sum(where(mask, x, 0), steps) / sum(mask, steps)
+        x = ctx.logical(x)
+        keep = expand(ctx, x.mask)
+        axes = ctx.ints([1], "axes")
+        kept = ctx.op("Where", [keep, x, ctx.const(0.0)])
+        total = ctx.op("ReduceSum", [kept, axes], keepdims=int(self.keepdims))
+        count = ctx.op("ReduceSum", [ctx.op("Cast", [keep], to=1), axes], keepdims=1)
+        if not self.keepdims:
+            count = ctx.op("Squeeze", [count, axes])
+        out_type = self.output_types([x.type])
+        return [replace(x, name=ctx.op("Div", [total, count]), type=out_type, mask=None)]
 
 
 @register

@@ -116,6 +116,7 @@ class Recurrent(RecurrentLowering, Layer):
 
     family = "recurrent"
     has_training_mode = True  # dropout / recurrent_dropout
+    supports_masking = True  # masked timesteps are skipped (see compute_mask)
     #: gate blocks stacked along the last axis of kernel, recurrent_kernel and bias
     gates: ClassVar[int] = 1
     #: the cell's states, in Keras's order

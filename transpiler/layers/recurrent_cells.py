@@ -220,12 +220,24 @@ def dropout_masks(ctx, x: str, batch_axis: int, width: int, rate: float, count: 
 
 
 def lower_unrolled(
-    layer, ctx, x, steps: int, states, w: RecurrentWeights, onnx_layout: bool, flip_output
+    layer,
+    ctx,
+    x,
+    steps: int,
+    states,
+    w: RecurrentWeights,
+    onnx_layout: bool,
+    flip_output,
+    zero_output: bool = False,
 ):
     """The cell math unrolled over `steps` timesteps, in Keras's order of operations:
     (the sequence as stored time-major, in Keras's output order or reversed with
-    `flip_output`, or None; [the final states needed]). `onnx_layout`: on the ONNX
-    op's W, R and B (training), else on the Keras-layout weights."""
+    `flip_output`, or None; the last output; [the final states needed]). `onnx_layout`:
+    on the ONNX op's W, R and B (training), else on the Keras-layout weights.
+
+    With a Keras mask on `x` (batch, time), a masked step keeps the states as they were
+    and outputs the previous step's output (zeros before the first kept step), or zeros
+    with `zero_output` (Keras's zero_output_for_mask): keras.src.backend.torch.rnn."""
     n, parts = layer.units, layer.gates
     if x.perm not in (None, TIME_MAJOR):
         x = ctx.logical(x)
@@ -289,9 +301,17 @@ def lower_unrolled(
     current = [ctx.logical(s).name for s in states] or [None] * len(layer.state_names)
     outputs: dict[int, str] = {}
     order_t = range(steps - 1, -1, -1) if layer.go_backwards else range(steps)
+    keep = _step_masks(ctx, x.mask, steps)
+    last = zero = ctx.const(0.0) if keep else None
     for t in order_t:
-        current = layer.step(ops, slices[t], current, weights)
-        outputs[t] = current[0]
+        new = layer.step(ops, slices[t], current, weights)
+        if keep is None:
+            current = new
+            outputs[t] = last = current[0]
+            continue
+        m = keep[t]
+        current = [ctx.op("Where", [m, n, zero if c is None else c]) for n, c in zip(new, current)]
+        outputs[t] = last = ctx.op("Where", [m, new[0], zero if zero_output else last])
     y = None
     if layer.return_sequences:
         # Keras's order is the order of processing; Bidirectional's flip_output reverses
@@ -301,4 +321,13 @@ def lower_unrolled(
             keras_order.reverse()
         axes = ctx.ints([0], "axes")
         y = ctx.op("Concat", [ctx.op("Unsqueeze", [outputs[t], axes]) for t in keras_order], axis=0)
-    return y, current[: layer._finals_needed()]
+    return y, last, current[: layer._finals_needed()]
+
+
+def _step_masks(ctx, mask: str | None, steps: int) -> list[str] | None:
+    """A (batch, time) Keras mask as one (batch, 1) mask per timestep."""
+    if mask is None:
+        return None
+    if steps == 1:
+        return [mask]
+    return ctx.op("Split", [mask, ctx.ints([1] * steps, "split")], steps, axis=1)

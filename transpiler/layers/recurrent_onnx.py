@@ -110,12 +110,25 @@ class RecurrentLowering:
 
     def lower(self, ctx, inputs):
         x, *states = inputs
+        if states and x.mask is not None:
+            # Keras hands a layer the mask only when the sequence is its one tensor
+            # argument: with initial states the mask passes on (compute_mask) unused
+            x = replace(x, mask=None)
         return self.lower_sequence(ctx, x, states, RecurrentWeights(ctx, ctx.layer))
 
-    def lower_sequence(self, ctx, x, states, weights: RecurrentWeights, flip_output=False):
+    def compute_mask(self, ctx, inputs, outputs):
+        """Keras's RNN.compute_mask: a returned sequence keeps the input's mask."""
+        mask = inputs[0].mask if self.return_sequences else None
+        return [mask] + [None] * (len(outputs) - 1)
+
+    def lower_sequence(
+        self, ctx, x, states, weights: RecurrentWeights, flip_output=False, zero_output=False
+    ):
         """Keras's outputs [y, *final states] for sequence `x` and initial `states`; with
         `flip_output` a returned sequence is reversed in time (what Bidirectional does to
-        its backward layer's)."""
+        its backward layer's). A Keras mask on `x` skips the masked timesteps; a masked
+        step outputs zeros with `zero_output` (Keras's zero_output_for_mask), else the
+        previous output."""
         out_types = self.output_types([x.type, *(s.type for s in states)])
         steps = x.type.shape[1]
         attrs = self.onnx_attributes()
@@ -124,17 +137,26 @@ class RecurrentLowering:
                 raise NotImplementedError(
                     f"{self.keras_class()} trains as its cell math unrolled over the "
                     "timesteps, so training needs a known number of them; the input is "
-                    f"{format_shape(x.type.shape)}: declare the time axis with a number"
+                    f"{format_shape(x.type.shape)}: declare the time axis with a number, or "
+                    "give `ktrans train` (or `codegen --target train`) --data, whose length "
+                    "then fixes it"
                 )
-            y, finals = self._lower_unrolled(
-                ctx, x, steps, states, weights, attrs is not None, flip_output
+            y, last, finals = self._lower_unrolled(
+                ctx, x, steps, states, weights, attrs is not None, flip_output, zero_output
+            )
+        elif attrs is not None and x.mask is not None:
+            y, last, finals = lower_onnx_masked(
+                self, ctx, x, states, weights, attrs, flip_output, zero_output
             )
         elif attrs is not None:
             y, finals = self._lower_onnx(ctx, time_major(ctx, x), states, weights, attrs)
+            last = finals[0] if finals else None
             if y is not None and self.go_backwards != flip_output:
                 y = flip_time(ctx, y)
         elif isinstance(steps, int):
-            y, finals = self._lower_unrolled(ctx, x, steps, states, weights, False, flip_output)
+            y, last, finals = self._lower_unrolled(
+                ctx, x, steps, states, weights, False, flip_output, zero_output
+            )
         else:
             odd = [a for a in self.keras_activations() if a not in ONNX_RNN_ACTIVATIONS]
             raise NotImplementedError(
@@ -147,7 +169,7 @@ class RecurrentLowering:
         if self.return_sequences:
             outs.append(replace(x, name=y, type=out_types[0], perm=TIME_MAJOR))
         else:
-            outs.append(replace(x, name=finals[0], type=out_types[0], perm=None))
+            outs.append(replace(x, name=last, type=out_types[0], perm=None))
         if self.return_state:
             outs += [replace(x, name=f, type=t, perm=None) for f, t in zip(finals, out_types[1:])]
         return outs
@@ -226,7 +248,99 @@ class RecurrentLowering:
         return self.gates if self.recurrent_dropout > 0 else 1
 
     def _lower_unrolled(
-        self, ctx, x, steps: int, states, w: RecurrentWeights, onnx_layout: bool, flip_output
+        self,
+        ctx,
+        x,
+        steps: int,
+        states,
+        w: RecurrentWeights,
+        onnx_layout: bool,
+        flip_output,
+        zero_output=False,
     ):
         """See recurrent_cells.lower_unrolled."""
-        return lower_unrolled(self, ctx, x, steps, states, w, onnx_layout, flip_output)
+        return lower_unrolled(self, ctx, x, steps, states, w, onnx_layout, flip_output, zero_output)
+
+
+def lower_onnx_masked(layer, ctx, x, states, w: RecurrentWeights, attrs, flip_output, zero_output):
+    """ONNX's recurrent op over a sequence with a Keras mask, exactly as Keras runs it
+    (a masked step leaves the states alone), for any mask and a known or dynamic number
+    of timesteps: the kept steps of each sample are moved to the front, in order
+    (ScatterElements), the op runs over them with `sequence_lens` = their count, and each
+    step's output is gathered back from the op's output at the last kept step up to it.
+    Returns (the time-major sequence in Keras's order, or reversed with `flip_output`,
+    or None; the last output; [final states, with return_state]) as lower_unrolled."""
+    import numpy as np
+
+    i64 = np.int64
+    xt = time_major(ctx, x)
+    kept = ctx.op("Transpose", [x.mask], perm=[1, 0])  # (time, batch)
+    if layer.go_backwards:  # Keras reverses the sequence and its mask, then runs forwards
+        xt, kept = flip_time(ctx, xt), flip_time(ctx, kept)
+    flags = ctx.op("Cast", [kept], to=7)
+    seen = ctx.op("CumSum", [flags, ctx.const(0, i64, "axis")])  # kept steps up to t
+    count = ctx.op("ReduceSum", [flags, ctx.ints([0], "axes")], keepdims=0)  # (batch,)
+    steps = ctx.op("Squeeze", [ctx.op("Shape", [xt], start=0, end=1), ctx.ints([0], "axes")])
+    position = ctx.op("Range", [ctx.const(0, i64, "start"), steps, ctx.const(1, i64, "delta")])
+    position = ctx.op("Unsqueeze", [position, ctx.ints([1], "axes")])  # (time, 1)
+    # kept step t goes to seen_t - 1; the others after all the kept ones, in order
+    later = ctx.op("Sub", [ctx.op("Add", [count, position]), seen])
+    dest = ctx.op("Where", [kept, ctx.op("Sub", [seen, ctx.const(1, i64, "one")]), later])
+    dest = ctx.op(
+        "Expand", [ctx.op("Unsqueeze", [dest, ctx.ints([2], "axes")]), ctx.op("Shape", [xt])]
+    )
+    packed = ctx.op("ScatterElements", [xt, dest, xt], axis=0)
+    # a sample with no kept step runs over one (its outputs and states are replaced below)
+    lengths = ctx.op("Cast", [ctx.op("Max", [count, ctx.const(1, i64, "one")])], to=6)
+    args = [
+        packed,
+        w("kernel", layer.onnx_matrix, "onnx"),
+        w("recurrent_kernel", layer.onnx_matrix, "onnx"),
+        w("bias", layer.onnx_bias, "onnx") if layer.use_bias else "",
+        lengths,
+    ]
+    args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
+    if layer.onnx_op == "GRU":
+        attrs = {**attrs, "linear_before_reset": int(layer.reset_after)}
+    outs = ctx.op(
+        layer.onnx_op,
+        args,
+        1 + len(layer.state_names),
+        hidden_size=layer.units,
+        direction="forward",
+        **attrs,
+    )
+    zero = ctx.const(0.0)
+    any_kept = ctx.op(
+        "Unsqueeze", [ctx.op("Greater", [count, ctx.const(0, i64, "zero")]), ctx.ints([1], "axes")]
+    )  # (batch, 1)
+    y = last = None
+    if layer.return_sequences:
+        ys = ctx.op("Squeeze", [outs[0], ctx.ints([1], "axes")])  # (time, batch, units)
+        at = ctx.op(
+            "Max", [ctx.op("Sub", [seen, ctx.const(1, i64, "one")]), ctx.const(0, i64, "zero")]
+        )
+        at = ctx.op(
+            "Expand", [ctx.op("Unsqueeze", [at, ctx.ints([2], "axes")]), ctx.op("Shape", [ys])]
+        )
+        gathered = ctx.op("GatherElements", [ys, at], axis=0)
+        shown = kept if zero_output else ctx.op("Greater", [seen, ctx.const(0, i64, "zero")])
+        shown = ctx.op("Unsqueeze", [shown, ctx.ints([2], "axes")])
+        y = ctx.op("Where", [shown, gathered, zero])
+        if flip_output:
+            y = flip_time(ctx, y)
+    else:
+        h = ctx.op("Squeeze", [outs[1], ctx.ints([0], "axes")])
+        shown = any_kept
+        if zero_output:  # the last step's mask, (batch, 1)
+            big = np.iinfo(i64).max
+            args = [kept, ctx.ints([-1], "starts"), ctx.ints([big], "ends"), ctx.ints([0], "axes")]
+            shown = ctx.op("Transpose", [ctx.op("Slice", args)], perm=[1, 0])
+        last = ctx.op("Where", [shown, h, zero])
+    finals = []
+    if layer.return_state:
+        for i in range(len(layer.state_names)):
+            final = ctx.op("Squeeze", [outs[1 + i], ctx.ints([0], "axes")])
+            before = ctx.logical(states[i]).name if states else zero
+            finals.append(ctx.op("Where", [any_kept, final, before]))
+    return y, last, finals

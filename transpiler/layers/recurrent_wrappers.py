@@ -98,6 +98,7 @@ class Bidirectional(Layer):
 
     family = "recurrent"
     has_training_mode = True
+    supports_masking = True
     signature = (
         Arg("layer", _layer_instance),
         Arg("merge_mode", optional(choice("concat", "sum", "mul", "ave")), "concat"),
@@ -207,10 +208,18 @@ class Bidirectional(Layer):
 
     def lower(self, ctx, inputs):
         x, *states = inputs
+        if states and x.mask is not None:
+            x = replace(x, mask=None)  # as a recurrent layer: with states, Keras passes none
         fwd, bwd = self.forward_layer, self.backward_layer
         n_fwd = len(fwd.state_names)
+        # with a mask, Keras sets zero_output_for_mask = return_sequences on both layers
+        zero = self.return_sequences
         y, *states_f = fwd.lower_sequence(
-            ctx, x, states[:n_fwd], RecurrentWeights(ctx, ctx.layer, f"{fwd.name}/")
+            ctx,
+            x,
+            states[:n_fwd],
+            RecurrentWeights(ctx, ctx.layer, f"{fwd.name}/"),
+            zero_output=zero,
         )
         # Keras reverses the backward layer's output sequence back into time order
         y_rev, *states_b = bwd.lower_sequence(
@@ -219,6 +228,7 @@ class Bidirectional(Layer):
             states[n_fwd:],
             RecurrentWeights(ctx, ctx.layer, f"{bwd.name}/", streams=BACKWARD_STREAMS),
             flip_output=self.return_sequences,
+            zero_output=zero,
         )
         mode = self.merge_mode
         if mode is None:
@@ -236,6 +246,13 @@ class Bidirectional(Layer):
             out = ctx.op("Div", [ctx.op("Add", [y, y_rev]), ctx.const(2.0)])
         return [y.like(out, out_type), *states_f, *states_b]
 
+    def compute_mask(self, ctx, inputs, outputs):
+        """Keras's Bidirectional.compute_mask: the input's mask on the returned sequence
+        (on both with merge_mode=None); none on states."""
+        mask = inputs[0].mask if self.return_sequences else None
+        sequences = 1 if self.merge_mode else 2
+        return [mask] * sequences + [None] * (len(outputs) - sequences)
+
 
 @register
 class TimeDistributed(Layer):
@@ -248,6 +265,7 @@ class TimeDistributed(Layer):
     """
 
     family = "recurrent"
+    supports_masking = True
     signature = (Arg("layer", _layer_instance),)
 
     @classmethod
@@ -312,6 +330,8 @@ class TimeDistributed(Layer):
         # time-major input (a recurrent layer's sequence) folds as (time * batch, ...) and
         # stays time-major.
         (x,) = inputs
+        if x.mask is not None:
+            _check_inner_mask(ctx, self.layer)
         time_major = (1, 0, *range(2, x.rank))
         if x.perm != time_major:
             x = ctx.logical(x)
@@ -321,7 +341,7 @@ class TimeDistributed(Layer):
         else:
             fold = ctx.op("Concat", [ctx.ints([-1]), ctx.op("Shape", [x], start=2)], axis=0)
         child_type = x.type.with_shape((x.type.shape[0], *rest))
-        child = replace(x, name=ctx.op("Reshape", [x, fold]), type=child_type, perm=None)
+        child = replace(x, name=ctx.op("Reshape", [x, fold]), type=child_type, perm=None, mask=None)
         with _lowering_inner(ctx, self.layer) as inner:
             (y,) = inner.lower(ctx, [child])
         y = ctx.logical(y)
@@ -335,3 +355,23 @@ class TimeDistributed(Layer):
         out = ctx.op("Reshape", [y, ctx.op("Concat", [lead, tail], axis=0)])
         perm = None if x.perm is None else (1, 0, *range(2, out_type.rank))
         return [replace(x, name=out, type=out_type, perm=perm)]
+
+
+#: other layers whose Keras call takes a mask (BatchNormalization's only matters in training)
+MASKED_CALLS = ("GlobalAveragePooling1D", "Softmax")
+
+
+def _check_inner_mask(ctx, inner: Layer) -> None:
+    """TimeDistributed hands each time slice's mask to a wrapped layer whose Keras call
+    takes one; ktrans does not, so those are errors (the rest ignore it, as in Keras)."""
+    wrapped = (Recurrent, Bidirectional, TimeDistributed)
+    takes = isinstance(inner, wrapped) or inner.keras_class() in MASKED_CALLS
+    if inner.keras_class() == "BatchNormalization":
+        takes = ctx.training and inner.trainable
+    if takes:
+        raise NotImplementedError(
+            f"its input carries a Keras mask (from Embedding(mask_zero=true)), which Keras "
+            f"hands, one time slice at a time, to the wrapped {inner.keras_class()}; ktrans "
+            "does not reproduce that: drop the mask before TimeDistributed (e.g. with a "
+            "Conv1D), or apply the layer without TimeDistributed"
+        )

@@ -104,7 +104,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20000))
     try:
-        return _ToAst(file).transform(tree)
+        return _ToAst(file, text).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, KdlErrors):
             raise e.orig_exc from None
@@ -249,9 +249,49 @@ def _number(text: str):
 class _ToAst(Transformer):
     """Lark tree -> ast dataclasses, bottom up."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str = "") -> None:
         super().__init__()
         self.file = file
+        self.text = text
+        self._line_starts: list[int] | None = None
+
+    def offset(self, line: int, column: int) -> int:
+        """The text offset of a 1-based (line, column)."""
+        if self._line_starts is None:
+            starts, i = [0], self.text.find("\n")
+            while i >= 0:
+                starts.append(i + 1)
+                i = self.text.find("\n", i + 1)
+            self._line_starts = starts
+        return self._line_starts[line - 1] + column - 1
+
+    def check_same_line(self, before: ast.Expr, bracket: str, what: str) -> None:
+        """Newlines are whitespace (a pipeline may go on over lines), so a line that begins
+        with '(' or '[' would call or index the previous line's value: an error that says
+        so, instead of a puzzling one about the merged expression."""
+        span = before.span
+        if span.end_line is None or not self.text:
+            return
+        i = self.offset(span.end_line, span.end_column)
+        newline = False
+        while i < len(self.text) and self.text[i] != bracket:
+            if self.text[i] == "#" or self.text.startswith("//", i):  # a comment
+                i = self.text.find("\n", i)
+                i = len(self.text) if i < 0 else i
+                continue
+            newline = newline or self.text[i] == "\n"
+            i += 1
+        if not newline or i >= len(self.text):
+            return
+        line = self.text.count("\n", 0, i) + 1
+        column = i - self.offset(line, 1) + 1
+        raise KdlError(
+            Span(self.file, line, column, line, column + 1),
+            f"this '{bracket}' begins a line, so it {what} the value before it on line "
+            f"{span.end_line} (newlines do not end statements)",
+            "to begin a statement with a parenthesis, assign it (y = (a * 2) |> LSTM(8)); "
+            f"to {what.removesuffix('s')} across lines, put '{bracket}' on the line before",
+        )
 
     def s(self, meta) -> Span:
         return _span(self.file, meta)
@@ -425,6 +465,7 @@ class _ToAst(Transformer):
     @v_args(meta=True, inline=False)
     def call(self, meta, children):
         func, *args = children
+        self.check_same_line(func, "(", "calls")
         positional, keywords = [], []
         for a in args:
             if a is None:
@@ -452,6 +493,7 @@ class _ToAst(Transformer):
     @v_args(meta=True, inline=False)
     def index(self, meta, children):
         value, *subs = children
+        self.check_same_line(value, "[", "indexes")
         return ast.Index(self.s(meta), value, tuple(s for s in subs if s is not None))
 
     def slice(self, meta, start, stop, step):

@@ -105,6 +105,7 @@ def training_forward(graph, state: dict, feeds: dict) -> list[np.ndarray]:
     from transpiler.emit.onnx.model import value_info
     from transpiler.emit.onnx.tensors import LTensor
     from transpiler.emit.versions import IR_VERSION, OPSET
+    from transpiler.layers.masking import lower_layer
     from transpiler.runtime.session import create_session
 
     b = OpBuilder()
@@ -115,7 +116,7 @@ def training_forward(graph, state: dict, feeds: dict) -> list[np.ndarray]:
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
-        outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
         values.update((id(v), t) for v, t in zip(node.outputs, outs))
     b.scope = ""
     outputs = []

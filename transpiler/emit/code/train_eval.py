@@ -11,6 +11,7 @@ from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
+from transpiler.layers.masking import lower_layer
 
 
 class _EvalContext(LowerContext):
@@ -34,6 +35,7 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     names them); outputs `loss`, `loss:<output>` (several losses) and the metric statistics
     `metric:<output>:<name>[:<stat>]` shaped as `metric_shapes` says, as the training
     model's."""
+    from transpiler.emit.train.activity import activity_penalties
     from transpiler.emit.train.losses import target_type, total_loss
     from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 
@@ -46,14 +48,15 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
-        outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
         for v, t in zip(node.outputs, outs):
             values[id(v)] = t
     b.scope = ""
     predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
+    activity = activity_penalties(b, graph, values)  # as Keras's evaluate: inference mode
     targets = {name: b.unique(f"target:{name}") for name in config.loss}
     b.scope = "loss"
-    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
+    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params, activity)
     b.scope = "metrics"
     metric_values = batch_metrics(b, config, graph, predictions, targets)
     b.scope = ""

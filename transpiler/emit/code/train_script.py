@@ -294,9 +294,11 @@ def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> No
         )
 
 
-def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
+def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None) -> list[Path]:
     """Writes the training bundle of `graph` trained as `config` into `out_dir` (created if
-    missing); returns the paths written, the script first."""
+    missing); returns the paths written, the script first. `inference`: the graph of the
+    trained .onnx when it differs from `graph` (the model as declared, with dynamic axes
+    that `graph` fixed to the data's lengths; same layers and weights)."""
     from transpiler.emit.train.model import build_training_model
 
     out = Path(out_dir)
@@ -309,7 +311,9 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
         eval_proto = build_eval_model(graph, config, weights)
     except NotImplementedError as e:
         _fail(f"cannot generate a training script for {name}: {e}", span=config.span)
-    inference = build_model(graph, weights=weights, source=str(getattr(graph, "file", "")))
+    inference = build_model(
+        inference or graph, weights=weights, source=str(getattr(graph, "file", ""))
+    )
 
     state = {**tm.params, **tm.buffers}
     _check_same_weights(graph, config, state, eval_proto, inference)
@@ -341,9 +345,13 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0) -> list[Path]:
     return written
 
 
-def codegen_train(graph, output: str | None, train: str | None = None, seed: int = 0) -> str:
+def codegen_train(
+    graph, output: str | None, train: str | None = None, seed: int = 0, inference=None
+) -> str:
     """`ktrans codegen --target train`: the bundle into `output` (default
-    `<Model>_train/`); returns the line to print."""
+    `<Model>_train/`); returns the line to print. `inference` as for
+    `write_training_bundle`."""
     out = Path(output or f"{graph.name}_train")
-    paths = write_training_bundle(graph, pick_train(graph, train), out, seed=seed)
+    config = pick_train(graph, train)
+    paths = write_training_bundle(graph, config, out, seed=seed, inference=inference)
     return f"wrote {out}/ ({', '.join(p.name for p in paths)}); run: python {paths[0]} --data D"

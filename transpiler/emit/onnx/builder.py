@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from transpiler.emit.onnx.pending import PendingArray
+
 DTYPE_TO_ONNX = {
     "float32": TensorProto.FLOAT,
     "float64": TensorProto.DOUBLE,
@@ -30,6 +32,8 @@ class OpBuilder:
         self.scope = ""
         self._names: set[str] = set()
         self._consts: dict[tuple, str] = {}
+        #: Keras masks of lowered values: value name -> bool mask value (layers/masking.py)
+        self.masks: dict[str, str] = {}
 
     def unique(self, base: str) -> str:
         name, i = base, 1
@@ -49,6 +53,9 @@ class OpBuilder:
 
     def initializer(self, name: str, array: np.ndarray) -> str:
         name = self.unique(name)
+        if isinstance(array, PendingArray):  # still being drawn (see pending.py)
+            self.initializers[name] = array
+            return name
         array = np.asarray(array)
         # (np.ascontiguousarray would turn a 0-d scalar into shape (1,))
         self.initializers[name] = array if array.flags.c_contiguous else array.copy()

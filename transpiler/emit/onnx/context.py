@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from transpiler.emit.onnx.builder import OpBuilder
+from transpiler.emit.onnx.pending import PendingArray, resolve
 from transpiler.emit.onnx.tensors import LTensor, channels_first_perm, inverse
 from transpiler.graph.types import TensorType
 
@@ -85,12 +86,13 @@ class LowerContext:
                 spec = next(w for w in layer.weights if w.name == name)
                 trainable = bool(layer.trainable and spec.trainable)
                 self.b.unique(full)
-                self.params[full] = (np.ascontiguousarray(array, np.float32), trainable, spec)
+                array = np.ascontiguousarray(resolve(array), np.float32)
+                self.params[full] = (array, trainable, spec)
                 self._weight_names[cache] = full
             else:
-                self._weight_names[cache] = self.b.initializer(
-                    full, np.ascontiguousarray(array, dtype=np.float32)
-                )
+                if not isinstance(array, PendingArray):
+                    array = np.ascontiguousarray(array, dtype=np.float32)
+                self._weight_names[cache] = self.b.initializer(full, array)
         return self._weight_names[cache]
 
     def update_buffer(self, param: str, new_value: str) -> None:
@@ -116,7 +118,7 @@ class LowerContext:
         if key not in self._transposed:
             out = self.b.op("Transpose", [t.name], perm=list(inverse(t.perm)))
             self._transposed[key] = LTensor(out, t.type, None)
-        return self._transposed[key]
+        return self._keep_mask(self._transposed[key], t.mask)
 
     def stored_as(self, t: LTensor, perm: tuple[int, ...] | None) -> LTensor:
         """The tensor stored with `perm` (None = logical)."""
@@ -129,7 +131,14 @@ class LowerContext:
             src = self.logical(t)
             out = self.b.op("Transpose", [src.name], perm=list(perm))
             self._transposed[key] = LTensor(out, t.type, perm)
-        return self._transposed[key]
+        return self._keep_mask(self._transposed[key], t.mask)
+
+    def _keep_mask(self, t: LTensor, mask: str | None) -> LTensor:
+        """A relaid value keeps its Keras mask (see transpiler.layers.masking)."""
+        if mask is None:
+            return t
+        self.b.masks[t.name] = mask
+        return LTensor(t.name, t.type, t.perm, mask)
 
     def channels_first(self, t: LTensor, data_format: str) -> LTensor:
         """Stored as (N, C, spatial...), what ONNX's Conv and pooling ops read."""

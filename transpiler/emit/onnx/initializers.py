@@ -77,11 +77,13 @@ _SCALING = {
 def initialize(
     init: Initializer,
     shape: tuple[int, ...],
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     fan_shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """An array of `shape` drawn as Keras's `init` would draw it, as float32. `fan_shape`
-    is the weight's Keras shape when `shape` is another layout of it (fans follow Keras)."""
+    is the weight's Keras shape when `shape` is another layout of it (fans follow Keras).
+    `rng` may be None for initializers that draw nothing (zeros, ones, constant,
+    identity)."""
     name = init.name
     if init.get("seed") is not None:
         rng = np.random.default_rng(init.get("seed"))

@@ -7,7 +7,9 @@ outputs keep their .kdl names; nodes and initializers are named after layers.
 
 from __future__ import annotations
 
+import math
 import zlib
+from functools import partial
 
 import numpy as np
 import onnx
@@ -17,12 +19,14 @@ from transpiler import __version__
 from transpiler.emit.onnx.builder import DTYPE_TO_ONNX, OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.initializers import initialize
+from transpiler.emit.onnx.pending import MIN_PREFETCH_SIZE, DrawPool, PendingArray, resolve
 from transpiler.emit.onnx.tensors import LTensor
 from transpiler.emit.versions import OPSET, SUPPORTED_OPSETS
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
 from transpiler.layers.base import Layer
+from transpiler.layers.masking import lower_layer
 
 IID_INITIALIZERS = {
     "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
@@ -36,10 +40,14 @@ def _weight_rng(seed: int, layer: str, weight: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{layer}/{weight}".encode())])
 
 
+#: Initializers that draw nothing (seeding a generator for them costs more than filling).
+CONSTANT_INITIALIZERS = {"zeros", "ones", "constant", "identity"}
+
+
 def _draw(layer, w, seed: int, shape=None) -> np.ndarray:
-    value = initialize(
-        w.initializer, shape or w.shape, _weight_rng(seed, layer.name, w.name), fan_shape=w.shape
-    )
+    constant = w.initializer.name in CONSTANT_INITIALIZERS
+    rng = None if constant else _weight_rng(seed, layer.name, w.name)
+    value = initialize(w.initializer, shape or w.shape, rng, fan_shape=w.shape)
     return layer.adjust_initial_value(w, value) if shape is None else value
 
 
@@ -57,16 +65,36 @@ class LazyWeights(dict):
     transpose (`draw_rearranged`). Reading a layer's weights any other way (indexing,
     `get`, `items`) draws them in Keras's layout, as `initial_weights` does."""
 
-    def __init__(self, graph: Graph, seed: int) -> None:
+    def __init__(self, graph: Graph, seed: int, prefetch: bool = False) -> None:
         super().__init__()
         self.seed = seed
         self.layers = {layer.name: layer for layer in graph.layers}
+        self.pool = DrawPool() if prefetch else None
+        if self.pool is not None:
+            for layer in graph.layers:
+                for w in layer.weights:
+                    if self._drawn_flat(layer, w) and math.prod(w.shape) >= MIN_PREFETCH_SIZE:
+                        flat = (math.prod(w.shape),)
+                        draw = partial(_draw, layer, w, seed, flat)
+                        self.pool.submit((layer.name, w.name), draw)
+            self.pool.done_submitting()
 
     def __missing__(self, layer_name: str) -> dict:
         layer = self.layers[layer_name]
-        weights = _LazyLayer(layer, self.seed)
+        weights = _LazyLayer(layer, self.seed, self.pool)
         self[layer_name] = weights
         return weights
+
+    @staticmethod
+    def _drawn_flat(layer, w) -> bool:
+        """Whether the weight is iid numbers whose layout does not matter: they can be
+        drawn as a flat array and reshaped to any layout."""
+        overridden = type(layer).adjust_initial_value is not Layer.adjust_initial_value
+        return w.initializer.name in IID_INITIALIZERS and not overridden
+
+    def cancel(self) -> None:
+        if self.pool is not None:
+            self.pool.cancel()
 
     def get(self, layer_name: str, default=None):
         if layer_name in self.layers or dict.__contains__(self, layer_name):
@@ -77,24 +105,32 @@ class LazyWeights(dict):
         if layer.name not in self.layers:
             return None
         w = next(w for w in layer.weights if w.name == name)
-        overridden = type(layer).adjust_initial_value is not Layer.adjust_initial_value
         drawn = dict.__contains__(self[layer.name], name)  # already used in Keras layout
-        if w.initializer.name not in IID_INITIALIZERS or overridden or drawn:
+        if not self._drawn_flat(layer, w) or drawn:
             return None
         probe = np.broadcast_to(np.float32(0), w.shape)  # free: only its shape matters
-        return _draw(layer, w, self.seed, shape=transform(probe).shape)
+        shape = transform(probe).shape
+        future = self.pool.take((layer.name, name)) if self.pool is not None else None
+        if future is not None:
+            return PendingArray(future, shape)
+        return _draw(layer, w, self.seed, shape=shape)
 
 
 class _LazyLayer(dict):
-    def __init__(self, layer, seed: int) -> None:
+    def __init__(self, layer, seed: int, pool: DrawPool | None = None) -> None:
         super().__init__()
-        self.layer, self.seed = layer, seed
+        self.layer, self.seed, self.pool = layer, seed, pool
 
     def __missing__(self, name: str) -> np.ndarray:
         w = next((w for w in self.layer.weights if w.name == name), None)
         if w is None:
             raise KeyError(name)
-        self[name] = value = _draw(self.layer, w, self.seed)
+        future = self.pool.take((self.layer.name, name)) if self.pool is not None else None
+        if future is not None:
+            value = future.result().reshape(w.shape)
+        else:
+            value = _draw(self.layer, w, self.seed)
+        self[name] = value
         return value
 
     def _draw_all(self) -> None:
@@ -137,10 +173,13 @@ def build_model_parts(
     weights: dict[str, dict[str, np.ndarray]] | None = None,
     source: str | None = None,
     opset: int = OPSET,
+    pending: bool = False,
 ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """The model without its initializers, and the initializers as arrays (so a writer can
     stream 100 MB of weights to disk without building protobuf messages for them).
-    `weights` (Keras layout) default to seeded initial ones."""
+    `weights` (Keras layout) default to seeded initial ones, drawn on worker threads;
+    `pending=True` returns without waiting for them: some initializers are then
+    `PendingArray`s (`save_model_parts` waits for each as it writes it)."""
     if opset not in SUPPORTED_OPSETS:
         raise KdlErrors(
             [
@@ -151,7 +190,20 @@ def build_model_parts(
                 )
             ]
         )
-    weights = weights if weights is not None else LazyWeights(graph, seed)
+    if weights is None:
+        weights = LazyWeights(graph, seed, prefetch=True)
+    try:
+        model, initializers = _lower_graph(graph, weights, source, opset)
+    except BaseException:
+        if isinstance(weights, LazyWeights):
+            weights.cancel()
+        raise
+    if not pending:
+        initializers = {name: resolve(a) for name, a in initializers.items()}
+    return model, initializers
+
+
+def _lower_graph(graph: Graph, weights, source: str | None, opset: int):
     b = OpBuilder()
     ctx = LowerContext(b, weights)
     values: dict[int, LTensor] = {}
@@ -164,7 +216,7 @@ def build_model_parts(
         ctx.layer = layer
         b.scope = node.outputs[0].name.split(":")[0]
         try:
-            outs = layer.lower(ctx, [values[id(v)] for v in node.inputs])
+            outs = lower_layer(ctx, layer, [values[id(v)] for v in node.inputs])
         except NotImplementedError as e:
             errors.append(
                 KdlError(

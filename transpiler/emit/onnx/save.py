@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from transpiler.emit.onnx.pending import resolve
 from transpiler.errors import KdlError, KdlErrors
 
 PROTOBUF_LIMIT = 2**31 - 1
@@ -18,7 +19,8 @@ PROTOBUF_LIMIT = 2**31 - 1
 def save_model_parts(
     model: onnx.ModelProto, initializers: dict[str, np.ndarray], path: str | Path
 ) -> Path:
-    """Writes a model whose initializers are still numpy arrays, streaming their bytes.
+    """Writes a model whose initializers are still numpy arrays (or arrays being drawn,
+    `PendingArray`s, each waited for when its turn comes), streaming their bytes.
 
     The file holds the serialized model, then a second `graph` field that carries only
     the initializers. Protobuf merges repeated occurrences of a singular message field,
@@ -32,7 +34,7 @@ def save_model_parts(
         full = onnx.ModelProto()
         full.CopyFrom(model)
         full.graph.initializer.extend(
-            numpy_helper.from_array(a, n) for n, a in initializers.items()
+            numpy_helper.from_array(resolve(a), n) for n, a in initializers.items()
         )
         return save_model(full, path)
     head = model.SerializeToString()
@@ -47,7 +49,7 @@ def save_model_parts(
         for header, array in zip(tensors, initializers.values()):
             f.write(_key(5, 2) + _varint(len(header) + array.nbytes))
             f.write(header)
-            f.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+            f.write(memoryview(np.ascontiguousarray(resolve(array))).cast("B"))
 
     return _atomic(Path(path), write)
 

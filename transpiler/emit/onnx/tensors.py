@@ -6,6 +6,11 @@ stored as declared). Convolutions ask for channels-first storage, layout-agnosti
 (activations, BatchNormalization, Add...) pass the layout through, and anything that needs
 Keras's order asks for the logical tensor. So a channels_last CNN gets one Transpose after
 its input and one before its Flatten, not one per layer.
+
+`mask` is the value's Keras mask, when it carries one (Embedding(mask_zero=true) and the
+layers that pass it on): the name of a bool tensor shaped like the logical value without
+its last axis, (batch, time) for a sequence. Which layers carry, combine, consume or drop
+it is transpiler.layers.masking's business.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class LTensor:
     name: str
     type: TensorType
     perm: tuple[int, ...] | None = None
+    mask: str | None = None
 
     @property
     def rank(self) -> int:

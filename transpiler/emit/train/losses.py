@@ -299,24 +299,52 @@ def _reduce(b, values, mask, reduction: str):
     total = b.op("Cast", [b.op("Size", [flags])], to=FLOAT)
     valid = b.op("ReduceSum", [flags], keepdims=0)
     if reduction in ("sum_over_batch_size", "mean"):
-        weight = _divide_no_nan(b, total, valid)
+        weight = divide_no_nan(b, total, valid)
         weighted = b.op("Mul", [values, b.op("Where", [mask, weight, b.const(0.0)])])
-        return _divide_no_nan(b, b.op("ReduceSum", [weighted], keepdims=0), total)
+        return divide_no_nan(b, b.op("ReduceSum", [weighted], keepdims=0), total)
     weighted = b.op("ReduceSum", [b.op("Mul", [values, flags])], keepdims=0)
     if reduction == "sum":
         return weighted
-    return _divide_no_nan(b, weighted, valid)  # mean_with_sample_weight: the mask weighs
+    return divide_no_nan(b, weighted, valid)  # mean_with_sample_weight: the mask weighs
 
 
-def _divide_no_nan(b, x, y):
+def divide_no_nan(b, x, y):
+    """x / y, or 0 where y is 0 (keras.ops.divide_no_nan)."""
     zero = b.const(0.0)
     is_zero = b.op("Equal", [y, zero])
     safe = b.op("Where", [is_zero, b.const(1.0), y])
     return b.op("Where", [is_zero, zero, b.op("Div", [x, safe])])
 
 
-def total_loss(b, config, graph, predictions, targets, params):
-    """The total loss value name and {output: its mean loss}."""
+def penalty_terms(b, x: str, reg) -> list[str]:
+    """A Keras L1/L2/L1L2 regularizer on the value `x`: `l1 * sum(|x|)` and
+    `l2 * sum(x^2)`, one scalar term each (none for a zero factor)."""
+    terms = []
+    if reg.l1:
+        terms.append(
+            b.op("Mul", [b.op("ReduceSum", [b.op("Abs", [x])], keepdims=0), b.const(reg.l1)])
+        )
+    if reg.l2:
+        sq = b.op("Mul", [x, x])
+        terms.append(b.op("Mul", [b.op("ReduceSum", [sq], keepdims=0), b.const(reg.l2)]))
+    return terms
+
+
+def with_keras_mask(b, prediction: str, mask: str | None) -> str | None:
+    """The loss's own mask and the Keras mask `prediction` carries (a sequence output
+    downstream of Embedding(mask_zero=true), transpiler.layers.masking), as Keras's
+    Loss.__call__ combines them (`in_mask & out_mask`): masked timesteps drop out of the
+    mean."""
+    keras_mask = getattr(b, "masks", {}).get(prediction)
+    if keras_mask is None:
+        return mask
+    return keras_mask if mask is None else b.op("And", [keras_mask, mask])
+
+
+def total_loss(b, config, graph, predictions, targets, params, penalties=()):
+    """The total loss value name and {output: its mean loss}. `penalties` are further
+    scalar terms (activity regularization, see activity.py), added as Keras adds
+    `model.losses`: after the outputs' losses, before the weight regularizers."""
     per_output = {}
     weighted = []
     for name, spec in config.loss.items():
@@ -326,22 +354,16 @@ def total_loss(b, config, graph, predictions, targets, params):
         shape = graph.outputs[name].type.shape
         result = fn(b, predictions[name], targets[name], spec.kwargs, shape)
         values, mask = result if isinstance(result, tuple) else (result, None)
+        mask = with_keras_mask(b, predictions[name], mask)
         value = _reduce(b, values, mask, spec.kwargs.get("reduction", "sum_over_batch_size"))
         per_output[name] = value
         w = config.loss_weights.get(name, 1.0)
         weighted.append(value if w == 1.0 else b.op("Mul", [value, b.const(w)]))
+    weighted.extend(penalties)
     for pname, (_, trainable, spec) in params.items():
         reg = getattr(spec, "regularizer", None)
         if reg is None or not trainable:
             continue
-        if reg.l1:
-            weighted.append(
-                b.op(
-                    "Mul", [b.op("ReduceSum", [b.op("Abs", [pname])], keepdims=0), b.const(reg.l1)]
-                )
-            )
-        if reg.l2:
-            sq = b.op("Mul", [pname, pname])
-            weighted.append(b.op("Mul", [b.op("ReduceSum", [sq], keepdims=0), b.const(reg.l2)]))
+        weighted.extend(penalty_terms(b, pname, reg))
     total = weighted[0] if len(weighted) == 1 else b.op("Sum", weighted)
     return total, per_output

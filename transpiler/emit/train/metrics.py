@@ -153,6 +153,7 @@ def batch_metrics(b, config, graph, predictions, targets) -> dict[str, str]:
         fn = METRICS.get(spec.name)
         if fn is None:
             raise NotImplementedError(f"the metric {spec.name} is not emitted yet")
+        _check_mask(b, spec.name, output, predictions[output])
         shape = graph.outputs[output].type.shape
         result = fn(b, predictions[output], targets[output], spec.kwargs, shape)
         names = _stat_names(output, suffix, result)
@@ -160,6 +161,26 @@ def batch_metrics(b, config, graph, predictions, targets) -> dict[str, str]:
         for stat, name in names.items():
             out[name] = values[stat]
     return out
+
+
+#: metrics whose Keras update ignores a mask on the predictions (RootMeanSquaredError
+#: reads the mask of the squared error, which has none; the confusion metrics read none)
+MASK_IGNORED = frozenset({"root_mean_squared_error", "precision", "recall", "auc"})
+
+
+def _check_mask(b, metric: str, output: str, prediction: str) -> None:
+    """Keras's MeanMetricWrapper metrics weight each timestep by the Keras mask of the
+    output (Embedding(mask_zero=true) upstream, transpiler.layers.masking): a count the
+    per-batch means here cannot carry, so such a pairing is an error, not a silent
+    difference."""
+    if metric in MASK_IGNORED or prediction not in getattr(b, "masks", {}):
+        return
+    raise NotImplementedError(
+        f"the metric {metric} of output '{output}': that output carries a Keras mask "
+        "(from Embedding(mask_zero=true)), by which Keras weights the metric's timesteps, "
+        "and ktrans does not reproduce that yet; remove the metric (the loss is masked as "
+        f"in Keras), or use one that ignores masks ({', '.join(sorted(MASK_IGNORED))})"
+    )
 
 
 def _thresholds_of(spec) -> int:

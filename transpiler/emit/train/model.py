@@ -19,11 +19,13 @@ from onnx import TensorProto, helper
 from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import initial_weights, value_info
+from transpiler.emit.train.activity import activity_penalties
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
 from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.optimizers import apply_optimizer
 from transpiler.errors import KdlError, KdlErrors
+from transpiler.layers.masking import lower_layer
 
 
 @dataclass
@@ -56,7 +58,7 @@ def build_training_model(
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
         try:
-            outs = node.layer.lower(ctx, [values[id(v)] for v in node.inputs])
+            outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
         except NotImplementedError as e:
             raise KdlErrors(
                 [
@@ -71,13 +73,14 @@ def build_training_model(
             values[id(v)] = t
     b.scope = ""
     predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
+    activity = activity_penalties(b, graph, values)  # on the training-mode outputs
     targets = {}
     for name in config.loss:
         targets[name] = f"target:{name}"
         b.unique(targets[name])
     trainable = [n for n, (_, t, _) in ctx.params.items() if t]
     b.scope = "loss"
-    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params)
+    loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params, activity)
     b.scope = "metrics"
     metric_values = batch_metrics(b, config, graph, predictions, targets)
     b.scope = ""
