@@ -33,15 +33,20 @@ torch.onnx.export(model, (x,), {out!r}, dynamo={dynamo}, opset_version={opset},
 """
 
 
-def timed(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+def timed(commands: dict[str, str], runs: int, tmp: str) -> dict[str, float]:
     """Median wall time of each command; the commands take turns, so a slow period of
-    the machine falls on all of them alike."""
+    the machine falls on all of them alike. Each run writes a new file ({out} in the
+    command): replacing the 100 MB file of the previous run would time the filesystem
+    freeing it (~0.1 s here), not the build."""
     times: dict[str, list[float]] = {label: [] for label in commands}
-    for _ in range(runs):
-        for label, cmd in commands.items():
+    for run in range(runs):
+        for i, (label, cmd) in enumerate(commands.items()):
+            out = f"{tmp}/out_{i}_{run}.onnx"
+            argv = [part.replace("{out}", out) for part in cmd]
             start = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True)
+            subprocess.run(argv, check=True, capture_output=True)
             times[label].append(time.perf_counter() - start)
+            Path(out).unlink()
     return {label: statistics.median(t) for label, t in times.items()}
 
 
@@ -56,19 +61,19 @@ def main() -> None:
         commands = {
             "ktrans build": [
                 sys.executable, "-m", "transpiler", "build",
-                str(ROOT / "examples/resnet50.kdl"), "-o", f"{tmp}/k.onnx",
+                str(ROOT / "examples/resnet50.kdl"), "-o", "{out}",
             ]
         }  # fmt: skip
-        subprocess.run(commands["ktrans build"], check=True, capture_output=True)  # warm
+        timed({"warm-up": commands["ktrans build"]}, 1, tmp)  # lark's parser cache
         for label, dynamo, opset in (
             ("torch.onnx.export (legacy)", False, 17),
             ("torch.onnx.export (dynamo=True)", True, 18),
         ):
             script = TORCH_EXPORT.format(
-                bench=str(ROOT / "bench"), out=f"{tmp}/{opset}.onnx", dynamo=dynamo, opset=opset
+                bench=str(ROOT / "bench"), out="{out}", dynamo=dynamo, opset=opset
             )
             commands[label] = [sys.executable, "-c", script]
-        results = timed(commands, args.runs)
+        results = timed(commands, args.runs, tmp)
     base = results["ktrans build"]
     print(f"ResNet-50, whole process, median of {args.runs} runs:")
     for label, seconds in results.items():

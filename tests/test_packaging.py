@@ -23,4 +23,4 @@ def test_wheel_ships_grammar_and_templates(tmp_path):
     assert "transpiler/cli.py" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry
-    assert "ktrans = transpiler.cli:main" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+    assert "ktrans = transpiler.cli:run" in zipfile.ZipFile(wheel).read(entry[0]).decode()

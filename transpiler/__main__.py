@@ -1,5 +1,3 @@
-import sys
+from transpiler.cli import run
 
-from transpiler.cli import main
-
-sys.exit(main())
+run()

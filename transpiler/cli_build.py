@@ -13,15 +13,19 @@ def compile_model(
 ):
     """Loads, checks and lowers one model; returns (Graph, ModelProto without initializers,
     initializers as arrays; with `pending`, some may still be being drawn)."""
-    from transpiler.emit.onnx import build_model_parts
     from transpiler.graph import load_one
 
     _, graph = load_one(path, model)
-    keras_weights = None
     if weights:
         from transpiler.emit.onnx.weights import load_weights
 
         keras_weights = load_weights(weights, graph)
+    else:  # the draws start now, on worker threads, while onnx is being imported
+        from transpiler.emit.onnx.initial_values import LazyWeights
+
+        keras_weights = LazyWeights(graph, seed, prefetch=True)
+    from transpiler.emit.onnx import build_model_parts
+
     proto, initializers = build_model_parts(
         graph, seed=seed, weights=keras_weights, source=path, opset=opset, pending=pending
     )

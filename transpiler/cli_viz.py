@@ -7,12 +7,11 @@ imported inside the command, so other commands start without them.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 from transpiler.errors import KdlError, KdlErrors
 
-EXIT_OK, EXIT_INPUT = 0, 1
+EXIT_OK = 0
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
 
@@ -97,8 +96,6 @@ def cmd_viz(args) -> int:
         _, graph = load_one(args.file, args.model)
         if args.level == "onnx":
             dot = _onnx_level(graph, args.file, args.rankdir)
-            if dot is None:
-                return EXIT_INPUT
         else:
             from transpiler.viz.model_graph import model_digraph
 
@@ -121,19 +118,8 @@ def cmd_viz(args) -> int:
 
 def _onnx_level(graph, path: str, rankdir: str):
     """The ONNX graph `ktrans build` writes (with initial weights, which a diagram only
-    shows the shapes of); None, after one line on stderr, without the ONNX emitter."""
-    try:
-        import transpiler.emit.onnx as emitter
-    except ImportError:
-        emitter = None
-    build_model = getattr(emitter, "build_model", None)
-    if build_model is None:
-        print(
-            "error: --level onnx needs the ONNX emitter (`ktrans build` support), which this "
-            "version of ktrans does not have yet; use --level layers",
-            file=sys.stderr,
-        )
-        return None
+    shows the shapes of)."""
+    from transpiler.emit.onnx import build_model
     from transpiler.viz.onnx_graph import onnx_digraph
 
     return onnx_digraph(build_model(graph, source=path), rankdir=rankdir, title=graph.name)

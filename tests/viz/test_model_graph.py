@@ -438,23 +438,7 @@ def test_cli_missing_dot(tmp_path, capsys, monkeypatch):
     assert viz(FIXTURES / "mlp.kdl", "-o", tmp_path / "m.dot") == 0
 
 
-def test_cli_level_onnx_without_the_emitter(tmp_path, capsys, monkeypatch):
-    import transpiler.emit.onnx as emitter
-
-    monkeypatch.delattr(emitter, "build_model", raising=False)
-    out = tmp_path / "m.svg"
-    assert viz(FIXTURES / "mlp.kdl", "-o", out, "--level", "onnx") == 1
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "ktrans build" in err
-    assert not out.exists()
-
-
 def test_cli_level_onnx(tmp_path, capsys):
-    pytest.importorskip("onnx")
-    import transpiler.emit.onnx as emitter
-
-    if not hasattr(emitter, "build_model"):
-        pytest.skip("no ONNX emitter yet")
     out = tmp_path / "m.dot"
     assert viz(FIXTURES / "mlp.kdl", "-o", out, "--level", "onnx", "--rankdir", "LR") == 0
     src = out.read_text()

@@ -9,9 +9,26 @@ for what `ctx` offers). To lower a new layer, add a `lower` method next to its `
         return [x.like(y)]
 """
 
-from transpiler.emit.onnx.model import build_model, build_model_parts, initial_weights
-from transpiler.emit.onnx.save import save_model, save_model_parts
+import importlib
+
 from transpiler.emit.versions import IR_VERSION, OPSET
+
+# Imported on first use, so that importing a numpy-only module of this package
+# (initial_values, initializers, pending) does not import onnx.
+_EXPORTS = {
+    "build_model": "model",
+    "build_model_parts": "model",
+    "initial_weights": "initial_values",
+    "save_model": "save",
+    "save_model_parts": "save",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IR_VERSION",

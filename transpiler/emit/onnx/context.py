@@ -72,9 +72,9 @@ class LowerContext:
         cache = (layer.name, name, key)
         if cache not in self._weight_names:
             array = None
-            if getattr(transform, "rearranges_only", False) and hasattr(
-                self.weights, "draw_rearranged"
-            ):
+            as_drawn = transform is None or getattr(transform, "rearranges_only", False)
+            if as_drawn and hasattr(self.weights, "draw_rearranged"):
+                # fresh iid draws: possibly still being drawn (see pending.py)
                 array = self.weights.draw_rearranged(layer, name, transform)
             if array is None:
                 array = self.keras_weight(name, layer)
