@@ -269,8 +269,7 @@ CASES = [
     conv("stride-and-dilation", (1, 2, 9, 8), (2, 2, 2, 2), strides=[2, 3], dilations=[2, 2]),
     conv("group2", (2, 4, 5, 5), (6, 2, 3, 3), strides=[2, 1], pads=[1, 0, 0, 1], group=2),
     conv("depthwise", (2, 3, 6, 5), (3, 1, 3, 3), pads=[1, 1, 1, 1], group=3),
-    # stride 1: dX is a Conv with the flipped kernel (per group), unless a pad exceeds the
-    # kernel's span - 1 (then ConvTranspose, as for other strides)
+    # stride 1 with groups, in 3-D, and with a pad beyond the kernel's span
     conv("group2-unit-stride", (2, 4, 5, 5), (6, 2, 3, 3), pads=[1, 0, 0, 1], group=2),
     conv("3d-unit-stride", (1, 2, 4, 4, 3), (2, 2, 2, 3, 2), pads=[1, 0, 1, 0, 1, 0]),
     conv("pad-beyond-span", (1, 2, 5, 4), (2, 2, 2, 2), pads=[2, 0, 0, 3]),

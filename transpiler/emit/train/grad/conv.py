@@ -7,9 +7,7 @@ For a convolution with stride s, dilation d, kernel k (span = (k - 1) * d + 1) a
   strides, dilations and begin pad). Its full output has s * (m - 1) + span positions; the
   begin pad is cropped at the start and whatever lies past n at the end, and when the
   forward conv dropped trailing inputs (n + pads - span not a multiple of s) the missing
-  positions come back as output_padding (zeros: those inputs got no gradient). With
-  stride 1 the same sum is a plain Conv of dY with the kernel flipped and its channel
-  axes swapped, which onnxruntime's CPU provider runs faster than ConvTranspose.
+  positions come back as output_padding (zeros: those inputs got no gradient).
 - dW convolves X with dY, batch and channel axes swapped: X as a (C, N, ...) batch of
   N-channel images, dY as (M, N, ...) filters, the forward stride becoming the dilation
   and the forward dilation the stride; trailing positions past k are sliced off. Groups
@@ -170,42 +168,6 @@ def patch_kernel_grad(g, x, dy, kernel, strides, dilations, begins, ends, n_out)
     return g.op("Reshape", [dw, g.ints([f, c, *kernel], "shape")])
 
 
-def unit_stride_input_grad(g, dy, w, kernel, groups, dilations, begins, ends) -> str | None:
-    """dX of a stride-1 Conv as a Conv of dY with the kernel flipped in space and its
-    in/out channels swapped (per group), dY padded by span - 1 - pad on each side:
-    dX[i] = sum_k dY[i + begin - k*d] W[k]. onnxruntime's CPU provider runs this faster
-    than the equivalent ConvTranspose (mnist_cnn's second layer, batch 128, 2 threads:
-    1.5x the forward Conv's time instead of 2.1x).
-    None when a pad exceeds span - 1 (the Conv would need negative pads)."""
-    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
-    pads = [sp - 1 - b for sp, b in zip(spans, begins)] + [sp - 1 - e for sp, e in zip(spans, ends)]
-    out_channels, in_per_group = g.shape(w)[:2]
-    if min(pads) < 0 or not isinstance(out_channels, int) or not isinstance(in_per_group, int):
-        return None
-    r = len(kernel)
-    sp = list(range(2, 2 + r))
-    flipped = g.op(
-        "Slice",
-        [w, g.ints([-1] * r, "starts"), g.ints([-(2**63)] * r, "ends"), g.ints(sp, "axes"),
-         g.ints([-1] * r, "steps")],
-    )  # fmt: skip
-    if groups == 1:
-        swapped = g.op("Transpose", [flipped], perm=[1, 0, *sp])
-    else:  # (G*M, C, *k) -> (G, M, C, *k) -> (G, C, M, *k) -> (G*C, M, *k)
-        per_group = out_channels // groups
-        split = g.op("Reshape", [flipped, g.ints([groups, per_group, in_per_group, *kernel])])
-        moved = g.op("Transpose", [split], perm=[0, 2, 1, *range(3, 3 + r)])
-        swapped = g.op("Reshape", [moved, g.ints([groups * in_per_group, per_group, *kernel])])
-    return g.op(
-        "Conv",
-        [dy, swapped],
-        group=groups,
-        kernel_shape=kernel,
-        dilations=dilations,
-        pads=pads,
-    )
-
-
 def _bias_grad(g, dy: str) -> str:
     return g.op("ReduceSum", [dy, g.ints([0, *range(2, g.rank(dy))])], keepdims=0)
 
@@ -226,20 +188,16 @@ def _conv(g, node, grads):
         e, p = transpose_crop(n, m, k, s, d, b0)
         crop_end.append(e)
         extra.append(p)
-    dx = None
-    if all(st == 1 for st in strides):
-        dx = unit_stride_input_grad(g, dy, w, kernel, groups, dilations, begins, ends)
-    if dx is None:
-        dx = g.op(
-            "ConvTranspose",
-            [dy, w],
-            group=groups,
-            kernel_shape=kernel,
-            strides=strides,
-            dilations=dilations,
-            pads=[*begins, *crop_end],
-            output_padding=extra if any(extra) else None,
-        )
+    dx = g.op(
+        "ConvTranspose",
+        [dy, w],
+        group=groups,
+        kernel_shape=kernel,
+        strides=strides,
+        dilations=dilations,
+        pads=[*begins, *crop_end],
+        output_padding=extra if any(extra) else None,
+    )
     channels = g.shape(x)[1]
     if (
         len(kernel) == 2
