@@ -309,6 +309,9 @@ CASES = [
         "3d", (1, 2, 2, 3, 2), (2, 2, 2, 2, 3), strides=[2, 1, 2], pads=[0, 1, 1, 1, 0, 0]
     ),
     pool("MaxPool", "2x2", (2, 3, 4, 4), [2, 2], [2, 2]),
+    # windows that tile the input, with rows and columns left over, and uneven ones
+    pool("MaxPool", "tiled-leftover", (2, 3, 5, 7), [2, 2], [2, 2]),
+    pool("MaxPool", "tiled-3x2", (1, 2, 6, 4), [3, 2], [3, 2]),
     pool("MaxPool", "3x3-stride2-pad1", (2, 2, 5, 6), [3, 3], [2, 2], [1, 1, 1, 1]),
     pool("MaxPool", "overlapping", (1, 2, 5, 5), [3, 3], [1, 1]),
     pool("MaxPool", "asym-pads", (1, 2, 5, 5), [2, 2], [2, 2], [0, 1, 1, 0]),
@@ -472,3 +475,26 @@ def test_unsupported_attribute_is_named(op, attrs, out, message):
     case = Case(f"{op}-unsupported", lambda b, n: b.op(op, n, **attrs), shapes, zeros)
     with pytest.raises(GradientError, match=message):
         build(case)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pool("MaxPool", "ties-tiled", (1, 2, 4, 6), [2, 3], [2, 3]),
+        pool("MaxPool", "ties-overlapping", (1, 2, 4, 5), [2, 2], [1, 1]),
+    ],
+    ids=lambda c: c.id,
+)
+def test_max_pool_ties_go_to_the_first_maximum(case):
+    """Equal values in a window (an upsampled or clipped input): the whole gradient goes
+    to the first one in row-major order, as torch does (finite differences are undefined
+    there, so only torch is the oracle)."""
+    model, names, *_ = build(case)
+    x = np.random.default_rng(0).integers(0, 3, size=case.shapes[0]).astype(np.float64)
+    (got,) = evaluator(model).run(None, {names[0]: x})[1:]
+    (expected,) = torch_grads(case, [x])
+    np.testing.assert_array_equal(got, expected)
+    model32 = build(case, np.float32)[0]
+    session = ort.InferenceSession(model32.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got32,) = session.run(None, {names[0]: x.astype(np.float32)})[1:]
+    np.testing.assert_allclose(got32, expected, rtol=1e-6)
