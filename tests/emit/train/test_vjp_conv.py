@@ -266,6 +266,7 @@ CASES = [
     conv("stride2x3-asym-pads", (1, 2, 7, 8), (3, 2, 2, 3), False, [2, 3], pads=[0, 1, 2, 0]),
     conv("dilated", (1, 2, 7, 6), (2, 2, 3, 2), dilations=[2, 3], pads=[2, 1, 1, 2]),
     conv("k1-stride3", (2, 3, 7, 5), (2, 3, 1, 1), strides=[3, 2]),
+    conv("k1", (2, 3, 4, 5), (4, 3, 1, 1)),
     conv("stride-and-dilation", (1, 2, 9, 8), (2, 2, 2, 2), strides=[2, 3], dilations=[2, 2]),
     conv("group2", (2, 4, 5, 5), (6, 2, 3, 3), strides=[2, 1], pads=[1, 0, 0, 1], group=2),
     conv("depthwise", (2, 3, 6, 5), (3, 1, 3, 3), pads=[1, 1, 1, 1], group=3),
