@@ -174,6 +174,30 @@ class RecurrentLowering:
             outs += [replace(x, name=f, type=t, perm=None) for f, t in zip(finals, out_types[1:])]
         return outs
 
+    def onnx_op_call(self, ctx, xt, lengths, states, w: RecurrentWeights, attrs, direction):
+        """The ONNX LSTM/GRU/RNN node over time-major `xt` (`lengths`: sequence_lens, or
+        "" when every sequence is whole): its outputs [Y, *final states]."""
+        args = [
+            xt,
+            w("kernel", self.onnx_matrix, "onnx"),
+            w("recurrent_kernel", self.onnx_matrix, "onnx"),
+            w("bias", self.onnx_bias, "onnx") if self.use_bias else "",
+            lengths,
+        ]
+        args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
+        while args[-1] == "":
+            args.pop()
+        if self.onnx_op == "GRU":
+            attrs = {**attrs, "linear_before_reset": int(self.reset_after)}
+        return ctx.op(
+            self.onnx_op,
+            args,
+            1 + len(self.state_names),
+            hidden_size=self.units,
+            direction=direction,
+            **attrs,
+        )
+
     def _finals_needed(self) -> int:
         if self.return_state:
             return len(self.state_names)
@@ -181,26 +205,8 @@ class RecurrentLowering:
 
     def _lower_onnx(self, ctx, xt, states, w: RecurrentWeights, attrs: dict):
         """The ONNX op: (time-major sequence or None, [final states (batch, units)])."""
-        args = [
-            xt,
-            w("kernel", self.onnx_matrix, "onnx"),
-            w("recurrent_kernel", self.onnx_matrix, "onnx"),
-            w("bias", self.onnx_bias, "onnx") if self.use_bias else "",
-            "",  # sequence_lens: every sequence is whole
-        ]
-        args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
-        while args[-1] == "":
-            args.pop()
-        if self.onnx_op == "GRU":
-            attrs = {**attrs, "linear_before_reset": int(self.reset_after)}
-        outs = ctx.op(
-            self.onnx_op,
-            args,
-            1 + len(self.state_names),
-            hidden_size=self.units,
-            direction="reverse" if self.go_backwards else "forward",
-            **attrs,
-        )
+        direction = "reverse" if self.go_backwards else "forward"
+        outs = self.onnx_op_call(ctx, xt, "", states, w, attrs, direction)
         y = ctx.op("Squeeze", [outs[0], ctx.ints([1], "axes")]) if self.return_sequences else None
         finals = [
             ctx.op("Squeeze", [o, ctx.ints([0], "axes")])
@@ -292,24 +298,7 @@ def lower_onnx_masked(layer, ctx, x, states, w: RecurrentWeights, attrs, flip_ou
     packed = ctx.op("ScatterElements", [xt, dest, xt], axis=0)
     # a sample with no kept step runs over one (its outputs and states are replaced below)
     lengths = ctx.op("Cast", [ctx.op("Max", [count, ctx.const(1, i64, "one")])], to=6)
-    args = [
-        packed,
-        w("kernel", layer.onnx_matrix, "onnx"),
-        w("recurrent_kernel", layer.onnx_matrix, "onnx"),
-        w("bias", layer.onnx_bias, "onnx") if layer.use_bias else "",
-        lengths,
-    ]
-    args += [ctx.op("Unsqueeze", [ctx.logical(s), ctx.ints([0], "axes")]) for s in states]
-    if layer.onnx_op == "GRU":
-        attrs = {**attrs, "linear_before_reset": int(layer.reset_after)}
-    outs = ctx.op(
-        layer.onnx_op,
-        args,
-        1 + len(layer.state_names),
-        hidden_size=layer.units,
-        direction="forward",
-        **attrs,
-    )
+    outs = layer.onnx_op_call(ctx, packed, lengths, states, w, attrs, "forward")
     zero = ctx.const(0.0)
     any_kept = ctx.op(
         "Unsqueeze", [ctx.op("Greater", [count, ctx.const(0, i64, "zero")]), ctx.ints([1], "axes")]
