@@ -31,15 +31,23 @@ CASES = [
 ]
 
 
-def bench(fn, seconds: float = 1.5, min_runs: int = 5) -> float:
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < min_runs:
-        t = time.perf_counter()
+def bench(fns: list, rounds: int = 3, block: float = 0.5, min_runs: int = 3) -> list[float]:
+    """Median seconds per call of each function. The functions take turns in blocks of
+    `block` seconds, `rounds` times, so a slow period of the machine falls on all of them
+    alike; not call by call, because each runtime's threads spin for a moment after a
+    call and would slow the other's next one."""
+    times: list[list[float]] = [[] for _ in fns]
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            start, n = time.perf_counter(), 0
+            while time.perf_counter() - start < block or n < min_runs:
+                t = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t)
+                n += 1
+    return [statistics.median(t) for t in times]
 
 
 def session(path: str, threads: int):
@@ -85,11 +93,19 @@ def main() -> None:
             in_name = s_ours.get_inputs()[0].name
             for batch in batches:
                 x = np.random.default_rng(0).normal(size=(batch, *shape)).astype(np.float32)
-                t_ours = bench(lambda s=s_ours, n=in_name, x=x: s.run(None, {n: x}))
-                t_theirs = bench(lambda s=s_theirs, x=x: s.run(None, {"x": x}))
                 xt = torch.from_numpy(x)
-                with torch.inference_mode():
-                    t_eager = bench(lambda m=model, x=xt: m(x))
+
+                def eager(m=model, x=xt):
+                    with torch.inference_mode():
+                        return m(x)
+
+                t_ours, t_theirs, t_eager = bench(
+                    [
+                        lambda s=s_ours, n=in_name, x=x: s.run(None, {n: x}),
+                        lambda s=s_theirs, x=x: s.run(None, {"x": x}),
+                        eager,
+                    ]
+                )
                 print(
                     f"{name:10s} {batch:5d} {1000 * t_ours:10.3f} {1000 * t_theirs:14.3f} "
                     f"{1000 * t_eager:9.3f} {t_theirs / t_ours:8.2f}x {t_eager / t_ours:8.2f}x"
