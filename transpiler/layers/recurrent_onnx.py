@@ -141,8 +141,8 @@ class RecurrentLowering:
                     "give `ktrans train` (or `codegen --target train`) --data, whose length "
                     "then fixes it"
                 )
-            y, last, finals = self._lower_unrolled(
-                ctx, x, steps, states, weights, attrs is not None, flip_output, zero_output
+            y, last, finals = lower_unrolled(
+                self, ctx, x, steps, states, weights, attrs is not None, flip_output, zero_output
             )
         elif attrs is not None and x.mask is not None:
             y, last, finals = lower_onnx_masked(
@@ -154,8 +154,8 @@ class RecurrentLowering:
             if y is not None and self.go_backwards != flip_output:
                 y = flip_time(ctx, y)
         elif isinstance(steps, int):
-            y, last, finals = self._lower_unrolled(
-                ctx, x, steps, states, weights, False, flip_output, zero_output
+            y, last, finals = lower_unrolled(
+                self, ctx, x, steps, states, weights, False, flip_output, zero_output
             )
         else:
             odd = [a for a in self.keras_activations() if a not in ONNX_RNN_ACTIVATIONS]
@@ -252,20 +252,6 @@ class RecurrentLowering:
         """Keras draws one mask for all gates, or (LSTM and GRU with recurrent_dropout,
         Keras's implementation 1) one per gate, for the input and for the state alike."""
         return self.gates if self.recurrent_dropout > 0 else 1
-
-    def _lower_unrolled(
-        self,
-        ctx,
-        x,
-        steps: int,
-        states,
-        w: RecurrentWeights,
-        onnx_layout: bool,
-        flip_output,
-        zero_output=False,
-    ):
-        """See recurrent_cells.lower_unrolled."""
-        return lower_unrolled(self, ctx, x, steps, states, w, onnx_layout, flip_output, zero_output)
 
 
 def lower_onnx_masked(layer, ctx, x, states, w: RecurrentWeights, attrs, flip_output, zero_output):
