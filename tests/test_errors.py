@@ -41,6 +41,15 @@ CASES = [
         "unexpected name 'activation'",
         None,
     ),
+    (
+        "block-input-inside-repeat",
+        "block B() {\n    input x\n    repeat 2 {\n        input y\n    }\n    Dense(2)\n}\n"
+        + MLP % "    B()",
+        4,
+        15,
+        "block input 'y' has no tensor left to take",
+        "outside repeat and if",
+    ),
     ("semicolon", MLP % "    Dense(3);", 3, 13, "unexpected character ';'", "no ';'"),
     (
         "line-begins-with-paren",

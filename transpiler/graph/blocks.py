@@ -119,6 +119,13 @@ class BlockExpander:
         return result
 
     def block_input(self, stmt: ast.InputStmt) -> Value:
+        if not self.pending_inputs:  # an `input` inside repeat or if: counted once, or not
+            self.error(
+                stmt.name_span,
+                f"block input '{stmt.name}' has no tensor left to take: block "
+                f"{self.block_stack[-1][0]} takes one tensor per `input` at the top of its body",
+                "declare a block's inputs at the top of its body, outside repeat and if",
+            )
         return self.pending_inputs.pop(0)
 
     def check_block_input(self, stmt: ast.InputStmt, value: Value, declared: TensorType) -> None:
