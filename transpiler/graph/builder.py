@@ -7,6 +7,7 @@ from __future__ import annotations
 from transpiler.errors import ErrorSink, Span
 from transpiler.graph.blocks import BlockExpander, definitions, flatten
 from transpiler.graph.evaluate import ExpressionEvaluator, Fail, is_applicable, is_tensor
+from transpiler.graph.merge_helpers import MergeHelpers
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.program import Program
 from transpiler.graph.types import DTYPES, TensorType, format_shape
@@ -32,7 +33,7 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
     return builder.consts
 
 
-class GraphBuilder(BlockExpander, ExpressionEvaluator):
+class GraphBuilder(BlockExpander, MergeHelpers, ExpressionEvaluator):
     def __init__(
         self,
         program: Program,
@@ -306,6 +307,8 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
 
     def output(self, stmt: ast.OutputStmt, outputs) -> None:
         value = self.eval(stmt.value)
+        if isinstance(stmt.value, ast.Name) and isinstance(value, (Layer, BlockInstance)):
+            self.layer_as_tensor(stmt.value, value)
         if is_applicable(value):
             value = self.apply_to(value, self.as_inputs(self.current, stmt.span), stmt.value.span)
         if isinstance(value, Symbol):
@@ -375,17 +378,21 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
                 if err.arg in names and names.index(err.arg) < len(call.args):
                     span = call.args[names.index(err.arg)].span
             self.error(span or call.span, err.message, err.hint)
+        return self.make_layer(cls, config, call.span, arg_spans)
+
+    def make_layer(self, cls, config: dict, span: Span, arg_spans) -> Layer:
+        """The layer of a checked `config`, named as Keras names it (or by `name=`)."""
         if "data_format" in config and config["data_format"] is None:
             config["data_format"] = self.data_format
         name = config.get("name")
         if name:
             if name in self.used_names:
-                self.error(arg_spans.get("name", call.span), f"the layer name '{name}' is taken")
+                self.error(arg_spans.get("name", span), f"the layer name '{name}' is taken")
             self.used_names.add(name)
         else:
             name = self.unique_name(snake_case(cls.__name__))
         layer = cls(config, name)
-        layer.span = call.span
+        layer.span = span
         return layer
 
     def apply(self, target, inputs: list[Value], span: Span):
