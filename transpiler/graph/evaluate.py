@@ -241,12 +241,16 @@ class ExpressionEvaluator:
             if any(is_tensor(a) for a in args[len(tensors) :]):
                 self.error(e.span, f"{func.name}: tensors come first, then other arguments")
             return self.expression_node(func.name, tensors, rest, kwargs, e.span, arg_spans)
+        if isinstance(func, Layer) and (args or kwargs):
+            inputs, call, spans = self.bind_layer_call(func, e, args, kwargs)
+            return self.apply(func, inputs, e.func.span, call, spans)
         if isinstance(func, (Layer, BlockInstance)):
             if kwargs:
                 name = next(iter(kwargs))
                 self.error(
-                    arg_spans[name],
-                    f"calling a layer takes only input tensors; '{name}=' is not supported",
+                    arg_spans[("name", name)],
+                    f"a block's call takes only its input tensors; '{name}=' is not supported",
+                    "pass the tensors in the order of the block's `input` statements",
                 )
             inputs = []
             for a, expr in zip(args, e.args):

@@ -29,8 +29,9 @@ from transpiler.layers.args import (
     optional,
     positive_int,
 )
-from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.base import Arg, CallArg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.masking import MASK_ARG, check_mask_arg
 from transpiler.layers.recurrent_cells import (  # noqa: F401  (re-exported)
     BACKWARD_STREAMS,
     RECURRENT_STREAMS,
@@ -122,6 +123,11 @@ class Recurrent(RecurrentLowering, Layer):
     #: the cell's states, in Keras's order
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     num_inputs = (1, 2)
+    call_signature = (
+        CallArg("sequences", "tensor", True),
+        CallArg("initial_state", "states"),
+        MASK_ARG,
+    )
 
     def build(self, inputs: list[TensorType]) -> list[Weight]:
         x, *states = inputs
@@ -164,6 +170,9 @@ class Recurrent(RecurrentLowering, Layer):
 
     def bias_shape(self) -> tuple[int, ...]:
         return (self.gates * self.units,)
+
+    def check_call(self, inputs, call) -> None:
+        check_mask_arg(self, inputs[0], call)
 
     def check_states(self, x: TensorType, states: list[TensorType]) -> None:
         n = len(self.state_names)

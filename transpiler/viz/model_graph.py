@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import graphviz
 
+from transpiler.graph.call_args import extra_input_roles
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.types import format_shape
 from transpiler.layers.base import Layer
@@ -258,7 +259,7 @@ class _Drawer:
         out: list[tuple[str, str, dict[str, str]]] = []
         seen: set[tuple[str, str, int]] = set()
 
-        def add(tail: str, head: str, value: Value, call: str) -> None:
+        def add(tail: str, head: str, value: Value, call: str, role: str = "") -> None:
             key = (tail, head, id(value))
             if key in seen:  # one value into several layers of one collapsed block
                 return
@@ -267,7 +268,7 @@ class _Drawer:
             attrs: dict[str, str] = {}
             if value.producer is None:
                 text = ""  # the input box already says its shape
-            label = " ".join(t for t in (call, text) if t)
+            label = " ".join(t for t in (call, role, text) if t)
             if label:
                 attrs["label"] = esc(label)
             out.append((tail, head, attrs))
@@ -275,12 +276,13 @@ class _Drawer:
         for node in self.graph.nodes:
             head = self.owner(node.layer)
             shared_in = _call_mark(node, self.calls)
-            for v in node.inputs:
+            roles = extra_input_roles(node)  # initial_state, attention_mask...
+            for i, v in enumerate(node.inputs):
                 tail = self.source(v)
                 if tail == head:
                     continue  # inside one collapsed block
                 mark = shared_in or (_call_mark(v.producer, self.calls) if v.producer else "")
-                add(tail, head, v, mark)
+                add(tail, head, v, mark, roles.get(i, ""))
         for name, v in self.graph.outputs.items():
             mark = _call_mark(v.producer, self.calls) if v.producer else ""
             add(self.source(v), _output_id(name), v, mark)
