@@ -28,7 +28,7 @@ import graphviz
 
 from transpiler.graph.call_args import extra_input_roles
 from transpiler.graph.model import Graph, Node, Value
-from transpiler.graph.types import format_shape
+from transpiler.graph.types import keras_shape
 from transpiler.layers.base import Layer
 from transpiler.viz import model_labels as labels
 from transpiler.viz import model_style as style
@@ -124,7 +124,7 @@ class _Drawer:
                 s.node(
                     _input_id(v.name),
                     label=labels.input_label(v),
-                    tooltip=tip(f"input {v.name}: {v.type}"),
+                    tooltip=tip(f"input {v.name}: {v.type.dtype}{keras_shape(v.type.shape)}"),
                     **style.INPUT_STYLE,
                 )
             _order(s, [_input_id(v.name) for v in g.inputs])
@@ -137,7 +137,7 @@ class _Drawer:
                 s.node(
                     _output_id(name),
                     label=f"<<B>{esc(name)}</B>>",
-                    tooltip=tip(f"output {name}: {v.type}"),
+                    tooltip=tip(f"output {name}: {v.type.dtype}{keras_shape(v.type.shape)}"),
                     **style.OUTPUT_STYLE,
                 )
 
@@ -291,7 +291,7 @@ class _Drawer:
     def edge_text(self, value: Value) -> str:
         if not self.o.show_shapes:
             return value.type.dtype if self.o.show_dtype else ""
-        shape = format_shape(value.type.shape)
+        shape = keras_shape(value.type.shape)
         return f"{value.type.dtype} {shape}" if self.o.show_dtype else shape
 
 
