@@ -251,7 +251,7 @@ def check_ruff(path: Path) -> None:
 def check_safe_names(code: str) -> None:
     """Every name the module binds is a safe identifier, and its own names are its own."""
     tree = ast.parse(code)
-    own = {"build_model", "compile_model", "FIT_ARGS", "keras", "layers", "ops", "model"}
+    own = {"build_model", "compile_model", "FIT_ARGS", "keras", "layers", "ops", "model", "_"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             assert node.id in own or is_safe_identifier(node.id), node.id

@@ -119,6 +119,9 @@ class KerasWriter:
                 self.layer_var[id(node.layer)] = self.namer.fresh(f"{node.layer.name}_layer")
             hints = _output_hints(node)
             for j, v in enumerate(node.outputs):
+                if len(node.outputs) > 1 and id(v) not in output_of and id(v) not in consumers:
+                    self.var[id(v)] = "_"  # an output nothing uses (the encoder's sequence)
+                    continue
                 if id(v) in output_of:
                     hint = output_of[id(v)]
                 elif len(node.outputs) == 1 and consumers.get(id(v)) == [i + 1]:
