@@ -33,7 +33,9 @@ class CallBinder:
         tensors: dict[str, Value] = {}
         options: dict[str, object] = {}
         spans: dict[str, Span] = {}
+        names: dict[str, Span] = {}  # where each keyword is written
         for k in call.kwargs:
+            names[k.name] = k.span
             arg = signature.get(k.name)
             if arg is None:
                 self.error(k.span, f"{cls}'s call has no argument '{k.name}'", _hint(layer, k.name))
@@ -52,14 +54,14 @@ class CallBinder:
                 tensors[k.name] = given[0]
             else:
                 slots[k.name] = given
-        inputs = self.fill_slots(layer, positional, slots, call, spans)
+        inputs = self.fill_slots(layer, positional, slots, call, names)
         order = [a.name for a in layer.call_signature if a.name in tensors]
         bound = CallArgs({n: tensors[n] for n in order}, options)
         return inputs, (bound if tensors or options else NO_CALL_ARGS), spans
 
-    def fill_slots(self, layer: Layer, positional: list[Value], slots: dict, call, spans):
+    def fill_slots(self, layer: Layer, positional: list[Value], slots: dict, call, names):
         """The positional inputs in the signature's order: positional tensors fill the
-        slots first, keywords the ones left."""
+        slots first, keywords the ones left (`names`: where each keyword is written)."""
         cls = layer.keras_class()
         rest = list(positional)
         inputs: list[Value] = []
@@ -70,7 +72,7 @@ class CallBinder:
             if rest:
                 if arg.name in slots:
                     self.error(
-                        spans[arg.name],
+                        names[arg.name],
                         f"{cls}: '{arg.name}' is given twice, by position and by name",
                     )
                 take = 1 if arg.kind == "tensor" else len(rest)
@@ -88,7 +90,7 @@ class CallBinder:
                 continue
             if skipped is not None:
                 self.error(
-                    spans.get(arg.name, call.span),
+                    names.get(arg.name, call.span),
                     f"{cls}: '{arg.name}' is given but '{skipped}' (before it) is not",
                 )
             inputs.extend(values)
