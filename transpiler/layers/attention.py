@@ -49,6 +49,9 @@ class MultiHeadAttention(Layer):
     output, computed from the query), seed=None.
     Input: query (batch, Tq, ..., query_dim), value (batch, Tv, ..., value_dim) and
     optionally key (batch, Tv, ..., key_dim) (default: value); one rank for all.
+    Call arguments (by position or name): query, value, key; attention_mask (batch, Tq,
+    Tv), nonzero where query step i may attend to value step j; use_causal_mask=false
+    (step i attends to steps j <= i). Masks need rank-3 inputs.
     Output shape: (batch, Tq, ..., query_dim), or (batch, Tq, ...) + output_shape.
     Keras masks (Embedding(mask_zero=true)) on query, value and key combine into the
     attention mask, as Keras's `_compute_attention_mask` does (rank-3 inputs); the output

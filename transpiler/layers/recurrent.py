@@ -5,7 +5,8 @@ the end of this module so that they register with the recurrent family).
 
 Calls take the sequence, optionally followed by initial states: `[x]`, or `[x, h]`
 (SimpleRNN, GRU) / `[x, h, c]` (LSTM), each state of shape (batch, units) — Keras's
-`initial_state=` call argument.
+`initial_state=` call argument, which a .kdl call names too (`LSTM(8)(x,
+initial_state=[h, c])`, see `call_signature`), as it may `mask=`.
 
 Split in three: this module holds the layer classes (signatures, build, output types);
 `recurrent_onnx.py` their ONNX lowering (a mixin of `Recurrent`); `recurrent_cells.py` the
@@ -225,7 +226,7 @@ class SimpleRNN(Recurrent):
     return_state=false, go_backwards=false, stateful=false (true is rejected), unroll=false,
     seed=None.
     Input shape: (batch, timesteps, features), optionally followed by the initial state
-    (batch, units).
+    (batch, units). Call arguments: sequences, initial_state=[h], mask (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last state h (batch, units).
     Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
@@ -245,7 +246,8 @@ class LSTM(Recurrent):
     seed=None, return_sequences=false, return_state=false, go_backwards=false,
     stateful=false (true is rejected), unroll=false, use_cudnn=auto (no effect).
     Input shape: (batch, timesteps, features), optionally followed by the initial states
-    h and c, each (batch, units).
+    h and c, each (batch, units). Call arguments: sequences, initial_state=[h, c], mask
+    (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last states h and c, each (batch, units).
     Weights: kernel (features, 4*units), recurrent_kernel (units, 4*units), bias (4*units,).
@@ -294,7 +296,7 @@ class GRU(Recurrent):
     reset_after=true (apply the reset gate after the recurrent matmul, CuDNN-style),
     use_cudnn=auto (no effect).
     Input shape: (batch, timesteps, features), optionally followed by the initial state
-    (batch, units).
+    (batch, units). Call arguments: sequences, initial_state=[h], mask (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last state h (batch, units).
     Weights: kernel (features, 3*units), recurrent_kernel (units, 3*units), bias

@@ -89,7 +89,8 @@ class Bidirectional(Layer):
     (a recurrent layer with go_backwards=true and the same return_sequences / return_state;
     by default a copy of `layer` with go_backwards=true).
     Input shape: (batch, timesteps, features), optionally followed by the forward layer's
-    initial states and then the backward layer's.
+    initial states and then the backward layer's. Call arguments: sequences,
+    initial_state (forward states, then backward), mask (batch, timesteps).
     Output shape: the wrapped layer's output, with the last axis doubled for concat; two
     outputs for merge_mode=none. With return_state, then the forward layer's states, then
     the backward layer's (as Keras: [merged, forward states..., backward states...]).
