@@ -16,7 +16,8 @@ Each examples/*.kdl has a Keras 3 twin here, written as the Keras example it com
 - `ktrans summary` prints the Keras numbers.
 
 None of the examples uses an expression (`x + y`, keras_class "Lambda"): the residual adds
-are written `Add()(x, y)`, as Keras writes them, so every class has a Keras counterpart.
+are written `Add()(x, y)` or `add([y, x])` (the merge layer, as keras.layers.add), as the
+Keras originals write them, so every class has a Keras counterpart.
 
 Keras builds take under a second each (ResNet50 and MobileNetV2 included, at 224x224,
 about 0.6 s each with the torch backend) after the Keras import (about 7 s); the file runs
