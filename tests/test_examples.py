@@ -16,7 +16,8 @@ Each examples/*.kdl has a Keras 3 twin here, written as the Keras example it com
 - `ktrans summary` prints the Keras numbers.
 
 None of the examples uses an expression (`x + y`, keras_class "Lambda"): the residual adds
-are written `Add()(x, y)`, as Keras writes them, so every class has a Keras counterpart.
+are written `Add()(x, y)` or `add([y, x])` (the merge layer, as keras.layers.add), as the
+Keras originals write them, so every class has a Keras counterpart.
 
 Keras builds take under a second each (ResNet50 and MobileNetV2 included, at 224x224,
 about 0.6 s each with the torch backend) after the Keras import (about 7 s); the file runs
@@ -144,6 +145,21 @@ def keras_addition_rnn():
     return model
 
 
+def keras_lstm_seq2seq():
+    """keras examples/nlp/lstm_seq2seq.py: the training model."""
+    latent_dim, num_encoder_tokens, num_decoder_tokens = 256, 71, 93
+    encoder_inputs = keras.Input(shape=(None, num_encoder_tokens))
+    encoder = layers.LSTM(latent_dim, return_state=True)
+    encoder_outputs, state_h, state_c = encoder(encoder_inputs)
+    encoder_states = [state_h, state_c]
+    decoder_inputs = keras.Input(shape=(None, num_decoder_tokens))
+    decoder_lstm = layers.LSTM(latent_dim, return_sequences=True, return_state=True)
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=encoder_states)
+    decoder_dense = layers.Dense(num_decoder_tokens, activation="softmax")
+    decoder_outputs = decoder_dense(decoder_outputs)
+    return keras.Model([encoder_inputs, decoder_inputs], decoder_outputs)
+
+
 def keras_resnet50():
     return keras.applications.ResNet50(weights=None)
 
@@ -159,6 +175,7 @@ KERAS_TWINS = {
     "tweet_pair": keras_tweet_pair,
     "toy_resnet": keras_toy_resnet,
     "addition_rnn": keras_addition_rnn,
+    "lstm_seq2seq": keras_lstm_seq2seq,
     "resnet50": keras_resnet50,
     "mobilenet_v2": keras_mobilenet_v2,
 }
@@ -172,6 +189,7 @@ FIT_SETTINGS = {
     "ticket_triage": {"batch_size": 32, "epochs": 2},
     "tweet_pair": {"epochs": 10},
     "toy_resnet": {"batch_size": 64, "epochs": 1, "validation_split": 0.2},
+    "lstm_seq2seq": {"batch_size": 64, "epochs": 100, "validation_split": 0.2},
 }
 
 
