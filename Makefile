@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint graphviz clean
+.PHONY: demo test lint graphviz chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,16 @@ graphviz:
 	    echo "Graphviz's 'dot' is missing: install it (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz)"; exit 1; \
 	  fi; }
 
+# The report test opens report.html in Chromium from the system's packages (never a
+# browser download): installed like Graphviz.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing (the report test opens report.html in it): install it (Debian/Ubuntu: sudo apt-get install chromium)"; exit 1; \
+	  fi; }
+
 demo: graphviz $(STAMP)
 	@for f in examples/*.kdl; do $(BIN)/ktrans check $$f || exit 1; done
 	$(BIN)/ktrans summary examples/mnist_cnn.kdl
@@ -34,7 +44,7 @@ demo: graphviz $(STAMP)
 	$(BIN)/ktrans train examples/mnist_mlp.kdl --data examples/data/mnist_5k.npz --epochs 3 \
 	    --out build/demo/MnistMLP
 
-test: graphviz $(STAMP)
+test: graphviz chromium $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
