@@ -238,7 +238,6 @@ def _settings(results: dict, evaluation: dict | None, data: dict | None) -> list
 def render_html(run_dir: Path) -> str:
     """The report page of the run in `run_dir`."""
     results = _read_json(run_dir / "results.json") or {}
-    history = _read_json(run_dir / "history.json") or {}
     data = _read_json(run_dir / "data.json")
     model = _model_name(run_dir, results) or "model"
     evaluation = _read_json(run_dir / f"{model}.eval.json")
