@@ -55,12 +55,13 @@ def candidates(feeds: list[Feed], split: str) -> dict[str, list[str]]:
     return wanted
 
 
-def find_split(files: dict[str, Path], feeds: list[Feed], split: str) -> dict | None:
-    """{feed name: file} for one split, None if no file of the split is there."""
+def find_split(files, feeds: list[Feed], split: str) -> dict | None:
+    """{feed name: array name} for one split, None if no array of the split is among
+    `files` (the array names: file stems, or an .npz's names)."""
     wanted = candidates(feeds, split)
     found = {}
     for name, names in wanted.items():
-        present = [files[n] for n in names if n in files]
+        present = [n for n in names if n in files]
         if present:
             found[name] = present[0]
     if not found:
@@ -116,9 +117,10 @@ def check_labels(path: Path, array: np.ndarray, classes: int) -> None:
             )
 
 
-def column_for(path: Path, feed: Feed) -> Column:
-    """Checks the header of `path` against `feed`: rows, shape, dtype."""
-    array = open_array(path)
+def column_for(path: Path, feed: Feed, array: np.ndarray | None = None) -> Column:
+    """Checks the header of `path` (or `array`, read from it) against `feed`: rows, shape,
+    dtype."""
+    array = open_array(path) if array is None else array
     row_shape = tuple(array.shape[1:])
     want = tuple(feed.shape)
     what = f"{path}: {array.dtype} rows shaped {row_shape}, but {feed.describe()} takes"
@@ -126,7 +128,7 @@ def column_for(path: Path, feed: Feed) -> Column:
     ids = np.issubdtype(array.dtype, np.integer) and array.size == len(array)
     if classes > 1 and ids and not fits(row_shape, want):
         check_labels(path, array, classes)
-        print(f"data: {path.name}: class ids one-hot encoded ({classes} classes)", file=sys.stderr)
+        print(f"data: {path}: class ids one-hot encoded ({classes} classes)", file=sys.stderr)
         return Column(path, array, feed, one_hot=classes)
     if not np.can_cast(array.dtype, feed.dtype, "same_kind"):
         raise DataError(f"{what} {feed.wants()}")
@@ -182,5 +184,5 @@ def open_npy_dir(directory: str | Path, feeds: list[Feed]) -> dict[str, NpyDatas
             out[split] = None
             continue
         by_name = {f.name: f for f in feeds}
-        out[split] = NpyDataset({n: column_for(p, by_name[n]) for n, p in found.items()})
+        out[split] = NpyDataset({n: column_for(files[a], by_name[n]) for n, a in found.items()})
     return out

@@ -64,14 +64,14 @@ INFO_FILE = "data.json"
 def data_kind(path: str | Path) -> str:
     """ "npz", "images", "csv" or "npy", from what `path` is."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"--data: no such file or folder {path}")
     if path.is_dir():
         return "npy" if any(path.glob("*.npy")) else "images"
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
         return "csv"
     if path.suffix.lower() == ".npz":
         return "npz"
-    if not path.exists():
-        raise DataError(f"--data: no such file or folder {path}")
     raise DataError(
         f"--data {path}: expected an .npz file, a .csv table, a folder of images (one "
         "subfolder per class) or a folder of .npy files"

@@ -129,6 +129,8 @@ def test_data_kinds(tmp_path):
     np.save(tmp_path / "arr" / "x.npy", np.zeros(2))
     assert data_kind(tmp_path / "imgs") == "images"
     assert data_kind(tmp_path / "arr") == "npy"
+    (tmp_path / "t.csv").write_text("a\n1\n")
+    np.savez(tmp_path / "d.npz", a=np.zeros(1))
     assert data_kind(tmp_path / "t.csv") == "csv"
     assert data_kind(tmp_path / "d.npz") == "npz"
     with pytest.raises(DataError, match="no such file or folder"):
