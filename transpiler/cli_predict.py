@@ -114,7 +114,7 @@ def describe(values: np.ndarray, names: list[str] | None, top_k: int) -> list[tu
 
 
 def predict_rows(run, dataset, top_k: int) -> list[dict]:
-    from transpiler.cli_evaluate import Progress, in_batches
+    from transpiler.cli_evaluate import Progress
     from transpiler.runtime.session import create_session
     from transpiler.templates.ktrans_runtime.prefetch import Prefetcher
 
