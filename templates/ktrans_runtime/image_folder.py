@@ -26,7 +26,9 @@ that fails only when it is decoded is dropped from its batch (the batch is one r
 shorter) and counted then. An empty class folder, a folder without class folders and an
 `image_size` that does not fit the model's input are errors.
 
-Pillow is imported only when images are read.
+A subset whose decoded images fit in CACHE_BYTES (256 MiB) keeps them after their
+first reading, as `tf.data`'s `cache()` would: the first epoch decodes the files, later
+ones read memory. Pillow is imported only when images are read.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .data_errors import DataError
 from .image_resize import INTERPOLATIONS, resize
 
 FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+CACHE_BYTES = 256 << 20  # decoded images are kept when all of a subset fit in this
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 SUBSETS = ("training", "validation")
 
@@ -220,6 +223,13 @@ class ImageFolderDataset:
     label_format: str  # "int", "categorical" or "binary"
     classes: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    cache: dict | None = None  # row -> decoded image, when the subset fits CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        height, width = self.settings.image_size
+        decoded = self.size * height * width * CHANNELS[self.settings.color_mode] * 4
+        if self.cache is None and decoded <= CACHE_BYTES:
+            self.cache = {}  # like tf.data's cache(): files are decoded in the first epoch
 
     @property
     def size(self) -> int:
@@ -233,13 +243,20 @@ class ImageFolderDataset:
         rows = np.arange(self.size)[rows] if isinstance(rows, slice) else np.asarray(rows)
         out = np.empty((len(rows), height, width, channels), np.float32)
         kept = np.ones(len(rows), bool)
+        cache = self.cache
         for i, row in enumerate(rows):
+            if cache is not None and row in cache:
+                out[i] = cache[row]
+                continue
             path = self.paths[row]
             try:
                 out[i] = read_image(path, channels, settings.image_size, settings.interpolation)
             except (OSError, ValueError, SyntaxError) as e:  # Pillow's decoding errors
                 kept[i] = False
                 self.skip(path, str(e).splitlines()[0] if str(e) else type(e).__name__)
+                continue
+            if cache is not None:
+                cache[row] = out[i].copy()
         return out[kept], rows[kept]
 
     def skip(self, path: str, reason: str) -> None:
