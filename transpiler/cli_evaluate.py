@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from transpiler.run_folder import fail, open_run, trained_weights
 
 PROGRESS_AFTER = 2.0  # seconds: show progress on work longer than this
@@ -24,6 +22,8 @@ PROGRESS_AFTER = 2.0  # seconds: show progress on work longer than this
 def open_npz(path: Path, feeds):
     """(dataset, what) from an .npz: its test arrays, else its training arrays, checked
     and converted as a .npy folder's files (no scaling: the model's layers do that)."""
+    import numpy as np
+
     from transpiler.templates.ktrans_runtime.data_errors import DataError
     from transpiler.templates.ktrans_runtime.npy_dir import NpyDataset, column_for, find_split
 
@@ -47,6 +47,8 @@ def open_npz(path: Path, feeds):
 
 def in_batches(size: int, batch_size: int):
     """The rows of each batch, in order."""
+    import numpy as np
+
     for start in range(0, size, batch_size):
         yield np.arange(start, min(start + batch_size, size))
 
@@ -82,6 +84,7 @@ class Logs:
 
 def evaluate(run, dataset, batch_size: int, progress=None) -> dict:
     """The logs of the run's trained model on `dataset`."""
+    import numpy as np
     import onnxruntime as ort
 
     from transpiler.templates.ktrans_runtime.prefetch import Prefetcher

@@ -16,8 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from transpiler.run_folder import class_names, fail, open_run
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -27,6 +25,8 @@ class ImageFiles:
     """Image files as a dataset of one input (for prediction: no labels)."""
 
     def __init__(self, paths: list[str], feed, settings) -> None:
+        import numpy as np
+
         from transpiler.templates.ktrans_runtime.image_folder import ImageFolderDataset
 
         labels = np.zeros(len(paths), np.int32)
@@ -78,6 +78,8 @@ def _columns(settings: dict, feeds) -> dict:
 
 
 def array_input(path: Path, feeds):
+    import numpy as np
+
     from transpiler.templates.ktrans_runtime.feeds import ArrayDataset
     from transpiler.templates.ktrans_runtime.npy_dir import column_for
 
@@ -94,8 +96,10 @@ def array_input(path: Path, feeds):
     return dataset
 
 
-def describe(values: np.ndarray, names: list[str] | None, top_k: int) -> list[tuple]:
+def describe(values, names: list[str] | None, top_k: int) -> list[tuple]:
     """[(column, value)] for one item of one output."""
+    import numpy as np
+
     values = np.asarray(values)
     if values.ndim == 1 and values.size > 1:
         best = np.argsort(-values, kind="stable")[:top_k]
@@ -114,6 +118,8 @@ def describe(values: np.ndarray, names: list[str] | None, top_k: int) -> list[tu
 
 
 def predict_rows(run, dataset, top_k: int) -> list[dict]:
+    import numpy as np
+
     from transpiler.cli_evaluate import Progress
     from transpiler.runtime.session import create_session
     from transpiler.templates.ktrans_runtime.prefetch import Prefetcher
