@@ -168,6 +168,33 @@ def keras_mobilenet_v2():
     return keras.applications.MobileNetV2(weights=None)
 
 
+def keras_digits_cnn():
+    """examples/digits_cnn.kdl: a small CNN on 8x8 digit images from a folder"""
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dropout(0.25),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def keras_wine_mlp():
+    """examples/wine_mlp.kdl: an MLP on the wine table"""
+    return keras.Sequential(
+        [
+            keras.Input((13,)),
+            layers.BatchNormalization(),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
+
+
 KERAS_TWINS = {
     "mnist_mlp": keras_mnist_mlp,
     "mnist_cnn": keras_mnist_cnn,
@@ -178,6 +205,8 @@ KERAS_TWINS = {
     "lstm_seq2seq": keras_lstm_seq2seq,
     "resnet50": keras_resnet50,
     "mobilenet_v2": keras_mobilenet_v2,
+    "digits_cnn": keras_digits_cnn,
+    "wine_mlp": keras_wine_mlp,
 }
 SLOW = {"resnet50", "mobilenet_v2"}
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in KERAS_TWINS]
@@ -190,6 +219,8 @@ FIT_SETTINGS = {
     "tweet_pair": {"epochs": 10},
     "toy_resnet": {"batch_size": 64, "epochs": 1, "validation_split": 0.2},
     "lstm_seq2seq": {"batch_size": 64, "epochs": 100, "validation_split": 0.2},
+    "digits_cnn": {"batch_size": 32, "epochs": 15},
+    "wine_mlp": {"batch_size": 16, "epochs": 30, "validation_split": 0.2},
 }
 
 

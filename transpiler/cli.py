@@ -102,6 +102,9 @@ def _register_optional_commands(sub) -> None:
     for module in (
         "transpiler.cli_build",
         "transpiler.cli_codegen",
+        "transpiler.cli_evaluate",
+        "transpiler.cli_predict",
+        "transpiler.cli_report",
         "transpiler.cli_train",
         "transpiler.cli_viz",
     ):

@@ -278,3 +278,4 @@ class TrainConfig:
     validation_freq: int = 1
     verbose: str | int = "auto"
     steps_per_execution: int = 1
+    data: dict = field(default_factory=dict)  # the `data { }` section (training/data.py)
