@@ -103,6 +103,11 @@ class Layer:
     #: output (unless `compute_mask` says otherwise); without it the mask is dropped, as
     #: Keras drops it. See transpiler/layers/masking.py.
     supports_masking: ClassVar[bool] = False
+    #: Keras's autocast: the layer computes in float32, so float inputs of another
+    #: precision (float64, float16, bfloat16) are cast to float32 when it is called
+    #: (`autocast_type`; the lowering casts them: transpiler/layers/masking.lower_layer).
+    #: Expressions are Keras ops, which keep their inputs' dtype.
+    autocast: ClassVar[bool] = True
 
     def __init__(self, config: dict, name: str) -> None:
         self.config = config
@@ -195,6 +200,8 @@ class Layer:
                 f"{self.keras_class()} takes {want} input tensor{'s' if want != '1' else ''}; "
                 f"got {len(inputs)}"
             )
+        if self.autocast:
+            inputs = [autocast_type(t) for t in inputs]
         weights = self.build(inputs)
         if self.weights is None:
             self.weights = weights
@@ -296,6 +303,14 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.keras_class()} {self.name}>"
+
+
+def autocast_type(t: TensorType) -> TensorType:
+    """What a float32 Keras layer makes of an input of type `t`: floats become float32,
+    other dtypes stay."""
+    if t.dtype in FLOAT_DTYPES and t.dtype != "float32":
+        return TensorType("float32", t.shape)
+    return t
 
 
 def _common(layer: str, key: str, value):

@@ -332,6 +332,13 @@ class TimeDistributed(Layer):
         (x,) = inputs
         if x.mask is not None:
             _check_inner_mask(ctx, self.layer)
+        inner = self.layer
+        if ctx.training and inner.keras_class() == "BatchNormalization" and inner.trainable:
+            # Keras calls it on each time slice: batch statistics of each step
+            from transpiler.emit.train.norm_training import batch_norm_training_per_step
+
+            with _lowering_inner(ctx, inner) as alias:
+                return [batch_norm_training_per_step(ctx, alias, ctx.logical(x))]
         time_major = (1, 0, *range(2, x.rank))
         if x.perm != time_major:
             x = ctx.logical(x)

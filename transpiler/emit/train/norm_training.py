@@ -89,6 +89,45 @@ def batch_norm_inference(ctx, layer, x: LTensor) -> LTensor:
     return _batch_norm(ctx, layer, x, batch_statistics=False)
 
 
+def batch_norm_training_per_step(ctx, layer, x: LTensor) -> LTensor:
+    """Keras's TimeDistributed(BatchNormalization()) in training: Keras calls the layer on
+    each time slice in turn, so every step is normalised with its own batch statistics
+    and the moving statistics are updated once per step, in time order:
+    m_T = m_0 k^T + (1 - k) sum_t k^(T-1-t) s_t (k = momentum, s_t the step's statistic).
+    `x` is the logical (batch, time, ...) input; `layer` the wrapped layer (ctx.layer)."""
+    if not layer.trainable:
+        raise AssertionError("a frozen BatchNormalization has no batch statistics")
+    rank = x.rank
+    steps = x.type.shape[1]
+    if not isinstance(steps, int):
+        raise NotImplementedError(
+            "TimeDistributed(BatchNormalization()) in training needs a known number of "
+            "timesteps: declare the time axis with a number"
+        )
+    axis = layer.axis % (rank - 1) + 1  # the wrapped layer's axis, on (batch, time, ...)
+    n = x.type.shape[axis]
+    reduce = ctx.ints([a for a in range(rank) if a not in (1, axis)], "axes")
+    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)  # (1, T, ..., n, ...)
+    centered = ctx.op("Sub", [x.name, mean])
+    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+
+    def param(name: str) -> str:
+        return _on_axis(ctx, ctx.weight(name), rank, axis, n)
+
+    gamma = param("gamma") if layer.scale else None
+    beta = param("beta") if layer.center else None
+    k = float(layer.momentum)
+    decay = np.array([(1 - k) * k ** (steps - 1 - t) for t in range(steps)], np.float32)
+    per_step = ctx.const(decay.reshape(steps, 1), name="step_weights")
+    for name, statistic in (("moving_mean", mean), ("moving_variance", variance)):
+        buffer = ctx.weight(name)
+        by_step = ctx.op("Reshape", [statistic, ctx.ints([steps, n])])
+        added = ctx.op("ReduceSum", [ctx.op("Mul", [by_step, per_step]), ctx.ints([0], "axes")])
+        kept = ctx.op("Mul", [buffer, ctx.const(np.float32(k**steps))])
+        ctx.update_buffer(buffer, ctx.op("Add", [kept, ctx.op("Reshape", [added, ctx.ints([n])])]))
+    return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
+
+
 def layer_norm_training(ctx, layer, x: LTensor) -> LTensor:
     """Keras's LayerNormalization as differentiable arithmetic, on x as stored: each
     sample normalised over `axis` with its own (biased) mean and variance;
