@@ -22,7 +22,6 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
-from transpiler.layers.masking import no_mask_for
 from transpiler.layers.regularizers import regularizer
 
 
@@ -177,16 +176,7 @@ class BatchNormalization(_Normalization):
         ]
 
     def lower(self, ctx, inputs):
-        if ctx.training and self.trainable:
-            no_mask_for(
-                self,
-                inputs,
-                "Keras's BatchNormalization computes its training batch statistics over the "
-                "unmasked steps only",
-                "train it without the mask (a layer such as Conv1D before it drops the mask) "
-                "or use LayerNormalization, which has no batch statistics",
-            )
-        if ctx.training:
+        if ctx.training:  # batch statistics over the unmasked steps, as Keras's
             from transpiler.emit.train.norm_training import batch_norm_training
 
             return [batch_norm_training(ctx, self, inputs[0])]

@@ -364,7 +364,8 @@ class TimeDistributed(Layer):
         return [replace(x, name=out, type=out_type, perm=perm)]
 
 
-#: other layers whose Keras call takes a mask (BatchNormalization's only matters in training)
+#: other layers whose Keras call takes a mask (BatchNormalization's, which only matters in
+#: training, is applied per time step there: norm_training.batch_norm_training_per_step)
 MASKED_CALLS = ("GlobalAveragePooling1D", "Softmax")
 
 
@@ -373,8 +374,6 @@ def _check_inner_mask(ctx, inner: Layer) -> None:
     takes one; ktrans does not, so those are errors (the rest ignore it, as in Keras)."""
     wrapped = (Recurrent, Bidirectional, TimeDistributed)
     takes = isinstance(inner, wrapped) or inner.keras_class() in MASKED_CALLS
-    if inner.keras_class() == "BatchNormalization":
-        takes = ctx.training and inner.trainable
     if takes:
         raise NotImplementedError(
             f"its input carries a Keras mask (from Embedding(mask_zero=true)), which Keras "

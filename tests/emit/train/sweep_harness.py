@@ -38,10 +38,11 @@ class Row:
     fed as 5); `fmt`: the model's data_format; `outputs`: how many tensors the call
     returns; `dtype`: the model inputs' dtype; `direct`: the layer takes the model inputs
     themselves (integer ids, or a float dtype other than float32) instead of a Dense of
-    them; `vocab`: ids are drawn from [0, vocab); `pre`: .kdl layers between the inputs'
-    Dense (or the ids) and the layer, read as Keras the same way (a channels-first Conv2D,
-    a masking Embedding); `random`: how Keras gets ktrans's random draws (the sweep's
-    RANDOM table); `tol`: (rtol, atol); `id`: the test id (default: from the call)."""
+    them; `vocab`, `low`: ids are drawn from [low[i], vocab) (low: 0 by default);
+    `pre`: .kdl layers between the inputs' Dense (or the ids) and the layer, read as
+    Keras the same way (a channels-first Conv2D, a masking Embedding); `random`: how
+    Keras gets ktrans's random draws (`replay` in test_catalogue_training); `tol`: (rtol, atol);
+    `id`: the test id (default: from the call)."""
 
     call: str
     shapes: tuple = ((5, 3),)
@@ -50,6 +51,7 @@ class Row:
     dtype: str = "float32"
     direct: bool = False
     vocab: int = 0
+    low: tuple = ()
     pre: tuple = ()
     keras: object = None
     random: str = ""
@@ -187,7 +189,9 @@ def batch(row: Row, seed: int = 0) -> tuple[dict, np.ndarray]:
     for i, shape in enumerate(row.shapes):
         shape = tuple(FED_LENGTH if d == "?" else d for d in _source_shape(row, shape))
         if row.dtype.startswith(("int", "uint")):
-            feeds[f"x{i}"] = rng.integers(0, row.vocab, size=(BATCH, *shape)).astype(row.dtype)
+            low = row.low[i] if row.low else 0
+            ids = rng.integers(low, row.vocab, size=(BATCH, *shape))
+            feeds[f"x{i}"] = ids.astype(row.dtype)
         else:
             feeds[f"x{i}"] = rng.normal(size=(BATCH, *shape)).astype(row.dtype)
     return feeds, rng.normal(size=(BATCH, OUT_UNITS)).astype(np.float32)
@@ -328,3 +332,43 @@ def assert_same(run, rtol: float, atol: float) -> None:
                 atol=atol * scale,
                 err_msg=f"{name} after step {i + 1}",
             )
+
+
+def training_outputs(graph, feeds: dict, step: int) -> list[np.ndarray]:
+    """The model's outputs in training mode (Dropout and noise active) at `step`, with
+    its initial weights."""
+    from onnx import TensorProto, helper
+
+    from transpiler.emit.onnx import initial_weights
+    from transpiler.emit.onnx.builder import OpBuilder, make_model
+    from transpiler.emit.onnx.context import LowerContext
+    from transpiler.emit.onnx.model import value_info
+    from transpiler.emit.onnx.tensors import LTensor
+    from transpiler.emit.train.model import STEP_INPUT
+    from transpiler.layers.masking import lower_layer
+    from transpiler.runtime.session import create_session
+
+    b = OpBuilder()
+    ctx = LowerContext(b, initial_weights(graph, 0), training=True)
+    ctx.step_input = STEP_INPUT
+    values = {id(v): LTensor(b.unique(v.name), v.type) for v in graph.inputs}
+    for node in graph.nodes:
+        ctx.layer = node.layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+        values.update((id(v), t) for v, t in zip(node.outputs, outs))
+    b.scope = ""
+    outputs = []
+    for name, v in graph.outputs.items():
+        b.nodes.append(helper.make_node("Identity", [ctx.logical(values[id(v)]).name], [name]))
+        outputs.append(value_info(name, v.type))
+    inputs = [value_info(v.name, v.type) for v in graph.inputs]
+    inputs.append(helper.make_tensor_value_info(STEP_INPUT, TensorProto.INT64, []))
+    params = {n: array for n, (array, _, _) in ctx.params.items()}
+    for name, array in params.items():
+        inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
+    proto = make_model(
+        helper.make_graph(b.nodes, "forward", inputs, outputs, b.tensor_protos()), {}
+    )
+    session = create_session(proto)
+    return session.run(None, {**feeds, **params, STEP_INPUT: np.array(step, np.int64)})

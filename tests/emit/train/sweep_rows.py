@@ -43,7 +43,7 @@ CORE = [
     *rows(["Embedding(6, 3, mask_zero=true)"], shape=(5,), dtype="int64", vocab=6),
     # rate 0 (deterministic); with a rate, Keras replays ktrans's draws (random=...)
     *rows(["Dropout(0.0)", ("Dropout(0.4)", {"random": "dropout"})], shape=(3, 4)),
-    *rows([("Dropout(0.5, noise_shape=[1, 4])", {"random": "dropout"})], shape=(3, 4)),
+    *rows([("Dropout(0.5, noise_shape=[none, 1, 4])", {"random": "dropout"})], shape=(3, 4)),
     *rows(["SpatialDropout1D(0.0)"], shape=(5, 3)),
     *rows([("SpatialDropout1D(0.5)", {"random": "dropout"})], shape=(5, 3)),
     *rows(["SpatialDropout2D(0.0)"], shape=(3, 3, 2)),

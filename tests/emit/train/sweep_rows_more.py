@@ -158,6 +158,7 @@ RECURRENT = [
     *rows(["TimeDistributed(Conv2D(2, 2, padding=same))"], (2, 3, 3, 2)),
     *rows(["TimeDistributed(LSTM(2, return_sequences=true))"], (2, 3, 2)),
     *rows(["TimeDistributed(BatchNormalization())"], (3, 4)),
+    *rows(["TimeDistributed(BatchNormalization(axis=1, momentum=0.8))"], (2, 3, 2, 2)),
     *rows(["LSTM(3, return_sequences=true)"], (5, 3), pre=("Conv1D(3, 2, padding=same)",)),
 ]
 
@@ -174,17 +175,18 @@ def _attention(args: str):
 
 
 ATTENTION = [
-    Row(f"MultiHeadAttention({args})", shapes=shapes, keras=_attention(args))
-    for args, shapes in [
-        ("num_heads=2, key_dim=2", ((4, 4), (4, 4))),
-        ("num_heads=2, key_dim=3", ((3, 4), (5, 3))),
-        ("num_heads=2, key_dim=2, value_dim=3", ((3, 4), (4, 3), (4, 2))),
-        ("num_heads=1, key_dim=3, use_bias=false", ((4, 4), (4, 4))),
-        ("num_heads=2, key_dim=2, output_shape=[2, 3]", ((3, 4), (4, 4))),
-        ("num_heads=2, key_dim=2, use_gate=true", ((4, 4), (4, 4))),
-        ("num_heads=2, key_dim=2, sliding_window=2", ((5, 3), (5, 3))),
-        ("num_heads=2, key_dim=2", ((2, 3, 4), (3, 2, 3))),
-        ("num_heads=2, key_dim=2, output_shape=5", ((2, 2, 3), (2, 2, 3))),
+    Row(f"MultiHeadAttention({args})", shapes=shapes, keras=_attention(args), random=random)
+    for args, shapes, random in [
+        ("num_heads=2, key_dim=2", ((4, 4), (4, 4)), ""),
+        ("num_heads=2, key_dim=3", ((3, 4), (5, 3)), ""),
+        ("num_heads=2, key_dim=2, value_dim=3", ((3, 4), (4, 3), (4, 2)), ""),
+        ("num_heads=1, key_dim=3, use_bias=false", ((4, 4), (4, 4)), ""),
+        ("num_heads=2, key_dim=2, output_shape=[2, 3]", ((3, 4), (4, 4)), ""),
+        ("num_heads=2, key_dim=2, use_gate=true", ((4, 4), (4, 4)), ""),
+        ("num_heads=2, key_dim=2, dropout=0.3", ((4, 4), (3, 4)), "attention"),
+        ("num_heads=2, key_dim=2, sliding_window=2", ((5, 3), (5, 3)), ""),
+        ("num_heads=2, key_dim=2", ((2, 3, 4), (3, 2, 3)), ""),
+        ("num_heads=2, key_dim=2, output_shape=5", ((2, 2, 3), (2, 2, 3)), ""),
     ]
 ]
 
@@ -199,18 +201,25 @@ MASKED = rows(
         "GlobalAveragePooling1D()",
         "TimeDistributed(Dense(2))",
         "Dense(2)",
+        "BatchNormalization()",
+        "TimeDistributed(BatchNormalization(momentum=0.9))",
     ],
     (5,),
     dtype="int32",
     vocab=6,
     pre=(MASKING,),
 )
+# The query has no padding: for a query step with nothing to attend to, Keras's torch
+# backend (torch's scaled_dot_product_attention with an additive mask) computes the
+# uniform average forwards but a gradient as if each masked key had weight 1, not 1/n;
+# ktrans differentiates the uniform average it computes.
 MASKED.append(
     Row(
         "MultiHeadAttention(num_heads=2, key_dim=2)",
         shapes=((5,), (5,)),
         dtype="int64",
         vocab=6,
+        low=(1, 0),
         pre=(MASKING,),
         keras=_attention("num_heads=2, key_dim=2"),
     )

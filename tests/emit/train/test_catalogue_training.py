@@ -41,6 +41,11 @@ ROWS = [
 ]
 
 
+#: Keras computes these in their input's precision (autocast=False), so on float16 inputs
+#: Keras rounds where ktrans, computing in float32, does not: a float16 tolerance there
+HALF_PRECISION_IN_KERAS = {"LayerNormalization", "GroupNormalization"}
+
+
 def _float_rows() -> list:
     """Each layer that takes float tensors once more, on float64 and float16 model
     inputs taken directly (its first plain row)."""
@@ -50,7 +55,12 @@ def _float_rows() -> list:
             continue
         seen.add(row.layer)
         for dtype in ("float64", "float16"):
-            out.append(dataclasses.replace(row, dtype=dtype, direct=True))
+            tol = (
+                (1e-3, 1e-4)
+                if dtype == "float16" and row.layer in HALF_PRECISION_IN_KERAS
+                else row.tol
+            )
+            out.append(dataclasses.replace(row, dtype=dtype, direct=True, tol=tol))
     return out
 
 
@@ -124,16 +134,29 @@ def _gaussian_noise(ours, shape, step):
     return radius * np.cos(u2 * np.float32(2 * np.pi)) * np.float32(ours.stddev)
 
 
+def _attention_dropout(ours, shape, step):
+    """MultiHeadAttention's dropout mask on its (batch, heads, query, key) probabilities."""
+    u = counter_uniform(shape, f"{ours.name}#0", step)
+    return (u >= np.float32(ours.dropout)).astype(np.float32) / np.float32(1 - ours.dropout)
+
+
 def replay(kind: str):
-    """A hook that makes the Keras layer apply ktrans's draws of this step."""
+    """A hook that makes the Keras layer apply ktrans's draws of this step: `dropout`
+    (Dropout and spatial dropout), `gaussian` (GaussianNoise), `attention`
+    (MultiHeadAttention's dropout layer)."""
 
     def before_step(km, graph, step):
         ours, theirs = _random_layer(km, graph)
+        if kind == "attention":
+            theirs = theirs._dropout_layer
 
         def call(inputs, training=None, **kwargs):
             shape = tuple(inputs.shape)
             if kind == "dropout":
                 return inputs * keras.ops.convert_to_tensor(_dropout_mask(ours, shape, step))
+            if kind == "attention":
+                mask = _attention_dropout(ours, shape, step)
+                return inputs * keras.ops.convert_to_tensor(mask)
             return inputs + keras.ops.convert_to_tensor(_gaussian_noise(ours, shape, step))
 
         theirs.call = call
@@ -152,3 +175,69 @@ def _id(row):
 def test_layer_trains_like_keras(tmp_path, row):
     run = train_row(row, tmp_path, keras, replay(row.random) if row.random else None)
     assert_same(run, *row.tol)
+
+
+# ------------------------------------------------------------------ training-mode statistics
+
+
+def _noisy(tmp_path, call: str, shape: tuple, fmt: str = "channels_last"):
+    from tests.emit.train.sweep_harness import load_graph
+
+    dims = ", ".join(map(str, shape))
+    return load_graph(
+        f"model M(data_format={fmt}) {{\n input x: float32[{dims}]\n {call}\n}}\n", tmp_path
+    )
+
+
+def _draws(graph, x, steps=(0, 1)):
+    from tests.emit.train.sweep_harness import training_outputs
+
+    return [training_outputs(graph, {"x": x}, step)[0] for step in steps]
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_zeroes_a_rate_of_the_inputs_and_scales_the_rest(tmp_path, rate):
+    x = np.ones((64, 50), np.float32)
+    first, second = _draws(_noisy(tmp_path, f"Dropout({rate})", (50,)), x)
+    for y in (first, second):
+        assert set(np.unique(y)) == {0.0, np.float32(1 / (1 - rate))}
+        kept = float(np.mean(y > 0))
+        assert abs(kept - (1 - rate)) < 4 * np.sqrt(rate * (1 - rate) / y.size)
+    assert not np.array_equal(first, second)  # a new mask every step
+
+
+def test_dropout_noise_shape_shares_the_mask_along_size_one_axes(tmp_path):
+    x = np.ones((32, 6, 20), np.float32)
+    (y,) = _draws(_noisy(tmp_path, "Dropout(0.5, noise_shape=[none, 1, 20])", (6, 20)), x, (3,))
+    assert (y == y[:, :1, :]).all()  # one mask for every step of a sample
+    assert 0.35 < np.mean(y[:, 0, :] > 0) < 0.65
+
+
+@pytest.mark.parametrize(
+    ("call", "shape", "fmt", "channel_axis"),
+    [
+        ("SpatialDropout1D(0.5)", (7, 16), "channels_last", 2),
+        ("SpatialDropout2D(0.5)", (3, 4, 16), "channels_last", 3),
+        ("SpatialDropout2D(0.5)", (16, 3, 4), "channels_first", 1),
+    ],
+)
+def test_spatial_dropout_drops_whole_channels(tmp_path, call, shape, fmt, channel_axis):
+    x = np.ones((32, *shape), np.float32)
+    (y,) = _draws(_noisy(tmp_path, call, shape, fmt), x, (2,))
+    reduce = tuple(a for a in range(1, y.ndim) if a != channel_axis)
+    per_channel = y.max(axis=reduce)
+    assert (y.min(axis=reduce) == per_channel).all()  # all or nothing per (sample, channel)
+    assert set(np.unique(per_channel)) == {0.0, 2.0}
+    assert 0.4 < np.mean(per_channel > 0) < 0.6
+
+
+def test_gaussian_noise_has_the_stddev_and_changes_every_step(tmp_path):
+    x = np.full((200, 50), 3.0, np.float32)
+    first, second = _draws(_noisy(tmp_path, "GaussianNoise(0.4)", (50,)), x)
+    for y in (first, second):
+        noise = y - 3.0
+        assert abs(noise.mean()) < 4 * 0.4 / np.sqrt(noise.size)
+        assert abs(noise.std() - 0.4) < 0.02
+    assert not np.array_equal(first, second)
+    again = _draws(_noisy(tmp_path, "GaussianNoise(0.4)", (50,)), x, (0,))[0]
+    np.testing.assert_array_equal(again, first)  # a step's draws are reproducible

@@ -64,9 +64,7 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
         variance = param("moving_variance")
         return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
 
-    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
-    centered = ctx.op("Sub", [x.name, mean])
-    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+    mean, centered, variance = _moments(ctx, x, reduce)
     flat = ctx.ints([n])
     keep, take = ctx.const(layer.momentum), ctx.const(1.0 - layer.momentum)
     for buffer, batch_value in ((moving_mean, mean), (moving_variance, variance)):
@@ -74,6 +72,31 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
         new = ctx.op("Add", [ctx.op("Mul", [buffer, keep]), ctx.op("Mul", [batch_value, take])])
         ctx.update_buffer(buffer, new)
     return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
+
+
+def _moments(ctx, x: LTensor, reduce: str) -> tuple[str, str, str]:
+    """(mean, x - mean, variance) over the `reduce` axes (keepdims). With a Keras mask on
+    x, Keras's masked moments (BatchNormalization._moments): the mask, expanded on the
+    last axis and broadcast to x, selects the entries; sums are divided by the count plus
+    Keras's epsilon 1e-7. The normalisation then applies to every entry."""
+    if x.mask is None:
+        mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
+        centered = ctx.op("Sub", [x.name, mean])
+        variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+        return mean, centered, variance
+    keep = ctx.op("Unsqueeze", [x.mask, ctx.ints([-1], "axes")])  # logical (..., 1)
+    if x.perm is not None:
+        keep = ctx.op("Transpose", [keep], perm=list(x.perm))
+    keep = ctx.op("Expand", [keep, ctx.op("Shape", [x.name])])
+    zero = ctx.const(0.0)
+    count = ctx.op("ReduceSum", [ctx.op("Cast", [keep], to=1), reduce], keepdims=1)
+    count = ctx.op("Add", [count, ctx.const(1e-7)])
+    total = ctx.op("ReduceSum", [ctx.op("Where", [keep, x.name, zero]), reduce], keepdims=1)
+    mean = ctx.op("Div", [total, count])
+    centered = ctx.op("Sub", [x.name, mean])
+    kept = ctx.op("Where", [keep, centered, zero])
+    squares = ctx.op("ReduceSum", [ctx.op("Mul", [kept, kept]), reduce], keepdims=1)
+    return mean, centered, ctx.op("Div", [squares, count])
 
 
 def batch_norm_training(ctx, layer, x: LTensor) -> LTensor:
@@ -107,9 +130,7 @@ def batch_norm_training_per_step(ctx, layer, x: LTensor) -> LTensor:
     axis = layer.axis % (rank - 1) + 1  # the wrapped layer's axis, on (batch, time, ...)
     n = x.type.shape[axis]
     reduce = ctx.ints([a for a in range(rank) if a not in (1, axis)], "axes")
-    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)  # (1, T, ..., n, ...)
-    centered = ctx.op("Sub", [x.name, mean])
-    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+    mean, centered, variance = _moments(ctx, x, reduce)  # (1, T, ..., n, ...)
 
     def param(name: str) -> str:
         return _on_axis(ctx, ctx.weight(name), rank, axis, n)
