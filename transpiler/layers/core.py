@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
@@ -318,6 +316,8 @@ class Embedding(Layer):
         out = ctx.op("Gather", [ctx.weight("embeddings"), ids], axis=0)
         y = x.like(out, self.output_types([x.type]))
         if self.mask_zero:  # Keras: ops.not_equal(inputs, 0)
+            import numpy as np
+
             zero = ctx.const([0], np.int32 if x.type.dtype == "int32" else np.int64, "zero")
             y = replace(y, mask=ctx.op("Not", [ctx.op("Equal", [ids, zero])]))
         return [y]
