@@ -223,6 +223,12 @@ class Layer:
     def output_types(self, inputs: list[TensorType]) -> TensorType | list[TensorType]:
         raise NotImplementedError
 
+    def cannot_train(self) -> str | None:
+        """Why ktrans cannot train this layer as configured (None: it can). `ktrans check`
+        reports it at the layer's call when the model has a train block; docs/training.md
+        lists these cases."""
+        return None
+
     def adjust_initial_value(self, weight: Weight, value):
         """Hook for initial values no plain initializer gives (LSTM's unit_forget_bias)."""
         return value

@@ -15,6 +15,7 @@ from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, choice, describe, optional
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
 from transpiler.layers.recurrent import BACKWARD_STREAMS, Recurrent, RecurrentWeights
+from transpiler.layers.regularizers import activity_regularizer
 
 
 def _layer_instance(value) -> Layer:
@@ -321,6 +322,22 @@ class TimeDistributed(Layer):
 
     def describe_config(self) -> str:
         return f"TimeDistributed({self.layer.describe_config()})"
+
+    def cannot_train(self) -> str | None:
+        # Keras's TimeDistributed runs its layer's `call` (no activity penalty of its own),
+        # but a Bidirectional inside calls its two layers, which add theirs once per step
+        inner = self.layer
+        while isinstance(inner, TimeDistributed):
+            inner = inner.layer
+        if isinstance(inner, Bidirectional) and any(
+            activity_regularizer(side) is not None
+            for side in (inner.forward_layer, inner.backward_layer)
+        ):
+            return (
+                "an activity_regularizer on a layer of a Bidirectional inside TimeDistributed "
+                "(which Keras applies once per time step) is not applied in training"
+            )
+        return self.layer.cannot_train()
 
     def adjust_initial_value(self, weight: Weight, value):
         return _adjust_wrapped([self.layer], weight, value)

@@ -21,6 +21,7 @@ from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import initial_weights, value_info
 from transpiler.emit.train.activity import activity_penalties
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
+from transpiler.emit.train.graph_errors import Scopes, check_onnx, gradient_error
 from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
@@ -58,9 +59,11 @@ def build_training_model(
         from transpiler.emit.onnx.tensors import LTensor
 
         values[id(v)] = LTensor(v.name, v.type)
+    scopes = Scopes(graph)
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
+        scopes.enter(b.scope, node)
         try:
             outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
         except NotImplementedError as e:
@@ -103,9 +106,11 @@ def build_training_model(
     forward_nodes.append(b.nodes[-1])
     shapes, dtypes = static_shapes(b, inputs, [loss_info])
     try:
-        grads = gradients(b, forward_nodes, shapes, dtypes, LOSS_OUTPUT, trainable)
+        grads = gradients(
+            b, forward_nodes, shapes, dtypes, LOSS_OUTPUT, trainable, origins=scopes.origins
+        )
     except GradientError as e:
-        raise KdlErrors([KdlError(None, f"cannot train {graph.name}: {e}")]) from None
+        raise gradient_error(scopes, e, config.span) from None
     b.scope = "optimizer"
     params = {n: ctx.params[n][0] for n in trainable}
     new_params, slots, new_slots = apply_optimizer(b, config, params, grads)
@@ -136,6 +141,7 @@ def build_training_model(
 
     g = helper.make_graph(b.nodes, f"{graph.name}_train", inputs, outputs, b.tensor_protos())
     proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
+    check_onnx(proto, "training", scopes, config.span)
     return TrainingModel(
         proto=proto,
         data_inputs=[v.name for v in graph.inputs] + list(targets.values()),
