@@ -7,8 +7,9 @@ sweep_rows.py becomes a small model with trainable weights before and after the 
 written once in .kdl and once with Keras 3 layers, trained 3 steps on one batch of 4 by
 Keras's `train_on_batch` and by ktrans's training model (built by `build_training_model`,
 run in onnxruntime), from the same initial weights. Both training graphs ktrans writes
-(the step and the evaluation model) must pass onnx's full checker, and the step's
-parameters and buffers must equal Keras's after every step, its loss Keras's logged one.
+(the step and the evaluation model) are built, which runs onnx's full checker on them,
+and the step's parameters and buffers must equal Keras's after every step, its loss
+Keras's logged one.
 """
 
 from __future__ import annotations
@@ -238,21 +239,12 @@ def load_graph(kdl: str, tmp_path):
     return next(iter(graphs.values()))
 
 
-def check_onnx(proto, what: str) -> None:
-    import onnx
-
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as e:
-        raise AssertionError(f"the {what} model fails onnx's checker: {e}") from None
-
-
 def run_ktrans(tm, feeds: dict, target: np.ndarray, steps: int = STEPS) -> list[dict]:
     """`steps` steps of ktrans's training model on one batch; each step's outputs."""
     from transpiler.emit.train.model import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
     from transpiler.runtime.session import create_session
 
-    session = create_session(tm.proto)
+    session = create_session(tm.proto, threads=1)  # tiny graphs: threads only wait
     names = [o.name for o in session.get_outputs()]
     state = {**tm.params, **tm.buffers, **tm.slots}
     history = []
@@ -292,9 +284,9 @@ def train_row(row: Row, tmp_path, keras, before_keras_step=None, seed: int = 3):
         logs = km.train_on_batch(xs if len(xs) > 1 else xs[0], target, return_dict=True)
         keras_losses.append(float(logs["loss"]))
         expected.append(onnx_layout(graph, keras_layout(pairs)))
+    # both builders run onnx's full checker on what they build (graph_errors.check_onnx)
     tm = build_training_model(graph, config, weights=weights)
-    check_onnx(tm.proto, "training")
-    check_onnx(build_eval_model(graph, config, weights), "evaluation")
+    build_eval_model(graph, config, weights)
     history = run_ktrans(tm, feeds, target)
     return SimpleNamespace(
         graph=graph, tm=tm, km=km, history=history, keras_losses=keras_losses, expected=expected

@@ -27,6 +27,19 @@ keras = pytest.importorskip("keras")
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Keras steps on tiny models: torch's thread pool costs more than it gives (2.5x
+    the wall time on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 ROWS = [
     *CORE,
     *ACTIVATION_LAYERS,
