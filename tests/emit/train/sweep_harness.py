@@ -194,8 +194,35 @@ def batch(row: Row, seed: int = 0) -> tuple[dict, np.ndarray]:
             ids = rng.integers(low, row.vocab, size=(BATCH, *shape))
             feeds[f"x{i}"] = ids.astype(row.dtype)
         else:
-            feeds[f"x{i}"] = rng.normal(size=(BATCH, *shape)).astype(row.dtype)
+            feeds[f"x{i}"] = rng.normal(size=(BATCH, *shape)).astype(_numpy_dtype(row.dtype))
     return feeds, rng.normal(size=(BATCH, OUT_UNITS)).astype(np.float32)
+
+
+def _numpy_dtype(dtype: str):
+    if dtype == "bfloat16":  # numpy has none: ml_dtypes' (onnx depends on it)
+        import ml_dtypes
+
+        return ml_dtypes.bfloat16
+    return np.dtype(dtype)
+
+
+def for_onnxruntime(value: np.ndarray):
+    """onnxruntime takes bfloat16 only as an OrtValue of the raw bits."""
+    if value.dtype.name != "bfloat16":
+        return value
+    from onnx import TensorProto
+    from onnxruntime import OrtValue
+
+    return OrtValue.ortvalue_from_numpy_with_onnx_type(value.view(np.uint16), TensorProto.BFLOAT16)
+
+
+def for_keras(value: np.ndarray):
+    """Keras (torch backend) takes bfloat16 as a torch tensor."""
+    if value.dtype.name != "bfloat16":
+        return value
+    import torch
+
+    return torch.from_numpy(value.astype(np.float32)).to(torch.bfloat16)
 
 
 def pair_layers(graph, km) -> list[tuple]:
@@ -249,7 +276,7 @@ def run_ktrans(tm, feeds: dict, target: np.ndarray, steps: int = STEPS) -> list[
     state = {**tm.params, **tm.buffers, **tm.slots}
     history = []
     for step in range(steps):
-        run = {**feeds, "target:out": target, **state}
+        run = {**{k: for_onnxruntime(v) for k, v in feeds.items()}, "target:out": target, **state}
         run[STEP_INPUT] = np.array(step, np.int64)
         run[LR_INPUT] = np.array(LR, np.float32)
         out = dict(zip(names, session.run(None, run)))
@@ -276,7 +303,7 @@ def train_row(row: Row, tmp_path, keras, before_keras_step=None, seed: int = 3):
             variable.assign(weights[mine.name][w.name])
     km.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
     feeds, target = batch(row)
-    xs = [feeds[f"x{i}"] for i in range(len(row.shapes))]
+    xs = [for_keras(feeds[f"x{i}"]) for i in range(len(row.shapes))]
     keras_losses, expected = [], []
     for step in range(STEPS):
         if before_keras_step is not None:

@@ -8,7 +8,8 @@ model, built by `build_training_model` and run in onnxruntime) and in Keras
 agree after every step, and the training and evaluation graphs pass onnx's full checker.
 Random layers are compared with their rate at 0 and with Keras replaying ktrans's draws;
 their training-mode statistics are checked separately. Float inputs other than float32
-(which Keras casts to float32 in every layer) train the layer taking them directly.
+(float64, float16, bfloat16: Keras casts them to float32 in every layer) train the layer
+taking them directly; integer ids (int32, int64, int8, uint8) train Embedding.
 """
 
 from __future__ import annotations
@@ -54,25 +55,25 @@ ROWS = [
 ]
 
 
-#: Keras computes these in their input's precision (autocast=False), so on float16 inputs
-#: Keras rounds where ktrans, computing in float32, does not: a float16 tolerance there
+#: Keras computes these in their input's precision (autocast=False), so on half-precision
+#: inputs Keras rounds where ktrans, computing in float32, does not: a tolerance at the
+#: input's precision for them
 HALF_PRECISION_IN_KERAS = {"LayerNormalization", "GroupNormalization"}
+HALF_TOLERANCE = {"float16": (1e-3, 1e-4), "bfloat16": (1e-2, 1e-3)}
 
 
 def _float_rows() -> list:
-    """Each layer that takes float tensors once more, on float64 and float16 model
-    inputs taken directly (its first plain row)."""
+    """Each layer that takes float tensors once more, on float64, float16 and bfloat16
+    model inputs taken directly (its first plain row)."""
     out, seen = [], set()
     for row in ROWS:
         if row.layer in seen or row.takes_inputs or row.pre or row.random:
             continue
         seen.add(row.layer)
-        for dtype in ("float64", "float16"):
-            tol = (
-                (1e-3, 1e-4)
-                if dtype == "float16" and row.layer in HALF_PRECISION_IN_KERAS
-                else row.tol
-            )
+        for dtype in ("float64", "float16", "bfloat16"):
+            tol = row.tol
+            if row.layer in HALF_PRECISION_IN_KERAS:
+                tol = HALF_TOLERANCE.get(dtype, tol)
             out.append(dataclasses.replace(row, dtype=dtype, direct=True, tol=tol))
     return out
 
@@ -90,9 +91,13 @@ def test_every_catalogue_layer_has_rows():
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
 
 
-def test_every_float_layer_has_float64_and_float16_rows():
+def test_every_float_layer_has_rows_for_every_float_dtype():
+    from transpiler.graph.types import FLOAT_DTYPES
+
     takes_floats = {row.layer for row in ROWS if not row.takes_inputs}
-    assert takes_floats == {row.layer for row in FLOAT_ROWS}
+    for dtype in FLOAT_DTYPES:
+        rows = ROWS if dtype == "float32" else FLOAT_ROWS
+        assert takes_floats == {row.layer for row in rows if row.dtype == dtype}, dtype
 
 
 # ------------------------------------------------------------------ ktrans's draws in Keras
