@@ -41,7 +41,8 @@ class Row:
     themselves (integer ids, or a float dtype other than float32) instead of a Dense of
     them; `vocab`, `low`: ids are drawn from [low[i], vocab) (low: 0 by default);
     `pre`: .kdl layers between the inputs' Dense (or the ids) and the layer, read as
-    Keras the same way (a channels-first Conv2D, a masking Embedding); `random`: how
+    Keras the same way (a channels-first Conv2D, a masking Embedding); `post`: .kdl layers
+    after it, read as Keras too (an Embedding of integer outputs); `random`: how
     Keras gets ktrans's random draws (`replay` in test_catalogue_training); `tol`: (rtol, atol);
     `id`: the test id (default: from the call)."""
 
@@ -54,6 +55,7 @@ class Row:
     vocab: int = 0
     low: tuple = ()
     pre: tuple = ()
+    post: tuple = ()
     keras: object = None
     random: str = ""
     tol: tuple = (1e-4, 1e-5)
@@ -68,7 +70,7 @@ class Row:
     def test_id(self) -> str:
         if self.id:
             return self.id
-        parts = [*self.pre, self.call]
+        parts = [*self.pre, self.call, *self.post]
         if self.fmt != "channels_last":
             parts.append("cf")
         if self.dtype != "float32":
@@ -149,6 +151,8 @@ def kdl_source(row: Row) -> str:
         args.append(f"p{i}")
     outs = [f"y{j}" for j in range(row.outputs)]
     lines.append(f"    {', '.join(outs)} = {row.call}({', '.join(args)})")
+    for kdl in row.post:
+        lines += [f"    {o} = {kdl}({o})" for o in outs]
     flat = [f"Flatten()({o})" for o in outs]
     joined = flat[0] if len(flat) == 1 else f"Concatenate()({', '.join(flat)})"
     lines.append(f"    output out = Dense({OUT_UNITS}, name=post)({joined})")
@@ -176,6 +180,8 @@ def keras_model(row: Row, keras):
         outs = keras_twin(row.call, keras, fmt)(values if len(values) > 1 else values[0])
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     assert len(outs) == row.outputs, (row.call, len(outs))
+    for kdl in row.post:
+        outs = [keras_twin(kdl, keras, fmt)(o) for o in outs]
     flat = [layers.Flatten(data_format=fmt)(o) for o in outs]
     joined = flat[0] if len(flat) == 1 else layers.Concatenate()(flat)
     return keras.Model(

@@ -81,14 +81,62 @@ def _float_rows() -> list:
 FLOAT_ROWS = _float_rows()
 
 
+#: layers that take integer tensors (they move or combine them; test_lower_dtypes.py
+#: checks every integer and bool dtype against Keras): integer ids through the layer
+#: into an Embedding, whose gradient is all the training there is
+INTEGER_PATHS = {
+    "Flatten", "Reshape", "Permute", "RepeatVector", "ZeroPadding1D", "ZeroPadding2D",
+    "Cropping1D", "Cropping2D", "UpSampling1D", "UpSampling2D", "Concatenate", "Add",
+    "Multiply", "Maximum", "Minimum",
+}  # fmt: skip
+
+
+def _integer_rows() -> list:
+    out, seen = [], set()
+    for row in ROWS:
+        if row.layer not in INTEGER_PATHS or row.layer in seen or row.pre or "bilinear" in row.call:
+            continue
+        seen.add(row.layer)
+        for dtype in ("int32", "int64"):
+            post = ("Embedding(40, 2)",)  # ids below 6: sums below 12, products below 36
+            out.append(dataclasses.replace(row, dtype=dtype, direct=True, vocab=6, post=post))
+    return out
+
+
+INTEGER_ROWS = _integer_rows()
+
+
 def test_every_catalogue_layer_has_rows():
     covered = {row.layer for row in ROWS}
     assert not set(LAYERS) - covered, (
         f"catalogue layers without sweep rows: {sorted(set(LAYERS) - covered)}"
     )
     assert not covered - set(LAYERS), sorted(covered - set(LAYERS))
-    ids = [row.test_id for row in ROWS + FLOAT_ROWS]
+    ids = [row.test_id for row in ROWS + FLOAT_ROWS + INTEGER_ROWS]
     assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+#: layers that take integers but give what an Embedding cannot take (floats, negative
+#: ids): test_lower_dtypes.py covers them; Embedding's own rows cover its ids
+INTEGER_ELSEWHERE = {"Average", "Subtract", "Embedding"}
+
+
+def test_every_layer_taking_integers_has_integer_rows(tmp_path):
+    """Probes the catalogue: a layer whose check accepts int32 inputs trains on them."""
+    from tests.emit.train.sweep_harness import kdl_source, load_graph
+    from transpiler.errors import KdlErrors
+
+    takes_integers = set()
+    for layer in sorted({row.layer for row in ROWS}):
+        row = next(r for r in ROWS if r.layer == layer and not r.pre)
+        probe = dataclasses.replace(row, dtype="int32", direct=True, vocab=6)
+        try:
+            load_graph(kdl_source(probe).split("    output out")[0] + "}\n", tmp_path)
+        except KdlErrors:
+            continue
+        takes_integers.add(layer)
+    assert takes_integers - INTEGER_ELSEWHERE == INTEGER_PATHS
+    assert {row.layer for row in INTEGER_ROWS} == INTEGER_PATHS
 
 
 def test_every_float_layer_has_rows_for_every_float_dtype():
@@ -189,7 +237,7 @@ def _id(row):
     return row.test_id
 
 
-@pytest.mark.parametrize("row", ROWS + FLOAT_ROWS, ids=_id)
+@pytest.mark.parametrize("row", ROWS + FLOAT_ROWS + INTEGER_ROWS, ids=_id)
 def test_layer_trains_like_keras(tmp_path, row):
     run = train_row(row, tmp_path, keras, replay(row.random) if row.random else None)
     assert_same(run, *row.tol)
