@@ -230,3 +230,28 @@ model M {
     # Keras's SimpleRNN drops its activity_regularizer: nothing to apply, so it trains
     path.write_text(body.replace("LSTM", "SimpleRNN") + "train M {\n    loss = mse\n}\n")
     assert _cli(capsys, "check", path)[0] == 0
+
+
+def test_weights_stored_differently_for_inference_are_reported_at_the_layer(tmp_path, monkeypatch):
+    """A layer whose inference form would hold its weights other than the training model
+    does (BatchNormalization first on an image did, before issue 10) is named at its call."""
+    from transpiler.emit.code.train_script import pick_train, write_training_bundle
+    from transpiler.layers import normalization
+
+    lower = normalization.BatchNormalization.lower
+
+    def folded(self, ctx, inputs):
+        if not ctx.training:  # as the old fold did: a transformed copy of a weight
+            ctx.weight("moving_variance", lambda v: v * 1.0, "scale0")
+        return lower(self, ctx, inputs)
+
+    monkeypatch.setattr(normalization.BatchNormalization, "lower", folded)
+    path, graph = _graph(tmp_path, AUTOENCODER)
+    with pytest.raises(KdlErrors) as info:
+        write_training_bundle(graph, pick_train(graph), tmp_path / "bundle")
+    assert str(info.value.errors[0]).startswith(
+        f"{path}:3:5: error: cannot generate a training script for AutoEncoder: the layer "
+        "'batch_normalization' stores its weights differently for inference "
+        "(batch_normalization/moving_variance_scale0)"
+    ), str(info.value.errors[0])
+    assert not (tmp_path / "bundle").exists()

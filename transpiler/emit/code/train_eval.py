@@ -12,6 +12,7 @@ from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
 from transpiler.emit.train.graph_errors import Scopes, check_onnx
+from transpiler.errors import KdlError, KdlErrors
 from transpiler.layers.masking import lower_layer
 
 
@@ -51,7 +52,12 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
         scopes.enter(b.scope, node)
-        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+        try:
+            outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+        except NotImplementedError as e:
+            what = f"{node.layer.keras_class()} ('{node.layer.name}')"
+            message = f"{what} cannot be lowered for evaluation yet: {e}"
+            raise KdlErrors([KdlError(node.span, message)]) from None
         for v, t in zip(node.outputs, outs):
             values[id(v)] = t
     b.scope = ""
