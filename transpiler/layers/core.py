@@ -198,7 +198,9 @@ class _RateLayer(Layer):
 @register
 class Dropout(_RateLayer):
     """Randomly zeroes inputs with probability `rate` in training and scales the rest by
-    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None, seed=None."""
+    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None (the mask's shape, one
+    entry per input axis with the batch axis first: 1 shares the mask along that axis,
+    none takes the input's size), seed=None."""
 
 
 @register

@@ -181,7 +181,8 @@ class Add(_ElementWise):
 @register
 class Subtract(_ElementWise):
     """Subtracts the second input from the first, element-wise. Input: exactly two tensors
-    of broadcastable shapes. Output shape: the broadcast shape."""
+    of broadcastable shapes, not bool (Keras cannot subtract those either). Output shape:
+    the broadcast shape."""
 
     num_inputs = (2, 2)
     onnx_op = "Sub"
@@ -217,7 +218,8 @@ class Multiply(_ElementWise):
 @register
 class Average(_ElementWise):
     """Averages its inputs element-wise. Input: two or more tensors of broadcastable shapes.
-    Output shape: the broadcast shape."""
+    Output shape: the broadcast shape; float32 for integer or bool inputs (a true division,
+    as Keras's)."""
 
     def combine(self, ctx, names, dtype="float32"):
         total = super().combine(ctx, names, dtype)  # Keras: the sum, then / n
@@ -360,7 +362,7 @@ class Dot(Layer):
     Args: axes (an axis for both, or [axis1, axis2]; counting the batch axis as 0),
     normalize=false (L2-normalize both along the axes first: the result is then the
     cosine similarity).
-    Input: two tensors of rank >= 2 whose sizes on the dotted axes agree.
+    Input: two float tensors of rank >= 2 whose sizes on the dotted axes agree.
     Output shape: x1's shape without axes[0], then x2's without batch and axes[1];
     (batch, 1) when nothing else remains.
     """
