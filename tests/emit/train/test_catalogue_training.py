@@ -22,6 +22,7 @@ import pytest
 from tests.emit.train.sweep_harness import assert_same, train_row
 from tests.emit.train.sweep_rows import ACTIVATION_LAYERS, CONVOLUTIONS, CORE, POOLING, RESHAPING
 from tests.emit.train.sweep_rows_more import ATTENTION, MASKED, MERGING, NORMALIZATION, RECURRENT
+from tests.emit.train.test_recurrent_training import counter_uniform
 from transpiler.layers import LAYERS
 
 keras = pytest.importorskip("keras")
@@ -149,24 +150,6 @@ def test_every_float_layer_has_rows_for_every_float_dtype():
 
 
 # ------------------------------------------------------------------ ktrans's draws in Keras
-
-
-def counter_uniform(shape, name: str, step: int) -> np.ndarray:
-    """numpy's copy of transpiler.emit.onnx.random.counter_uniform."""
-    import zlib
-
-    from transpiler.emit.onnx import random as r
-
-    with np.errstate(over="ignore"):
-        h = np.arange(int(np.prod(shape)), dtype=np.uint64) * np.uint64(r._GOLDEN)
-        h = h + np.uint64(step) * np.uint64(r._M2)
-        h ^= np.uint64(zlib.crc32(name.encode()) * r._GOLDEN % 2**64)
-        for mult in (r._M1, r._M2):
-            h ^= h >> np.uint64(33)
-            h = h * np.uint64(mult)
-        h ^= h >> np.uint64(33)
-    u = (h >> np.uint64(40)).astype(np.float32) * np.float32(1.0 / 2**24)
-    return u.reshape(shape)
 
 
 def _random_layer(km, graph):
