@@ -7,13 +7,14 @@ errors (unknown command or option, missing argument).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
 from collections.abc import Sequence
 
 from transpiler import __version__
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +41,7 @@ def cmd_check(args) -> int:
         for name, g in graphs.items():
             outs = ", ".join(g.outputs)
             print(
-                f"{path}: model {name}: ok, {len(g.inputs)} input(s), outputs {outs}, "
+                f"{printable(path)}: model {name}: ok, {len(g.inputs)} input(s), outputs {outs}, "
                 f"{len(g.layers)} layers, {g.param_count:,} params"
             )
     return EXIT_INPUT if failed else EXIT_OK
@@ -60,6 +61,32 @@ def cmd_summary(args) -> int:
 
 def _print_errors(e: KdlErrors) -> None:
     print(e.render(), file=sys.stderr)
+
+
+class _Escaping:
+    """A text stream that escapes control characters (but newlines and tabs) on their way
+    to the terminal: whatever a command prints, a name or path from the input cannot
+    send escape sequences. Messages escape newlines in names and paths themselves."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text, "\n\t"))
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def escaped_output():
+    """sys.stdout and sys.stderr escaped (see `_Escaping`) while a command runs."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Escaping(sys.stdout), _Escaping(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return args.run(args)
+        with escaped_output():
+            return args.run(args)
     except KdlErrors as e:
         _print_errors(e)
         return EXIT_INPUT
@@ -139,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KTRANS_DEBUG"):
             raise
         print(
-            f"ktrans: internal error: {type(e).__name__}: {e}\n"
+            f"ktrans: internal error: {type(e).__name__}: {printable(str(e))}\n"
             "  this is a bug in ktrans; rerun with KTRANS_DEBUG=1 for the traceback",
             file=sys.stderr,
         )

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from transpiler.limits import MAX_ERRORS_SHOWN, MAX_SOURCE_BYTES
 
+TAB = "\t"
 # C0 and C1 controls, DEL, the line and paragraph separators and the bidirectional
 # overrides: from a name or a path they could move the cursor, recolour the terminal,
 # forge a line of output or reorder what is shown ("Trojan source")
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match) -> str:
@@ -24,11 +25,14 @@ def _escape(match: re.Match) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def printable(text: str) -> str:
+def printable(text: str, keep: str = "") -> str:
     """`text` with every control character escaped (ESC as `\\x1b`, a newline as `\\x0a`,
     U+202E as `\\u202e`), safe to print to a terminal. Every message goes through it on
-    its way out, so a name, a path or a string from the input cannot drive the terminal."""
-    return _UNPRINTABLE.sub(_escape, text)
+    its way out, so a name, a path or a string from the input cannot drive the terminal.
+    `keep`: characters to leave as they are (a tab in a source line)."""
+    if keep:
+        return UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
+    return UNPRINTABLE.sub(_escape, text)
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,9 @@ class KdlError(Exception):
                 width = max(1, self.span.end_column - self.span.column)
             width = min(width, max(1, len(text) - self.span.column + 1))
             before = _caret_prefix(text, self.span.column)
-            culprit = _printable_line(text[self.span.column - 1 : self.span.column - 1 + width])
+            culprit = printable(text[self.span.column - 1 : self.span.column - 1 + width], TAB)
             lines.append(f" {pad} |")
-            lines.append(f" {number} | {_printable_line(text)}")
+            lines.append(f" {number} | {printable(text, TAB)}")
             lines.append(f" {pad} | " + before + "^" * max(1, len(culprit)))
             if hint:
                 lines.append(f" {pad} = hint: {hint}")
@@ -113,10 +117,6 @@ def _sort_key(error: KdlError) -> tuple:
 def _caret_prefix(text: str, column: int) -> str:
     # keep tabs so the caret lines up under the culprit; an escaped character is wider
     return "".join(c if c == "\t" else " " * len(printable(c)) for c in text[: column - 1])
-
-
-def _printable_line(text: str) -> str:
-    return "\t".join(printable(part) for part in text.split("\t"))
 
 
 def _source_line(span: Span | None, sources: dict[str, str] | None, cache=None) -> str | None:

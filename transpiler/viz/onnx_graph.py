@@ -27,6 +27,8 @@ from google.protobuf.message import Error as ProtobufError
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto
 
 from transpiler.errors import KdlError, KdlErrors
+from transpiler.input_files import read_regular
+from transpiler.limits import MAX_ONNX_BYTES
 from transpiler.viz.dot_text import FONT, RANKDIRS
 from transpiler.viz.onnx_categories import OTHER_FILL, category, fill
 from transpiler.viz.onnx_labels import edge_label, esc, io_label, node_label, tip
@@ -43,14 +45,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     """
     p = Path(path)
     hint = "expected a binary ONNX model (a ModelProto), e.g. from `ktrans build` or torch.onnx"
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        _fail(f"no such file: '{p}'")
-    except IsADirectoryError:
-        _fail(f"'{p}' is a directory, not an ONNX file")
-    except OSError as e:
-        _fail(f"cannot read '{p}': {e.strerror or e}")
+    # a regular file of at most 2 GB (protobuf's limit), checked before reading: never
+    # /dev/zero, a FIFO or a directory
+    data = read_regular(p, None, MAX_ONNX_BYTES)
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
