@@ -163,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError:  # the input asked for more than the budgets caught
+        print(
+            "error: ktrans ran out of memory: the input needs more than this process may use",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     except Exception as e:  # a bug in ktrans, not in the input
         if os.environ.get("KTRANS_DEBUG"):
             raise

@@ -82,16 +82,17 @@ def read_regular(
     size_hint: str | None = None,
 ) -> bytes:
     """The bytes of a regular file of at most `limit` bytes (see `open_regular`); a file
-    that grows past the limit while it is read is refused too."""
-    fd, _ = open_regular(path, what, limit, span, size_hint)
+    that grows while it is read is refused too."""
+    fd, size = open_regular(path, what, limit, span, size_hint)
     what = f"{what}: " if what else ""
     with os.fdopen(fd, "rb") as f:
         try:
-            data = f.read(limit + 1)
+            data = f.read(size)  # the size fstat gave: no buffer of `limit` bytes up front
+            grew = f.read(1)
         except OSError as e:
             _fail(span, f"{what}cannot read {path}: {e.strerror or e}")
-    if len(data) > limit:
-        _fail(span, f"{what}{path} grew past the limit of {limit:,} bytes")
+    if grew:
+        _fail(span, f"{what}{path} grew while it was read; read it again when it is complete")
     return data
 
 
