@@ -120,9 +120,9 @@ def check_external_data(model, path: str | Path) -> None:
     for tensor in _tensors(model):
         if tensor.data_location != TensorProto.EXTERNAL:
             continue
-        info = {e.key: e.value for e in tensor.external_data}
+        info = {_text(e.key): _text(e.value) for e in tensor.external_data}
         location = info.get("location", "")
-        where = f"{path}: tensor '{tensor.name}' keeps its data in '{location}'"
+        where = f"{path}: tensor '{_text(tensor.name)}' keeps its data in '{location}'"
         target = os.path.realpath(os.path.join(folder, location))
         if os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
             _fail(f"{where}, outside the model's folder")
@@ -138,6 +138,11 @@ def check_external_data(model, path: str | Path) -> None:
             _fail(f"{where} with an offset or length that is not a number")
         if end > st.st_size:
             _fail(f"{where}, up to byte {end:,}, but that file has {st.st_size:,} bytes")
+
+
+def _text(value) -> str:
+    """A protobuf string field: bytes when the file holds invalid UTF-8."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _tensors(model):

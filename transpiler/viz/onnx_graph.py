@@ -56,7 +56,34 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     # random bytes sometimes parse as a protobuf; a real model has both of these
     if not data or model.ir_version <= 0 or not model.HasField("graph"):
         _fail(f"'{p}' is not an ONNX file: no IR version or no graph in it", hint)
+    field = _non_utf8_text(model)
+    if field is not None:
+        _fail(f"'{p}' is not a valid ONNX file: its {field} is not UTF-8 text", hint)
     return model
+
+
+def _non_utf8_text(model: onnx.ModelProto) -> str | None:
+    """The first string field (a name, an op type...) that holds bytes that are not UTF-8
+    (protobuf then hands them over as bytes, which nothing downstream expects); None when
+    all text is text. Walked without recursion: graphs nest in attributes."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    stack = [model]
+    while stack:
+        message = stack.pop()
+        for described, value in message.ListFields():
+            values = value if _repeated(described) else [value]
+            if described.type == FieldDescriptor.TYPE_STRING:
+                if any(isinstance(v, bytes) for v in values):
+                    return f"{message.DESCRIPTOR.name}.{described.name}"
+            elif described.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend(values)
+    return None
+
+
+def _repeated(described) -> bool:
+    flag = getattr(described, "is_repeated", None)  # protobuf 6+; `label` before
+    return flag if flag is not None else described.label == described.LABEL_REPEATED
 
 
 def onnx_digraph(

@@ -18,6 +18,7 @@ matching in keras_h5 calls only for the datasets it assigns to a layer.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -34,17 +35,32 @@ def _fail(message: str, hint: str | None = None):
     raise KdlErrors([KdlError(None, message, hint)])
 
 
+# what h5py raises on a damaged file (a bad heap signature, a truncated B-tree, ...)
+DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+@contextlib.contextmanager
+def damaged_file(where: str, path: str):
+    """h5py's errors from a damaged file as an input error naming the file and object."""
+    try:
+        yield
+    except DAMAGED as e:
+        _fail(f"{where}: cannot read {path or '/'}: the file is damaged ({e})")
+
+
 class Stored:
     """A dataset that passed the checks and is not read yet."""
 
-    def __init__(self, dataset, path: str) -> None:
+    def __init__(self, dataset, path: str, where: str) -> None:
         self.dataset = dataset
         self.path = path
+        self.where = where
         self.shape = tuple(dataset.shape)
         self.dtype = dataset.dtype
 
     def read(self) -> np.ndarray:
-        return np.asarray(self.dataset[()])
+        with damaged_file(self.where, self.path):
+            return np.asarray(self.dataset[()])
 
 
 class H5Reader:
@@ -57,8 +73,16 @@ class H5Reader:
         self.max_values = max(1, max_values)
         self.visited = 0
 
+    def names(self, group, path: str) -> list[str]:
+        with damaged_file(self.where, path):
+            return sorted(group)
+
     def child(self, group, name: str, path: str):
         """`group[name]`, refusing a link that leaves the group's file or aliases."""
+        with damaged_file(self.where, path):
+            return self._child(group, name, path)
+
+    def _child(self, group, name: str, path: str):
         link = group.get(name, getlink=True)
         if link is None:
             return None
@@ -109,7 +133,7 @@ class H5Reader:
                 f"({self.max_values:,} values)",
                 "the file holds the weights of another model",
             )
-        return Stored(dataset, path)
+        return Stored(dataset, path, self.where)
 
     def datasets(self, group, base: str) -> dict[str, Stored]:
         """Every dataset below `group`, keyed by its path below it (as visititems names
@@ -120,7 +144,7 @@ class H5Reader:
             current, prefix, depth = stack.pop()
             if depth > MAX_DEPTH:
                 _fail(f"{self.where}: groups nest more than {MAX_DEPTH} deep in {base}")
-            for name in sorted(current):
+            for name in self.names(current, f"{base}/{prefix}"):
                 sub = f"{prefix}{name}"
                 obj = self.child(current, name, f"{base}/{sub}")
                 if isinstance(obj, Stored):
@@ -131,15 +155,16 @@ class H5Reader:
 
     def attribute(self, obj, name: str, path: str):
         """A small attribute's value (None when absent)."""
-        if name not in obj.attrs:
-            return None
-        try:
-            size = obj.attrs.get_id(name).get_storage_size()
-        except RuntimeError:  # HDF5 reports an empty attribute's 0 bytes as an error
-            size = 0
-        if size > MAX_ATTRIBUTE_BYTES:
-            _fail(
-                f"{self.where}: the attribute {name} of {path} is {size:,} bytes; the limit "
-                f"is {MAX_ATTRIBUTE_BYTES:,}"
-            )
-        return obj.attrs[name]
+        with damaged_file(self.where, path):
+            if name not in obj.attrs:
+                return None
+            try:
+                size = obj.attrs.get_id(name).get_storage_size()
+            except RuntimeError:  # HDF5 reports an empty attribute's 0 bytes as an error
+                size = 0
+            if size > MAX_ATTRIBUTE_BYTES:
+                _fail(
+                    f"{self.where}: the attribute {name} of {path} is {size:,} bytes; the "
+                    f"limit is {MAX_ATTRIBUTE_BYTES:,}"
+                )
+            return obj.attrs[name]

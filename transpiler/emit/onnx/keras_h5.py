@@ -119,8 +119,9 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
             return _match_keras3(entries, graph, str(path))
         group = reader.child(f, "model_weights", "model_weights")
         group = group if isinstance(group, h5py.Group) else f
-        if "layer_names" in group.attrs:
-            return _match_legacy(_read_legacy(group, reader), graph, str(path))
+        names = reader.attribute(group, "layer_names", group.name)
+        if names is not None:
+            return _match_legacy(_read_legacy(group, names, reader), graph, str(path))
     _fail(
         f"--weights: {path} holds no Keras layer weights (no 'layers' group)",
         "save the weights of a Sequential or functional Keras model with "
@@ -134,7 +135,7 @@ def _text(value) -> str:
 
 def _read_keras3(layers_group, reader: H5Reader) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
-    for key in layers_group:
+    for key in reader.names(layers_group, "layers"):
         group = reader.child(layers_group, key, f"layers/{key}")
         if not isinstance(group, reader.h5py.Group):
             continue
@@ -150,17 +151,17 @@ def _read_keras3(layers_group, reader: H5Reader) -> dict[str, Entry]:
     return entries
 
 
-def _read_legacy(group, reader: H5Reader) -> list[Entry]:
+def _read_legacy(group, layer_names, reader: H5Reader) -> list[Entry]:
     """Keras 2 HDF5: `layer_names`, then per layer `weight_names` in `layer.weights` order."""
     out = []
-    for raw in reader.attribute(group, "layer_names", "/"):
+    for raw in np.atleast_1d(layer_names):
         name = _text(raw)
-        layer_group = reader.child(group, name, name) if name in group else None
+        layer_group = reader.resolve(group, name, "")
         if not isinstance(layer_group, reader.h5py.Group):
             continue
         entry = Entry(name, name, group=name)
         names = reader.attribute(layer_group, "weight_names", name)
-        for i, weight in enumerate([] if names is None else names):
+        for i, weight in enumerate([] if names is None else np.atleast_1d(names)):
             stored = reader.resolve(layer_group, _text(weight), name)
             if not isinstance(stored, Stored):
                 _fail(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -28,8 +29,8 @@ NUMBERS = "fiub"  # numpy kinds: float, signed, unsigned, bool
 ANY_SIZE = 1 << 50  # the file's own size is not the limit; the declared shapes are
 _DAMAGED = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
-    NotImplementedError, KeyError,
-)  # fmt: skip
+    NotImplementedError, KeyError, tokenize.TokenError, SyntaxError,
+)  # numpy parses a header with tokenize and literal_eval  # fmt: skip
 
 
 def _fail(message: str, hint: str | None = None):
