@@ -27,7 +27,7 @@ from transpiler.input_files import open_regular
 
 NUMBERS = "fiub"  # numpy kinds: float, signed, unsigned, bool
 ANY_SIZE = 1 << 50  # the file's own size is not the limit; the declared shapes are
-_DAMAGED = (
+DAMAGED = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
     NotImplementedError, KeyError, tokenize.TokenError, SyntaxError,
 )  # numpy parses a header with tokenize and literal_eval  # fmt: skip
@@ -47,7 +47,7 @@ def read_header(f, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
             shape, _, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"unknown .npy version {version}")
-    except _DAMAGED as e:
+    except DAMAGED as e:
         _fail(f"{where} is not a readable .npy array ({e})")
     return tuple(shape), dtype, f.tell()
 
@@ -68,7 +68,7 @@ def read_npz(
     with os.fdopen(fd, "rb") as f:
         try:
             archive = zipfile.ZipFile(f)
-        except _DAMAGED as e:
+        except DAMAGED as e:
             _fail(f"{where} is not an .npz archive ({e})")
         with archive:
             infos = _members(archive, where)
@@ -78,7 +78,7 @@ def read_npz(
                     with archive.open(info) as member:
                         shape, dtype, header = read_header(member, f"{where}: '{key}'")
                     numbers_only(dtype, f"{where}: '{key}'")
-                except _DAMAGED as e:
+                except DAMAGED as e:
                     _fail(f"{where}: '{key}' cannot be read ({e})")
                 declared = header + math.prod(shape) * dtype.itemsize
                 if declared != info.file_size:
@@ -93,7 +93,7 @@ def read_npz(
                 try:
                     with archive.open(info) as member:
                         out[key] = np.lib.format.read_array(member, allow_pickle=False)
-                except _DAMAGED as e:
+                except DAMAGED as e:
                     _fail(f"{where}: '{key}' cannot be read ({e})")
     return out
 
@@ -130,5 +130,5 @@ def read_npy(path: str | Path, what: str, check: Callable[[tuple, np.dtype], Non
         f.seek(0)
         try:
             return np.lib.format.read_array(f, allow_pickle=False)
-        except _DAMAGED as e:
+        except DAMAGED as e:
             _fail(f"{where} cannot be read ({e})")
