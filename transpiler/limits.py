@@ -42,6 +42,10 @@ MAX_LAYERS = 10_000
 MAX_EXPANSIONS = 100_000
 #: blocks expanded inside each other
 MAX_BLOCK_DEPTH = 64
+#: Python's recursion limit while a model is expanded: enough for the deepest structure
+#: the budgets above allow (64 blocks, each with `if`s nested 200 deep, ~26,000 frames);
+#: Python 3.11 keeps these frames off the C stack
+RECURSION_LIMIT = 50_000
 
 # ---------------------------------------------------------------- reports
 #: errors printed in full; the rest are counted ("... and 199,900 more errors")

@@ -37,6 +37,17 @@ def empty_block_fan_out(tmp: Path) -> list[str]:
     return block_fan_out(tmp, layer="x")
 
 
+def deepest_structure(tmp: Path) -> list[str]:
+    """63 blocks, each calling the one before inside 190 nested ifs, the first one a
+    190-deep expression: what the budgets allow at their deepest (~26,000 frames)."""
+    ifs = "if true { " * 190, " }" * 190
+    blocks = ["block B0() {\n    input x\n    y = " + "relu(" * 190 + "x" + ")" * 190 + "\n}"]
+    for i in range(1, 63):
+        blocks.append(f"block B{i}() {{\n    input x\n    {ifs[0]}B{i - 1}(){ifs[1]}\n}}")
+    text = "\n".join(blocks) + "\n" + MODEL.format(body=f"    {ifs[0]}B62(){ifs[1]}")
+    return ["check", kdl(tmp, text)]
+
+
 def power_tower(tmp: Path) -> list[str]:
     return ["check", kdl(tmp, "const a = 10 ** 10 ** 10\n" + DENSE)]
 

@@ -4,6 +4,7 @@ what stays within them works and means what it did."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from transpiler.errors import KdlError, KdlErrors, Span
@@ -97,3 +98,15 @@ def test_control_characters_are_escaped_and_the_caret_still_points(tmp_path):
     line = next(ln for ln in rendered.splitlines() if ln.startswith(" 3 | "))
     caret = [ln for ln in rendered.splitlines() if ln.strip().startswith("| ") and "^" in ln][-1]
     assert caret.index("^") == line.index("0)")  # past the escaped \x1b, still under the 0
+
+
+def test_npz_text_members_only_where_allowed(tmp_path):
+    from transpiler.emit.onnx.npz_reading import read_npz
+
+    path = tmp_path / "c.npz"
+    np.savez(path, meta=np.array('{"model": "M"}'), w=np.ones(3, np.float32))
+    seen = {}
+    arrays = read_npz(path, "--weights", seen.update, text=("meta",))
+    assert seen == {"meta": (), "w": (3,)} and str(arrays["meta"]) == '{"model": "M"}'
+    with pytest.raises(KdlErrors, match="'meta' holds <U14 values, not numbers"):
+        read_npz(path, "--weights", seen.update)

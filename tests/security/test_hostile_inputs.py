@@ -42,6 +42,7 @@ CASES = [
     Case("nested repeat", make.nested_repeat, 1, ("this repeat runs 1,000,000 times",)),
     Case("block fan-out", make.block_fan_out, 1, ("more than 10,000 layers",)),
     Case("empty block fan-out", make.empty_block_fan_out, 1, ("block instances and repeat",)),
+    Case("64 blocks deep, 190 ifs each", make.deepest_structure, 0, ("190 layers",)),
     Case("10 ** 10 ** 10", make.power_tower, 1, ("the number is too large", "m.kdl:1:")),
     Case("5,000-digit integer", make.long_integer, 1, ("(5,000 digits) is too large",)),
     Case("float overflow", make.float_overflow, 1, ("too large for a float",)),

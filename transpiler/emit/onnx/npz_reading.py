@@ -27,6 +27,7 @@ from transpiler.input_files import open_regular
 
 NUMBERS = "fiub"  # numpy kinds: float, signed, unsigned, bool
 ANY_SIZE = 1 << 50  # the file's own size is not the limit; the declared shapes are
+MAX_TEXT_BYTES = 1 << 20
 DAMAGED = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
     NotImplementedError, KeyError, tokenize.TokenError, SyntaxError,
@@ -58,11 +59,15 @@ def numbers_only(dtype: np.dtype, where: str) -> None:
 
 
 def read_npz(
-    path: str | Path, what: str, check: Callable[[dict[str, tuple]], None]
+    path: str | Path,
+    what: str,
+    check: Callable[[dict[str, tuple]], None],
+    text: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """The arrays of an .npz file, keyed by name. `check(shapes)` sees every array's
     declared shape first and raises to refuse them (an unreadable or non-.npy member is
-    refused before it)."""
+    refused before it). Members named in `text` may hold a string (a checkpoint's JSON
+    `meta`) of at most MAX_TEXT_BYTES; all others hold numbers."""
     where = f"{what}: {path}"
     fd, _ = open_regular(path, what, ANY_SIZE)
     with os.fdopen(fd, "rb") as f:
@@ -77,7 +82,11 @@ def read_npz(
                 try:
                     with archive.open(info) as member:
                         shape, dtype, header = read_header(member, f"{where}: '{key}'")
-                    numbers_only(dtype, f"{where}: '{key}'")
+                    if key in text and dtype.kind in "US":
+                        if math.prod(shape) * dtype.itemsize > MAX_TEXT_BYTES:
+                            _fail(f"{where}: '{key}' is over {MAX_TEXT_BYTES:,} bytes of text")
+                    else:
+                        numbers_only(dtype, f"{where}: '{key}'")
                 except DAMAGED as e:
                     _fail(f"{where}: '{key}' cannot be read ({e})")
                 declared = header + math.prod(shape) * dtype.itemsize

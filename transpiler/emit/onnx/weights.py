@@ -81,5 +81,7 @@ def assign(arrays: dict[str, np.ndarray], graph: Graph, where: str) -> dict:
 
 def save_npz(weights: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
     """The inverse of loading an .npz (used by training and tests)."""
+    from transpiler.atomic_files import atomic_write
+
     flat = {f"{layer}/{name}": a for layer, ws in weights.items() for name, a in ws.items()}
-    np.savez(path, **flat)
+    atomic_write(path, lambda f: np.savez(f, **flat))
