@@ -1,0 +1,1 @@
+"""The training runtime shared by every bundle: data, metrics, callbacks, files, report."""
