@@ -1,0 +1,1 @@
+"""The runtime every training bundle carries (copied verbatim as ktrans_runtime/)."""
