@@ -267,10 +267,15 @@ def _weight_recipe(key: str, shape, candidates, cache: dict) -> dict:
         covered[box] = True
         parts.append({"state": initializer, **part})
     if not covered.all():
-        names = ", ".join(name for name, _ in candidates) or "none"
+        if candidates:
+            names = ", ".join(name for name, _ in candidates)
+            how = f"only folded into other values ({names})"
+        else:
+            how = "in no tensor of its own (it is folded into other values)"
         _fail(
-            f"cannot write the weight '{key}' in Keras layout: the ONNX tensors that hold "
-            f"it ({names}) do not give all of its values back",
-            "this is a bug in ktrans: please report it with the .kdl file",
+            f"cannot write the weight '{key}' in Keras layout: the ONNX model holds it {how}",
+            "the Keras formats need layers whose inference form keeps their weights as "
+            "they are (BatchNormalization directly on a channels_last image input folds "
+            "them: put a layer before it)",
         )
     return {"shape": [int(d) for d in shape], "parts": parts}

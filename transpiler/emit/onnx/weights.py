@@ -5,7 +5,9 @@ to ONNX layouts. A missing, extra or mis-shaped weight is an error naming the la
 both shapes.
 
 `.npz`: one array per weight, named `<layer>/<weight>` (`dense_1/kernel`), as `ktrans`
-names them in the summary and in ONNX initializers.
+names them in the summary and in ONNX initializers; or a training checkpoint
+(`checkpoint.npz`: `meta` and the ONNX-layout state as `state/<tensor>`), which the
+recipes of transpiler.emit.onnx.keras_recipes turn into Keras layout first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
         _fail(f"--weights: no such file: {path}")
     if path.suffix == ".npz":
         arrays = _read_npz(path)
+        if "meta" in arrays and any(k.startswith("state/") for k in arrays):
+            arrays = _from_checkpoint(arrays, graph, path)
     elif path.name.endswith(".h5"):
         from transpiler.emit.onnx.keras_h5 import read_keras_h5
 
@@ -43,6 +47,35 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: np.asarray(data[k]) for k in data.files}
     except (OSError, ValueError) as e:
         _fail(f"--weights: cannot read {path}: {e}")
+
+
+def _from_checkpoint(arrays: dict, graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """The Keras-layout weights of a training checkpoint of `graph`."""
+    import json
+
+    from transpiler.emit.onnx.keras_recipes import keras_recipes
+    from transpiler.templates.ktrans_runtime.keras_export import ExportError, keras_arrays
+
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as e:
+        _fail(f"--weights: {path} is not a readable training checkpoint: {e}")
+    model = meta.get("model") if isinstance(meta, dict) else None
+    if model != graph.name:
+        _fail(
+            f"--weights: {path} is a training checkpoint of model '{model}', not of "
+            f"model '{graph.name}'",
+            "pass the checkpoint of this model's training run, or choose the model with --model",
+        )
+    state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
+    try:
+        return keras_arrays(state, keras_recipes(graph))
+    except ExportError as e:
+        _fail(
+            f"--weights: {path} does not hold the weights of model '{graph.name}' as "
+            f"defined now: {e}",
+            "the model changed since the checkpoint was written: train it again",
+        )
 
 
 def assign(arrays: dict[str, np.ndarray], graph: Graph, where: str) -> dict:
