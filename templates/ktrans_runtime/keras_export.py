@@ -22,18 +22,21 @@ The bundle's `<Model>.keras.json` (`read_export_info`) holds what both steps nee
      "keras_config": {...}}         # config.json of a .keras archive
 
 A RECIPE makes one Keras array from the state: `{"shape": [...], "parts": [PART, ...]}`,
-each PART `{"state": NAME, "ops": [OP, ...], "at": null | [[lo, hi], ...]}`: the state
-tensor NAME run through the OPs gives the whole weight (`at` null) or the box `at` of it
-(a weight the lowering split into several tensors). An OP is one of
+each PART `{"state": NAME, "shape": [...], "ops": [OP, ...], "at": null | [[lo, hi], ...]}`:
+the state tensor NAME, of that shape, run through the OPs gives the whole weight (`at`
+null) or the box `at` of it (a weight the lowering split into several tensors). An OP is one of
 
     ["reshape", shape]       ["transpose", perm]
     ["take", axis, indices]  (reorders the blocks of an axis: ONNX's gate order)
     ["sum", axis]            (ONNX's input and recurrent biases -> Keras's one bias)
 
+`export_run` (the end of a run) and `export_checkpoint` (ModelCheckpoint's `.weights.h5`
+and `.keras`) do both steps for the ONNX engine and return (paths written, notes).
+
 Rules of the runtime: numpy at import; h5py is imported by the writers that need it, and
-a missing h5py raises `ExportUnavailable` with a one-line reason (`write_keras_files`
-turns it into a note). Every file is written atomically (a temporary file beside it,
-fsync, rename).
+a missing h5py raises `ExportUnavailable` with a one-line reason (`write_keras_files`,
+`export_run` and `export_checkpoint` turn it into a note). Every file is written
+atomically (a temporary file beside it, fsync, rename).
 """
 
 from __future__ import annotations
@@ -103,13 +106,12 @@ def keras_array(state: Mapping[str, np.ndarray], key: str, recipe: dict) -> np.n
         name = part["state"]
         if name not in state:
             raise ExportError(f"the state has no '{name}', which holds the weight '{key}'")
-        try:
-            value = apply_ops(state[name], part["ops"])
-        except ValueError as e:
-            shape_now = tuple(np.shape(state[name]))
+        have, want = tuple(np.shape(state[name])), tuple(part["shape"])
+        if have != want:
             raise ExportError(
-                f"'{name}' {shape_now} does not fit the recipe of the weight '{key}': {e}"
-            ) from None
+                f"'{name}' has shape {have}; the weight '{key}' needs it shaped {want}"
+            )
+        value = apply_ops(state[name], part["ops"])
         at = part.get("at")
         if at is None:
             out = np.array(value, dtype=np.float32)
@@ -230,9 +232,49 @@ def write_keras_files(
     (paths written, notes on files not written and why)."""
     out = Path(out)
     written = [write_keras_npz(arrays, out / f"{stem}.weights.npz")]
-    notes = []
+    layout = info.get("weights_h5")
+    if layout is None:
+        return written, [f"{stem}.weights.h5 was not written: {info.get('weights_h5_error')}"]
     try:
-        written.append(write_weights_h5(arrays, info["weights_h5"], out / f"{stem}.weights.h5"))
+        written.append(write_weights_h5(arrays, layout, out / f"{stem}.weights.h5"))
     except ExportUnavailable as e:
-        notes.append(f"{stem}.weights.h5 was not written: {e}")
-    return written, notes
+        return written, [f"{stem}.weights.h5 was not written: {e}"]
+    return written, []
+
+
+# ------------------------------------------------------------------ both steps, for the loop
+
+
+def export_run(
+    state: Mapping[str, np.ndarray], info: dict, out: str | Path, stem: str
+) -> tuple[list[Path], list[str]]:
+    """End of a run (ONNX engine): the state's Keras files into `out` (write_keras_files);
+    (paths written, notes)."""
+    if info.get("recipes") is None:
+        return [], [f"no Keras files were written: {info.get('recipes_error')}"]
+    try:
+        return write_keras_files(keras_arrays(state, info["recipes"]), info, out, stem)
+    except ExportError as e:
+        return [], [f"no Keras files were written: {e}"]
+
+
+def export_checkpoint(
+    state: Mapping[str, np.ndarray], info: dict, path: str | Path
+) -> tuple[list[Path], list[str]]:
+    """ModelCheckpoint's `.weights.h5` (the weights) or `.keras` (the archive) of the
+    state; (paths written, notes)."""
+    path = Path(path)
+    archive = path.name.endswith(".keras")
+    needs = ["recipes", "weights_h5"] + (["keras_config"] if archive else [])
+    missing = [key for key in needs if info.get(key) is None]
+    if missing:
+        return [], [f"{path.name} was not written: {info.get(f'{missing[0]}_error')}"]
+    try:
+        arrays = keras_arrays(state, info["recipes"])
+        if archive:
+            written = write_keras_archive(arrays, info["weights_h5"], info["keras_config"], path)
+        else:
+            written = write_weights_h5(arrays, info["weights_h5"], path)
+    except ExportError as e:
+        return [], [f"{path.name} was not written: {e}"]
+    return [written], []

@@ -157,5 +157,6 @@ def test_a_state_without_a_tensor_or_of_the_wrong_shape_names_it(tmp_path):
     with pytest.raises(ExportError, match="the state has no 'lstm/bias_onnx'"):
         keras_arrays({k: v for k, v in state.items() if k != "lstm/bias_onnx"}, recipes)
     state["lstm/kernel_onnx"] = np.zeros((1, 4, 4), np.float32)
-    with pytest.raises(ExportError, match=r"'lstm/kernel_onnx' \(1, 4, 4\) does not fit"):
+    match = r"'lstm/kernel_onnx' has shape \(1, 4, 4\); the weight 'lstm/kernel' needs it"
+    with pytest.raises(ExportError, match=match + r" shaped \(1, 12, 4\)"):
         keras_arrays(state, recipes)

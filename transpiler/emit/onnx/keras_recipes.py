@@ -167,14 +167,16 @@ def _rearrangement(indices: np.ndarray, keras_shape: tuple[int, ...]):
 
 def part_recipe(transform: Callable | None, keras_shape: tuple[int, ...]) -> dict | None:
     """How one initializer made by `transform` from a Keras weight gives (part of) that
-    weight back: {"ops": [...], "at": box or None}; None if it is not a rearrangement."""
+    weight back: {"shape": the initializer's shape, "ops": [...], "at": box or None};
+    None if it is not a rearrangement."""
     keras_shape = tuple(int(d) for d in keras_shape)
     if transform is None:
-        return {"ops": [], "at": None}
+        return {"shape": list(keras_shape), "ops": [], "at": None}
     probe = _probe(keras_shape)
     made = _as_indices(transform(probe))
     if made is None:
         return None
+    state_shape = [int(d) for d in made.shape]
     ops: list = []
     flat = made.reshape(-1)
     if (flat == 0).any():
@@ -193,7 +195,7 @@ def part_recipe(transform: Callable | None, keras_shape: tuple[int, ...]) -> dic
     more, box = found
     ops += more
     full = all(lo == 0 and hi == d for (lo, hi), d in zip(box, keras_shape))
-    part = {"ops": ops, "at": None if full else box}
+    part = {"shape": state_shape, "ops": ops, "at": None if full else box}
     return part if _verified(transform, keras_shape, part) else None
 
 
