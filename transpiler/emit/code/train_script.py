@@ -14,6 +14,8 @@ writes into `out/`:
   writes the trained model by overwriting each weight's bytes in a copy of this file (the
   byte ranges are computed here, so the script needs no `onnx` package);
 - `<Model>.init.npz`: the initial parameters, buffers and slots, named as the models' inputs;
+- `<Model>.keras.json`: how the script writes the trained weights in Keras's formats
+  (transpiler.emit.code.keras_export_info), with the `ktrans_runtime/` package it uses;
 - `README.md`: what the files are and how to run the script.
 
 Every name and string that comes from a .kdl file enters the script as a Python literal
@@ -32,6 +34,7 @@ train_weight_bytes (both in transpiler.emit.code).
 from __future__ import annotations
 
 import io
+import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -40,6 +43,7 @@ import numpy as np
 import onnx
 
 from transpiler import __version__
+from transpiler.emit.code.keras_export_info import keras_export_info
 from transpiler.emit.code.train_eval import build_eval_model
 from transpiler.emit.code.train_literals import checked_finalize, finalize_helper_names, py_literal
 from transpiler.emit.code.train_weight_bytes import weight_offsets
@@ -262,10 +266,14 @@ python {files["script"]} --help      # every flag, the data format, the outputs
 | `{files["eval"]}` | loss and metrics in inference mode, for validation and test data |
 | `{files["inference"]}` | the inference model with the initial weights |
 | `{files["init"]}` | the initial parameters, buffers and optimizer slots |
+| `{files["keras"]}`, `ktrans_runtime/` | how the trained weights are written for Keras |
 
 The script writes into `--out` (default: this directory) `history.csv`, `history.json`,
 `checkpoint.npz` (every epoch, and on Ctrl-C; continue with `--resume`),
-`results.json` and `{model}.trained.onnx`, the inference model with the trained weights.
+`results.json` and `{model}.trained.onnx`, the inference model with the trained weights,
+and the trained weights for Keras: `{model}.weights.h5` (load it into the model of
+`ktrans codegen --target keras` with `model.load_weights`) and `{model}.weights.npz`
+(`<layer>/<weight>` arrays in Keras layout, for `ktrans build --weights`).
 """
 
 
@@ -311,8 +319,9 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         eval_proto = build_eval_model(graph, config, weights)
     except NotImplementedError as e:
         _fail(f"cannot generate a training script for {name}: {e}", span=config.span)
+    inference_graph = inference or graph
     inference = build_model(
-        inference or graph, weights=weights, source=str(getattr(graph, "file", ""))
+        inference_graph, weights=weights, source=str(getattr(graph, "file", ""))
     )
 
     state = {**tm.params, **tm.buffers}
@@ -327,7 +336,9 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         "eval": f"{name}.eval.onnx",
         "inference": f"{name}.onnx",
         "init": f"{name}.init.npz",
+        "keras": f"{name}.keras.json",
     }
+    keras_info = json.dumps(keras_export_info(inference_graph, state_names=state))
     settings = script_settings(graph, config, tm, seed, files, offsets)
     script = render_script(settings)
 
@@ -340,9 +351,23 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         atomic_write_bytes(out / files["eval"], eval_proto.SerializeToString()),
         atomic_write_bytes(out / files["inference"], inference_bytes),
         atomic_write_bytes(out / files["init"], init.getvalue()),
+        atomic_write_bytes(out / files["keras"], keras_info.encode()),
+        *_copy_runtime(out),
         atomic_write_bytes(out / "README.md", _readme(name, config.name, files).encode()),
     ]
     return written
+
+
+def _copy_runtime(out: Path) -> list[Path]:
+    """The bundle's copy of the runtime package (transpiler/templates/ktrans_runtime)."""
+    package = resources.files("transpiler.templates.ktrans_runtime")
+    target = out / "ktrans_runtime"
+    target.mkdir(parents=True, exist_ok=True)
+    return [
+        atomic_write_bytes(target / f.name, f.read_bytes())
+        for f in sorted(package.iterdir(), key=lambda f: f.name)
+        if f.name.endswith(".py")
+    ]
 
 
 def codegen_train(
