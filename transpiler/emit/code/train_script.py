@@ -359,15 +359,15 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
 
 
 def _copy_runtime(out: Path) -> list[Path]:
-    """The bundle's copy of the runtime package (transpiler/templates/ktrans_runtime)."""
+    """The bundle's copy of the runtime package (transpiler/templates/ktrans_runtime):
+    [the folder]."""
     package = resources.files("transpiler.templates.ktrans_runtime")
     target = out / "ktrans_runtime"
     target.mkdir(parents=True, exist_ok=True)
-    return [
-        atomic_write_bytes(target / f.name, f.read_bytes())
-        for f in sorted(package.iterdir(), key=lambda f: f.name)
-        if f.name.endswith(".py")
-    ]
+    for f in sorted(package.iterdir(), key=lambda f: f.name):
+        if f.name.endswith(".py"):
+            atomic_write_bytes(target / f.name, f.read_bytes())
+    return [target]
 
 
 def codegen_train(
