@@ -433,6 +433,14 @@ def test_callbacks_early_stopping_checkpoints_csv_and_plateau(tmp_path):
             np.testing.assert_array_equal(e1[path][()], end[path][()])
     with h5py.File(out / "w.weights.h5") as w:
         assert all(path in w for path in paths)
+    # Keras opens the archive: the model with epoch 1's weights, as the .onnx of epoch 1
+    keras = pytest.importorskip("keras")
+    from transpiler.runtime.session import create_session
+
+    x = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    archived = keras.saving.load_model(out / "ckpt" / "e1.keras", compile=False)
+    (want,) = create_session(str(out / "ckpt" / "e1.onnx")).run(None, {"x": x})
+    np.testing.assert_allclose(archived.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
     with np.load(out / "Tiny.weights.npz") as w:
         assert set(w.files) == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}
     log = (out / "log.csv").read_text().splitlines()
