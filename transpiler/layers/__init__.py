@@ -30,6 +30,7 @@ from transpiler.layers import (  # noqa: F401  (importing registers the layers)
     merging,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     reshaping,
 )

@@ -67,7 +67,13 @@ def regularizer_expr(reg: Regularizer) -> Expr:
     return call("keras.regularizers.L1L2", l1=Atom(lit(reg.l1)), l2=Atom(lit(reg.l2)))
 
 
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
 def value_expr(arg: Arg, value) -> Expr:
+    if getattr(arg.convert, "keras_writes_lists", False):
+        return Atom(lit(_lists(value)))  # Rescaling's scale: a list, as Keras users write it
     if isinstance(value, Layer):
         return layer_expr(value)
     if isinstance(value, Initializer):

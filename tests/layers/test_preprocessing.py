@@ -1,0 +1,96 @@
+# ruff: noqa: E501  (one table row per line)
+"""Preprocessing layers against Keras 3: output shapes and dtypes, weights, parameter
+counts, signatures, and the errors for bad arguments and inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.layers.keras_ref import (
+    CL,
+    assert_bad_input,
+    assert_matches_keras,
+    assert_registered,
+    assert_rejected,
+    assert_signature_matches,
+    case_id,
+    keras_layer,
+    keras_module,
+)
+from transpiler.graph.types import DTYPES, TensorType
+from transpiler.layers import LAYERS
+
+# (layer, args, kwargs, input shapes without batch, data_format); a str dim is symbolic
+CASES = [
+    ("Rescaling", (1 / 255,), {}, [(8, 8, 3)], CL),
+    ("Rescaling", (1 / 127.5,), {"offset": -1}, [(8, 8, 3)], CL),
+    ("Rescaling", ([0.1, 0.2, 0.3],), {"offset": [1.0, 2.0, 3.0]}, [(4, 3)], CL),
+    ("Rescaling", (2,), {"offset": [[1.0], [2.0]]}, [("t", 2, 5)], CL),
+    ("Rescaling", ([[[0.5]], [[2.0]]],), {}, [(2, 4, 4)], CL),
+]  # fmt: skip
+
+NAMES = sorted({c[0] for c in CASES})
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: case_id(c, data_format=False))
+def test_matches_keras(case):
+    assert_matches_keras(case)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signature_matches_keras(name):
+    assert_signature_matches(name)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_with_family_and_docstring(name):
+    assert_registered(name, "preprocessing")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rescaling_casts_every_dtype_to_float32(dtype):
+    """Keras casts the input to the compute dtype (float32) whatever it is."""
+    (out,) = LAYERS["Rescaling"].create(1 / 255)([TensorType(dtype, ("batch", 4, 3))])
+    assert out == TensorType("float32", ("batch", 4, 3))
+    keras = keras_module()
+    ref = keras_layer("Rescaling", (1 / 255,))(keras.Input((4, 3), dtype=dtype))
+    assert ref.dtype == "float32"
+
+
+def test_rescaling_keeps_nested_lists_as_tuples():
+    layer = LAYERS["Rescaling"].create([[1, 2], [3, 4]])
+    assert layer.scale == ((1.0, 2.0), (3.0, 4.0)) and layer.offset == 0.0
+    assert layer.describe_config() == "Rescaling([[1, 2], [3, 4]])"
+    assert LAYERS["Rescaling"].create(1 / 255, offset=-1).describe_config() == (
+        "Rescaling(0.003922, offset=-1)"
+    )
+
+
+# (layer, args, kwargs, argument at fault, message fragment, Keras rejects it too)
+BAD_ARGS = [
+    ("Rescaling", (), {}, "scale", "Rescaling needs the argument 'scale'", True),
+    ("Rescaling", ("big",), {}, "scale", "Rescaling: scale expected a number or a list of numbers, got 'big'", False),
+    ("Rescaling", ([],), {}, "scale", "expected a number or a non-empty list of numbers, got []", False),
+    ("Rescaling", ([[1, 2], [3]],), {}, "scale", "expected a number or a rectangular list of numbers", False),
+    ("Rescaling", (1.0,), {"offset": None}, "offset", "Rescaling: offset expected a number or a list of numbers, got none", False),
+    ("Rescaling", (1.0,), {"offset": True}, "offset", "got true", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_ARGS, ids=lambda c: f"{c[0]}-{c[3]}-{c[1]}")
+def test_bad_arguments(case):
+    assert_rejected(*case)
+
+
+# (layer, args, kwargs, input shape without batch, dtype, argument, message fragment, hint fragment)
+BAD_INPUTS = [
+    ("Rescaling", ([1.0, 2.0],), {}, (4, 3), "float32", "scale", "Rescaling: scale of shape (2,) does not broadcast against input shape (None, 4, 3)", "numpy broadcasting"),
+    ("Rescaling", (1.0,), {"offset": [[1.0, 2.0, 3.0]] * 2}, (3,), "uint8", "offset", "offset of shape (2, 3) does not broadcast against input shape (None, 3)", None),
+    ("Rescaling", ([1.0, 2.0],), {}, (4, "c"), "float32", "scale", "scale of shape (2,) does not broadcast", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: f"{c[0]}-{c[2]}-{c[3]}")
+def test_bad_inputs(case):
+    name, args, kwargs, shape, dtype, arg, fragment, hint = case
+    assert_bad_input(name, args, kwargs, [shape], dtype, fragment, hint, arg=arg)
