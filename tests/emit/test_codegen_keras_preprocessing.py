@@ -25,8 +25,13 @@ model Pre {
     input x: float32[6]
     a = img |> Rescaling(1 / 255) |> Rescaling([0.5, 2.0, 1.0], offset=[[0.0, 1.0, 2.0]])
             |> Conv2D(4, 3) |> GlobalAveragePooling2D()
-    b = x |> Rescaling(2.0, offset=-1)
-    output y = Concatenate()(a, b) |> Dense(2)
+    b = x |> Rescaling(2.0, offset=-1) |> Normalization()
+          |> Normalization(axis=none, mean=0.5, variance=4.0, invert=true)
+    c = img |> Normalization(mean=[120.0, 110.0, 100.0], variance=[3000.0, 2900.0, 2800.0])
+            |> Conv2D(6, 3, padding=same)
+    s = c |> LayerScale(1e-6, 6)
+    d = CustomScaleLayer(0.17)(c, s) |> GlobalAveragePooling2D()
+    output y = Concatenate()(a, b, d) |> Dense(2)
 }
 """
 
@@ -54,6 +59,8 @@ def test_generated_keras_matches(tmp_path, monkeypatch):
     code = out.read_text()
     assert "layers.Rescaling(0.00392156862745098" in code
     assert "[0.5, 2.0, 1.0],\n        offset=[[0.0, 1.0, 2.0]]," in code  # lists, as Keras
+    assert "class LayerScale(layers.Layer):" in code and "= LayerScale(1e-06, 6, name=" in code
+    assert 'CustomScaleLayer(0.17, name="custom_scale_layer")([' in code
     check_ruff(out)
     model = import_path(out).build_model()
     check_structure(graph, model)
@@ -61,9 +68,15 @@ def test_generated_keras_matches(tmp_path, monkeypatch):
     weights = random_weights(graph, rng)
     for layer in graph.layers:
         if layer.weights:
+            if layer.name.startswith("normalization"):  # count is an integer, variance > 0
+                weights[layer.name]["count"] = np.zeros((), np.float32) + 16
+                weights[layer.name]["variance"] = np.abs(weights[layer.name]["variance"]) + 0.5
             model.get_layer(layer.name).set_weights(
                 [weights[layer.name][w.name] for w in layer.weights]
             )
+    for la in model.layers:
+        if isinstance(la, keras.layers.Normalization):
+            la.finalize_state()  # Keras reads its statistics from the weights here
     feeds = feeds_for(graph, rng)
     ours = create_session(build_model(graph, weights=weights)).run(None, feeds)
     for a, b in zip(ours, predict(model, graph, feeds)):

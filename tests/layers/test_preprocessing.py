@@ -27,6 +27,13 @@ CASES = [
     ("Rescaling", ([0.1, 0.2, 0.3],), {"offset": [1.0, 2.0, 3.0]}, [(4, 3)], CL),
     ("Rescaling", (2,), {"offset": [[1.0], [2.0]]}, [("t", 2, 5)], CL),
     ("Rescaling", ([[[0.5]], [[2.0]]],), {}, [(2, 4, 4)], CL),
+    ("Normalization", (), {}, [(8, 8, 3)], CL),
+    ("Normalization", (), {"axis": None}, [(4, 3)], CL),
+    ("Normalization", (), {"axis": [1, -1]}, [(4, "t", 3)], CL),
+    ("Normalization", (), {"axis": 1, "invert": True}, [(4, "t")], CL),
+    ("Normalization", (), {"mean": [0.485, 0.456, 0.406], "variance": [0.052, 0.05, 0.051]}, [(8, 8, 3)], CL),
+    ("Normalization", (), {"mean": 3.0, "variance": 2.0}, [(5,)], CL),
+    ("Normalization", (), {"axis": [1, 2], "mean": [1.0, 2.0], "variance": [1.0, 4.0]}, [(3, 2)], CL),
 ]  # fmt: skip
 
 NAMES = sorted({c[0] for c in CASES})
@@ -35,6 +42,22 @@ NAMES = sorted({c[0] for c in CASES})
 @pytest.mark.parametrize("case", CASES, ids=lambda c: case_id(c, data_format=False))
 def test_matches_keras(case):
     assert_matches_keras(case)
+
+
+def test_normalization_count_is_a_weight():
+    """Keras's adapted Normalization has mean, variance and an integer count: 2n + 1
+    parameters, all non-trainable."""
+    layer = LAYERS["Normalization"].create()
+    layer([TensorType("float32", ("batch", 8, 8, 3))])
+    assert [(w.name, w.shape, w.trainable) for w in layer.weights] == [
+        ("mean", (3,), False),
+        ("variance", (3,), False),
+        ("count", (), False),
+    ]
+    assert layer.param_count == 7 and layer.trainable_count == 0
+    assert LAYERS["Normalization"].create(mean=1.0, variance=2.0).describe_config() == (
+        "Normalization()"
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -74,6 +97,12 @@ BAD_ARGS = [
     ("Rescaling", ([[1, 2], [3]],), {}, "scale", "expected a number or a rectangular list of numbers", False),
     ("Rescaling", (1.0,), {"offset": None}, "offset", "Rescaling: offset expected a number or a list of numbers, got none", False),
     ("Rescaling", (1.0,), {"offset": True}, "offset", "got true", False),
+    ("Normalization", (), {"mean": [1.0]}, "mean", "Normalization: mean and variance are given together or not at all; got only mean", True),
+    ("Normalization", (), {"variance": 2.0}, "variance", "got only variance", True),
+    ("Normalization", (), {"mean": [1.0, 2.0], "variance": [1.0]}, "variance", "mean has shape (2,) but variance has shape (1,)", True),
+    ("Normalization", (), {"mean": [[1.0]], "variance": [[1.0]]}, "mean", "mean has rank 2, more than the 1 axes of axis=[-1]", True),
+    ("Normalization", (), {"axis": "last"}, "axis", "expected a list of integers", False),
+    ("Normalization", (), {"invert": 1}, "invert", "expected true or false", False),
 ]  # fmt: skip
 
 
@@ -87,6 +116,10 @@ BAD_INPUTS = [
     ("Rescaling", ([1.0, 2.0],), {}, (4, 3), "float32", "scale", "Rescaling: scale of shape (2,) does not broadcast against input shape (None, 4, 3)", "numpy broadcasting"),
     ("Rescaling", (1.0,), {"offset": [[1.0, 2.0, 3.0]] * 2}, (3,), "uint8", "offset", "offset of shape (2, 3) does not broadcast against input shape (None, 3)", None),
     ("Rescaling", ([1.0, 2.0],), {}, (4, "c"), "float32", "scale", "scale of shape (2,) does not broadcast", None),
+    ("Normalization", (), {"axis": 3}, (4, 3), "float32", "axis", "Normalization: axis 3 is out of bounds for input shape (None, 4, 3)", "axes 1 to 2"),
+    ("Normalization", (), {"axis": 0}, (4, 3), "float32", "axis", "axis 0 is the batch axis", "axis=none"),
+    ("Normalization", (), {}, (4, "c"), "float32", None, "Normalization needs a known size on axis -1", None),
+    ("Normalization", (), {"mean": [1.0, 2.0], "variance": [1.0, 1.0]}, (4, 3), "float32", "mean", "mean and variance of shape (2,) do not broadcast to the kept axes' sizes (3,)", None),
 ]  # fmt: skip
 
 

@@ -24,6 +24,7 @@ tests pick it up once it has a row there.
 
 from transpiler.layers import (  # noqa: F401  (importing registers the layers)
     activation_layers,
+    applications,
     attention,
     conv,
     core,

@@ -1,4 +1,4 @@
-"""Preprocessing layers that are part of a model: Rescaling (and Normalization).
+"""Preprocessing layers that are part of a model: Rescaling and Normalization.
 
 Keras computes them in the layer's compute dtype: any input dtype (uint8 images, int64
 ids, bool) is cast to float32 first, and the output is float32. Their constants broadcast
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from transpiler.graph.types import TensorType, format_shape
-from transpiler.layers.args import ArgError, describe, number
-from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.args import ArgError, boolean, describe, int_list, is_int, number
+from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
 
 FLOAT = 1  # onnx.TensorProto.FLOAT
 
@@ -133,4 +133,162 @@ class Rescaling(_Preprocessing):
         scale = stored_constant(ctx, x, self.scale, "scale")
         offset = stored_constant(ctx, x, self.offset, "offset")
         y = ctx.op("Add", [ctx.op("Mul", [x, scale]), offset])
+        return [x.like(y)]
+
+
+def _axes(value) -> tuple[int, ...]:
+    """Normalization's axis: an int, a list of ints, or none (one mean for everything)."""
+    if value is None:
+        return ()
+    if is_int(value):
+        return (value,)
+    return int_list(value)
+
+
+def _optional_array(value):
+    return None if value is None else float_array(value)
+
+
+_optional_array.keras_writes_lists = True
+
+EPSILON = 1e-7  # keras.backend.epsilon(): the smallest standard deviation divided by
+
+
+@register
+class Normalization(_Preprocessing):
+    """Shifts and scales inputs to mean 0 and variance 1 with a precomputed mean and
+    variance: `(x - mean) / max(sqrt(variance), 1e-7)`, or with invert=true
+    `mean + x * max(sqrt(variance), 1e-7)`.
+
+    Args: axis=-1 (the axis or axes that keep their own mean and variance per index,
+    counting the batch axis as 0; none: one mean and variance for everything),
+    mean=None and variance=None (given together: numbers or lists, broadcast to the kept
+    axes aligned on the right, as keras.applications passes the ImageNet statistics;
+    without them the layer has the adapted statistics as weights), invert=false.
+    Input shape: any, any dtype (cast to float32), with known sizes on `axis`.
+    Output shape: as input, float32.
+    Weights (without mean and variance): mean and variance (the sizes of the kept axes)
+    and count (), all non-trainable: what Keras's adapt() computes.
+    """
+
+    signature = (
+        Arg("axis", _axes, -1),
+        Arg("mean", _optional_array, None),
+        Arg("variance", _optional_array, None),
+        Arg("invert", boolean, False),
+    )
+
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        mean, variance = config["mean"], config["variance"]
+        if (mean is None) != (variance is None):
+            given = "mean" if variance is None else "variance"
+            raise LayerError(
+                "Normalization: mean and variance are given together or not at all; "
+                f"got only {given}",
+                "give both (the statistics of the data), or neither to adapt them",
+                arg=given,
+            )
+        if mean is None:
+            return
+        if shape_of(mean) != shape_of(variance):
+            raise LayerError(
+                f"Normalization: mean has shape {shape_of(mean)} but variance has shape "
+                f"{shape_of(variance)}",
+                "give one variance per mean",
+                arg="variance",
+            )
+        if len(shape_of(mean)) > len(config["axis"]):
+            raise LayerError(
+                f"Normalization: mean has rank {len(shape_of(mean))}, more than the "
+                f"{len(config['axis'])} axes of axis={describe(list(config['axis']))}",
+                "give one value per index of the kept axes",
+                arg="mean",
+            )
+
+    def kept_axes(self, x: TensorType) -> tuple[int, ...]:
+        kept = []
+        for a in self.axis:
+            index = a + x.rank if a < 0 else a
+            if not 0 <= index < x.rank:
+                self.fail(
+                    f"Normalization: axis {a} is out of bounds for input shape "
+                    f"{format_shape(x.shape)}",
+                    f"the input has axes 1 to {x.rank - 1} after the batch axis",
+                    arg="axis",
+                )
+            if index == 0:
+                self.fail(
+                    "Normalization: axis 0 is the batch axis",
+                    "keep a feature axis such as -1, or axis=none for one mean overall",
+                    arg="axis",
+                )
+            self.need_known(x.shape[index], f"size on axis {a}")
+            kept.append(index)
+        return tuple(sorted(kept))
+
+    def broadcast_shape(self, x: TensorType) -> tuple[int, ...]:
+        """The statistics' shape against x: the kept sizes, 1 elsewhere (batch too)."""
+        kept = self.kept_axes(x)
+        return tuple(x.shape[i] if i in kept else 1 for i in range(x.rank))
+
+    def build(self, inputs: list[TensorType]) -> list[Weight]:
+        (x,) = inputs
+        kept = self.kept_axes(x)
+        sizes = tuple(x.shape[i] for i in kept)
+        if self.mean is None:
+            return [
+                self.weight("mean", sizes, "zeros", trainable=False),
+                self.weight("variance", sizes, "ones", trainable=False),
+                self.weight("count", (), "zeros", trainable=False),
+            ]
+        shape = shape_of(self.mean)
+        for i, s in enumerate(reversed(shape)):
+            d = sizes[len(sizes) - 1 - i]
+            if s not in (1, d):
+                self.fail(
+                    f"Normalization: mean and variance of shape {shape} do not broadcast "
+                    f"to the kept axes' sizes {sizes} (input shape {format_shape(x.shape)})",
+                    "give one value per index of the kept axes, or one value",
+                    arg="mean",
+                )
+        return []
+
+    def describe_config(self) -> str:
+        parts = []
+        if self.axis != (-1,):
+            parts.append(f"axis={describe(list(self.axis)) if self.axis else 'none'}")
+        if self.invert:
+            parts.append("invert")
+        return f"Normalization({', '.join(parts)})"
+
+    def statistics(self, ctx, x):
+        """(mean, standard deviation) broadcast against x as it is stored."""
+        kept = self.kept_axes(x.type)
+        full = self.broadcast_shape(x.type)
+        perm = x.perm or tuple(range(x.rank))
+
+        def stored(a):
+            # Keras aligns the values with the kept axes from the right, then broadcasts
+            shape = [1] * x.rank
+            for i, s in enumerate(reversed(np.shape(a))):
+                shape[kept[-1 - i]] = s
+            return np.transpose(np.broadcast_to(np.reshape(a, shape), full), perm)
+
+        if self.mean is None:
+            mean = ctx.weight("mean", stored, f"{perm}")
+            variance = ctx.weight("variance", stored, f"{perm}")
+        else:
+            mean = ctx.const(stored(np.asarray(self.mean, np.float32)), name="mean")
+            variance = ctx.const(stored(np.asarray(self.variance, np.float32)), name="variance")
+        std = ctx.op("Max", [ctx.op("Sqrt", [variance]), ctx.const(EPSILON)])
+        return mean, std
+
+    def lower(self, ctx, inputs):
+        x = as_float32(ctx, inputs[0])
+        mean, std = self.statistics(ctx, x)
+        if self.invert:
+            y = ctx.op("Add", [mean, ctx.op("Mul", [x, std])])
+        else:
+            y = ctx.op("Div", [ctx.op("Sub", [x, mean]), std])
         return [x.like(y)]

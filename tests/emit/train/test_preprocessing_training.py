@@ -51,3 +51,42 @@ def test_rescaling_of_uint8_images_trains_as_keras(tmp_path):
 
     x = np.random.default_rng(0).integers(0, 256, size=(6, 4, 4, 3)).astype(np.uint8)
     check(train_both(kdl, tmp_path, keras_model, x, onehot(6, 3, 1)))
+
+
+def test_normalization_layer_scale_and_custom_scale_layer_train_as_keras(tmp_path):
+    """Normalization's adapted statistics stay as they are (non-trainable, no update);
+    LayerScale's gamma trains; CustomScaleLayer passes gradients to both inputs."""
+    from keras.src.applications.convnext import LayerScale
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    kdl = (
+        "model M {\n input x: float32[5]\n"
+        " n = x |> Normalization() |> Normalization(mean=[1.0, 2.0, 0.0, -1.0, 3.0],"
+        " variance=[1.0, 4.0, 2.0, 0.5, 9.0], invert=true)\n"
+        " h = n |> Dense(4, activation=tanh)\n"
+        " s = h |> LayerScale(0.5, 4)\n"
+        " CustomScaleLayer(0.3)(h, s)\n Dense(3, activation=softmax)\n}\n" + TRAIN
+    )
+
+    class FinalizedNormalization(L.Normalization):
+        """Keras reads the statistics it computed from its weights in finalize_state;
+        the oracle assigns the weights directly, so read them at each call."""
+
+        def call(self, inputs):
+            self.finalize_state()
+            return super().call(inputs)
+
+    def keras_model():
+        inp = keras.Input((5,))
+        n = FinalizedNormalization()(inp)
+        n = L.Normalization(
+            mean=[1.0, 2.0, 0.0, -1.0, 3.0], variance=[1.0, 4.0, 2.0, 0.5, 9.0], invert=True
+        )(n)
+        h = L.Dense(4, activation="tanh")(n)
+        y = CustomScaleLayer(0.3)([h, LayerScale(0.5, 4)(h)])
+        return keras.Model(inp, L.Dense(3, activation="softmax")(y))
+
+    x = np.random.default_rng(2).normal(size=(6, 5)).astype(np.float32) * 3
+    run = train_both(kdl, tmp_path, keras_model, x, onehot(6, 3, 4))
+    check(run)
+    assert "layer_scale/gamma" in run.state

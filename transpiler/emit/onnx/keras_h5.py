@@ -68,8 +68,13 @@ class Entry:
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
-        """The float arrays (a seed generator's integer state is not a weight)."""
-        return {p: a for p, a in self.arrays.items() if np.issubdtype(a.dtype, np.floating)}
+        """The layer's variables: the float arrays, and integer ones such as an adapted
+        Normalization's count (a seed generator's integer state is not a weight)."""
+        return {
+            p: a
+            for p, a in self.arrays.items()
+            if np.issubdtype(a.dtype, np.floating) or "seed_generator" not in p
+        }
 
     def where(self) -> str:
         saved = f", saved as '{self.name}'" if self.name and self.name != self.key else ""
