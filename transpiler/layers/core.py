@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from transpiler.graph.types import TensorType
+from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
+    ArgError,
     boolean,
     data_format,
+    describe,
     float_in,
-    int_list,
     integer,
+    is_int,
     no_constraint,
     non_negative_float,
     optional,
@@ -114,6 +116,16 @@ class Activation(Layer):
         return [ctx.activation(inputs[0], self.activation)]
 
 
+def _noise_shape(value) -> tuple[int | None, ...]:
+    """Dropout's noise_shape: one entry per axis, batch included; none takes the input's
+    size, 1 shares one random draw along that axis (Keras's `(None, 1, 1, None)`)."""
+    if isinstance(value, (list, tuple)) and all(v is None or (is_int(v) and v > 0) for v in value):
+        return tuple(value)
+    raise ArgError(
+        f"expected a list of positive integers or none, one per axis, got {describe(value)}"
+    )
+
+
 class _RateLayer(Layer):
     """Shared shape of the dropout family: identity at inference, random in training."""
 
@@ -122,7 +134,7 @@ class _RateLayer(Layer):
     supports_masking = True
     signature = (
         Arg("rate", float_in(0.0, 1.0, hi_open=True)),
-        Arg("noise_shape", optional(int_list), None),
+        Arg("noise_shape", optional(_noise_shape), None),
         Arg("seed", optional(integer), None),
     )
     expected_rank: int | None = None
@@ -133,6 +145,19 @@ class _RateLayer(Layer):
         self.expect_float(x)
         if self.expected_rank is not None:
             self.expect_rank(x, self.expected_rank, self.layout)
+        shape = getattr(self, "noise_shape", None)
+        if shape is not None:
+            fits = len(shape) == x.rank and all(
+                n is None or n == 1 or n == d for n, d in zip(shape, x.shape)
+            )
+            if not fits:
+                self.fail(
+                    f"{self.keras_class()}: noise_shape {describe(list(shape))} does not fit "
+                    f"input shape {format_shape(x.shape)}",
+                    "give one entry per axis, batch included: none (the input's size) or 1 "
+                    "(one draw shared along that axis)",
+                    arg="noise_shape",
+                )
         return []
 
     def output_types(self, inputs):
@@ -142,8 +167,6 @@ class _RateLayer(Layer):
         (x,) = inputs
         if not ctx.training or self.rate == 0:
             return [x]  # inference: the identity
-        if getattr(self, "noise_shape", None) is not None:
-            raise NotImplementedError("Dropout(noise_shape=...) in training")
         like = self.noise_like(ctx, x)
         keep = ctx.op("GreaterOrEqual", [ctx.uniform_noise(like), ctx.const(self.rate)])
         scale = ctx.op("Mul", [ctx.op("Cast", [keep], to=1), ctx.const(1.0 / (1.0 - self.rate))])
@@ -151,14 +174,22 @@ class _RateLayer(Layer):
 
     def noise_like(self, ctx, x):
         """The tensor whose shape the random mask takes (whole channels for spatial
-        dropout)."""
-        return x
+        dropout; noise_shape's 1 axes for Dropout)."""
+        shape = getattr(self, "noise_shape", None)
+        if shape is None:
+            return x
+        axes = sorted(x.physical_axis(i) for i, n in enumerate(shape) if n == 1)
+        if not axes:
+            return x
+        return x.like(ctx.op("ReduceMax", [x, ctx.ints(axes, "axes")], keepdims=1))
 
 
 @register
 class Dropout(_RateLayer):
     """Randomly zeroes inputs with probability `rate` in training and scales the rest by
-    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None, seed=None."""
+    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None (one entry per axis,
+    batch included: none for the input's size, 1 to share one draw along the axis, as
+    EfficientNet's `(None, 1, 1, 1)` drops whole samples), seed=None."""
 
 
 @register
