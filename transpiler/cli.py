@@ -92,6 +92,7 @@ def _register_optional_commands(sub) -> None:
     for module in (
         "transpiler.cli_build",
         "transpiler.cli_codegen",
+        "transpiler.cli_import",
         "transpiler.cli_train",
         "transpiler.cli_viz",
     ):
