@@ -67,6 +67,8 @@ def _catalogue_call(catalogue, value, kind: str, skip=("name", "reduction", "dty
             kwargs.append((key, _catalogue_call(SCHEDULES, v, "schedule")))
             continue
         v = plain(v)
+        if key == "learning_rate" and isinstance(v, float):
+            v = _shortest_float32(v)
         try:
             if key in base and names[key].convert(v) == base[key]:
                 continue
@@ -75,6 +77,15 @@ def _catalogue_call(catalogue, value, kind: str, skip=("name", "reduction", "dty
         kwargs.append((key, Symbol(v) if isinstance(v, str) else v))
     name = entry.keras_class if kind in ("optimizer", "schedule") else entry.name
     return Spec(name, (), tuple(kwargs)) if kwargs else Symbol(name)
+
+
+def _shortest_float32(x: float) -> float:
+    """Keras keeps the learning rate in a float32 variable and saves 0.0010000000474974513
+    for 0.001: the shortest decimal of that float32, where it is one."""
+    import numpy as np
+
+    short = float(str(np.float32(x)))
+    return short if float(np.float32(short)) == x else x
 
 
 def _per_output(value, outputs: list[str], make):

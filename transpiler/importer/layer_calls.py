@@ -36,6 +36,7 @@ from transpiler.layers.regularizers import regularizer
 #: any other value is an error (the model would compute something else)
 KERAS_ONLY: dict[str, object] = {
     "quantization_config": None,
+    "activity_regularizer": None,  # every Keras layer takes one; .kdl where it has effect
     "lora_rank": None,
     "lora_alpha": None,
     "lora_enabled": False,
@@ -43,7 +44,7 @@ KERAS_ONLY: dict[str, object] = {
     "autocast": True,
     "unroll": False,
     "time_major": False,
-    "zero_output_for_mask": None,
+    "zero_output_for_mask": False,  # (Bidirectional sets it on its layers: see nested_layer)
 }
 #: per class, where Keras's key is accepted with more values (class, key) -> check
 _KEYS_IGNORED = {
@@ -66,10 +67,12 @@ _KTRANS_REGISTERED = {f"ktrans>{name}" for name in APPLICATION_MODULES}
 
 @dataclass(frozen=True)
 class LayerValue:
-    """A wrapped layer given as an argument (Bidirectional(LSTM(...)))."""
+    """A wrapped layer given as an argument (Bidirectional(LSTM(...))): checked, and
+    written (with its Keras name) by whoever writes the call around it."""
 
     layer: Layer
-    text: str
+    prepared: Prepared
+    name: str
 
 
 def layer_class(name: str, cls: str, module: str | None, registered: str | None) -> type:
@@ -124,7 +127,9 @@ def nested_layer(serialized) -> LayerValue:
     """A layer given as an argument: built (for checking) and written in full."""
     if not isinstance(serialized, dict) or not isinstance(serialized.get("config"), dict):
         raise ImportFailure("a wrapped layer that is not a layer config")
-    config = serialized["config"]
+    config = dict(serialized["config"])
+    # Keras sets this on the layers Bidirectional wraps; ktrans's Bidirectional does the same
+    config.pop("zero_output_for_mask", None)
     name = str(config.get("name") or "")
     cls = layer_class(
         name,
@@ -134,10 +139,9 @@ def nested_layer(serialized) -> LayerValue:
     )
     try:
         p = prepare(cls, config)
-        text = str(render_call(p, name, bare_ok=lambda n: False))
     except ImportFailure as e:
         raise e.at_layer(name, cls.__name__) from None
-    return LayerValue(p.layer(name), text)
+    return LayerValue(p.layer(name), p, name)
 
 
 def _for_bind(value):
@@ -228,6 +232,10 @@ def prepare(cls: type, config: dict) -> Prepared:
     trainable = decoded.pop("trainable", True)
     try:
         bound = cls.bind((), {k: _for_bind(v) for k, v in decoded.items()})
+        if "strides" in bound and "pool_size" in bound and bound["strides"] == bound["pool_size"]:
+            # Keras saves its default strides (None: the pool size) as the pool size
+            decoded.pop("strides", None)
+            bound = cls.bind((), {k: _for_bind(v) for k, v in decoded.items()})
     except LayerError as e:
         raise ImportFailure(e.message, e.hint, key=e.arg) from None
     return Prepared(cls, decoded, bound, trainable)
@@ -261,25 +269,33 @@ def _same_as_default(a: Arg, value) -> bool:
     return isinstance(value, tuple) and len(value) == 1 and is_default(a, value[0])
 
 
-def render_call(p: Prepared, name: str | None, bare_ok=lambda n: True) -> CallText:
-    """The call's .kdl text; `name` is written when given."""
+def nested_values(p: Prepared) -> list[LayerValue]:
+    """The layers given as arguments, in the order .kdl creates them."""
+    return [v for a in p.cls.signature if isinstance(v := p.decoded.get(a.name), LayerValue)]
+
+
+def render_call(
+    p: Prepared, name: str | None, bare_ok=lambda n: True, nested: dict | None = None
+) -> CallText:
+    """The call's .kdl text; `name` is written when given; `nested` holds the text of
+    each wrapped layer (by id), written first by the caller."""
     parts = []
     positional = True
     for a in p.cls.signature:
         value = p.bound.get(a.name)
         raw = p.decoded.get(a.name)
         if a.required and positional:
-            parts.append(_value_text(a, raw, value, bare_ok))
+            parts.append(_value_text(a, raw, value, bare_ok, nested))
             continue
         written = a.name in p.decoded and not _same_as_default(a, value)
         if positional and written and a.name in POSITIONAL_FIRST:
-            parts.append(_value_text(a, raw, value, bare_ok))
+            parts.append(_value_text(a, raw, value, bare_ok, nested))
             positional = False
             continue
         positional = False
         if not written:
             continue
-        parts.append(f"{a.name}={_value_text(a, raw, value, bare_ok)}")
+        parts.append(f"{a.name}={_value_text(a, raw, value, bare_ok, nested)}")
     if not p.trainable:
         parts.append("trainable=false")
     if name is not None:
@@ -287,7 +303,9 @@ def render_call(p: Prepared, name: str | None, bare_ok=lambda n: True) -> CallTe
     return CallText(p.cls.__name__, tuple(parts))
 
 
-def _value_text(arg: Arg, raw, converted, bare_ok) -> str:
+def _value_text(arg: Arg, raw, converted, bare_ok, nested=None) -> str:
     if isinstance(raw, LayerValue):
-        return raw.text
+        if nested is not None and id(raw) in nested:
+            return nested[id(raw)]
+        return str(render_call(raw.prepared, raw.name, bare_ok))
     return kdl_text(_written(arg, raw, converted), bare_ok=bare_ok)

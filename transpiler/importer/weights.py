@@ -114,6 +114,27 @@ def read_weights(kfile: KerasFile, graph) -> dict[str, np.ndarray]:
     return arrays
 
 
+def archive_weights(path: str | Path, graph) -> dict[str, np.ndarray]:
+    """`ktrans build --weights MODEL.keras`: by layer name where the .kdl file keeps
+    Keras's names (an imported file), else matched as a .weights.h5 file is."""
+    from transpiler.importer.sources import read_keras_file
+
+    kfile = read_keras_file(path)
+    if kfile.kind != "keras" or kfile.open_weights is None:
+        fail(Path(path).name, "not a .keras archive with weights")
+    weighted = [la for la in graph.layers if la.weights]
+    with kfile.open_weights() as reader:
+        groups = keras3_groups(reader)
+        if groups and all(la.name in groups for la in weighted):
+            return read_weights(kfile, graph)
+        root = reader.child(reader.file, "layers")
+        if root is None:
+            fail(Path(path).name, "model.weights.h5 holds no Keras layers")
+        from transpiler.emit.onnx.keras_h5 import read_keras3_group
+
+        return read_keras3_group(root, graph, f"--weights {Path(path).name}")
+
+
 def write_npz(arrays: dict[str, np.ndarray], path: str | Path) -> Path:
     """Writes the arrays atomically as an uncompressed .npz."""
     from transpiler.emit.onnx.save import _atomic

@@ -22,6 +22,7 @@ from transpiler.importer.layer_calls import (
     CallText,
     Prepared,
     layer_class,
+    nested_values,
     prepare,
     render_call,
 )
@@ -287,10 +288,15 @@ class BodyWriter:
 
     def _layer_text(self, layer: KLayer) -> CallText:
         p = self.prepared[id(layer)]
+        nested = {id(v): str(self._call(v.prepared, v.name)) for v in nested_values(p)}
         name = layer_name(layer)
         self.file.kdl_names[id(layer)] = name
+        return self._call(p, name, nested)
+
+    def _call(self, p: Prepared, name: str, nested: dict | None = None) -> CallText:
+        """A layer created here: its name written where ktrans would give another."""
         write = self.file.names.layer(p.cls.__name__, name)
-        return render_call(p, name if write else None, bare_ok=self.bare_ok)
+        return render_call(p, name if write else None, self.bare_ok, nested)
 
     def _block(self, layer: KLayer) -> str:
         """Writes the block for a nested model (at its use, so that the automatic names of

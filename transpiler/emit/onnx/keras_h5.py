@@ -123,6 +123,14 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
     )
 
 
+def read_keras3_group(layers_group, graph: Graph, where: str) -> dict[str, np.ndarray]:
+    """The weights of `graph` from an open Keras 3 `layers` group (the model.weights.h5
+    of a .keras archive, opened by the caller), matched as for a .weights.h5 file."""
+    import h5py
+
+    return _match_keras3(_read_keras3(layers_group, h5py), graph, where)
+
+
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
