@@ -49,6 +49,7 @@ class KLayer:
     position: int
     calls: list[Call] = field(default_factory=list)
     model: KModel | None = None  # a model used as a layer
+    build_config: dict | None = None
 
     @property
     def is_op(self) -> bool:
@@ -122,7 +123,16 @@ def _layer(entry: dict, position: int) -> KLayer:
     cls = entry.get("class_name")
     if not isinstance(name, str) or not isinstance(cls, str):
         raise ImportFailure(f"layer {position} of the config has no name or class")
-    layer = KLayer(name, cls, entry.get("module"), entry.get("registered_name"), config, position)
+    build = entry.get("build_config")
+    layer = KLayer(
+        name,
+        cls,
+        entry.get("module"),
+        entry.get("registered_name"),
+        config,
+        position,
+        build_config=build if isinstance(build, dict) else None,
+    )
     if cls in MODEL_CLASSES:
         try:
             layer.model = read_model(entry)

@@ -227,22 +227,51 @@ class Prepared:
         return self.cls(dict(self.bound, trainable=self.trainable), name)
 
 
-def prepare(cls: type, config: dict) -> Prepared:
+def prepare(cls: type, config: dict, build_config: dict | None = None) -> Prepared:
     decoded = decoded_arguments(cls, config)
     trainable = decoded.pop("trainable", True)
     try:
         bound = cls.bind((), {k: _for_bind(v) for k, v in decoded.items()})
-        if "strides" in bound and "pool_size" in bound and bound["strides"] == bound["pool_size"]:
-            # Keras saves its default strides (None: the pool size) as the pool size
-            decoded.pop("strides", None)
+        dropped = _saved_defaults(cls.__name__, decoded, bound, build_config or {})
+        if dropped:
+            for key in dropped:
+                decoded.pop(key, None)
             bound = cls.bind((), {k: _for_bind(v) for k, v in decoded.items()})
     except LayerError as e:
         raise ImportFailure(e.message, e.hint, key=e.arg) from None
     return Prepared(cls, decoded, bound, trainable)
 
 
-#: optional first arguments Keras code usually gives by position (`MaxPooling2D(3)`)
-POSITIONAL_FIRST = {"pool_size", "padding", "cropping", "size", "max_value", "negative_slope"}
+def _saved_defaults(cls: str, decoded: dict, bound: dict, build_config: dict) -> list[str]:
+    """Arguments Keras saves with the value their default stands for (a pooling's strides
+    as the pool size, an attention's value_dim as key_dim): left out, so the file reads as
+    it was written and the graph is the same."""
+    drop = []
+    if "strides" in bound and "pool_size" in bound and bound["strides"] == bound["pool_size"]:
+        drop.append("strides")
+    if cls == "MultiHeadAttention":
+        if bound.get("value_dim") == bound.get("key_dim"):
+            drop.append("value_dim")
+        query = (build_config.get("shapes_dict") or {}).get("query_shape")
+        axes = bound.get("attention_axes")
+        if (
+            isinstance(query, list)
+            and axes is not None
+            and tuple(axes) == tuple(range(1, len(query) - 1))
+        ):
+            drop.append("attention_axes")
+    if cls == "Bidirectional":
+        forward, backward = decoded.get("layer"), decoded.get("backward_layer")
+        if isinstance(forward, LayerValue) and isinstance(backward, LayerValue):
+            flipped = dict(forward.layer.config, go_backwards=not forward.layer.go_backwards)
+            mine = {k: v for k, v in flipped.items() if k != "name"}
+            theirs = {k: v for k, v in backward.layer.config.items() if k != "name"}
+            if type(forward.layer) is type(backward.layer) and mine == theirs:
+                drop.append("backward_layer")
+        if isinstance(forward, LayerValue) and forward.name.startswith("forward_"):
+            # Keras names the wrapped copy forward_<name>; .kdl's Bidirectional does too
+            decoded["layer"] = LayerValue(forward.layer, forward.prepared, forward.name[8:])
+    return drop
 
 
 @dataclass(frozen=True)
@@ -272,6 +301,10 @@ def _same_as_default(a: Arg, value) -> bool:
 def nested_values(p: Prepared) -> list[LayerValue]:
     """The layers given as arguments, in the order .kdl creates them."""
     return [v for a in p.cls.signature if isinstance(v := p.decoded.get(a.name), LayerValue)]
+
+
+#: optional first arguments Keras code usually gives by position (`MaxPooling2D(3)`)
+POSITIONAL_FIRST = {"pool_size", "padding", "cropping", "size", "max_value", "negative_slope"}
 
 
 def render_call(

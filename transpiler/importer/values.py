@@ -180,7 +180,7 @@ def number_text(x: float) -> str:
     """A float as .kdl writes it, exactly: `1 / 255` where that is the same float."""
     if not math.isfinite(x):
         raise ImportFailure(f"the number {x} cannot be written in .kdl")
-    if x != 0 and abs(x) < 1:
+    if x != 0 and abs(x) < 1 and len(repr(x)) > 10:
         d = 1 / x
         for denominator in (round(d), round(d * 2) / 2):
             if denominator and 1 / denominator == x and abs(denominator) <= 100_000:

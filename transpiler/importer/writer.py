@@ -106,7 +106,7 @@ class BodyWriter:
                     cls = layer_class(
                         layer.name, layer.class_name, layer.module, layer.registered_name
                     )
-                    p = prepare(cls, layer.config)
+                    p = prepare(cls, layer.config, layer.build_config)
                 except ImportFailure as e:
                     raise e.at_layer(layer.name, layer.class_name) from None
                 if self.frozen:
