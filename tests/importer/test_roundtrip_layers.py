@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one table row per line)
 """Every catalogue layer on its own, with non-default arguments, through Keras and back:
 a one-layer .kdl model -> codegen keras -> saved .keras -> `ktrans import` -> the same
 graph (class, name, every argument, connections) and the same weights.
