@@ -35,9 +35,7 @@ def _catalogue_call(catalogue, value, kind: str, skip=("name", "reduction", "dty
     Spec with the non-default arguments."""
     from transpiler.training.config import defaults
 
-    if isinstance(value, str):
-        if catalogue.find(value) is None:
-            raise ImportFailure(f"the {kind} '{value}' is not one ktrans knows")
+    if isinstance(value, str):  # a name; the train block's check says if it is known
         return Symbol(value)
     if not is_serialized(value):
         raise ImportFailure(f"cannot read the {kind} {str(value)[:60]}")
@@ -61,6 +59,8 @@ def _catalogue_call(catalogue, value, kind: str, skip=("name", "reduction", "dty
                 f"the {kind} {cls} has the setting {key}={str(v)[:40]}, which .kdl lacks",
                 key=key,
             )
+        if key == "name" and v in (entry.name, entry.keras_class, _snake(entry.keras_class)):
+            continue  # a metric's default name
         if key == "learning_rate" and is_serialized(v):
             from transpiler.training.schedules import SCHEDULES
 
@@ -77,6 +77,12 @@ def _catalogue_call(catalogue, value, kind: str, skip=("name", "reduction", "dty
         kwargs.append((key, Symbol(v) if isinstance(v, str) else v))
     name = entry.keras_class if kind in ("optimizer", "schedule") else entry.name
     return Spec(name, (), tuple(kwargs)) if kwargs else Symbol(name)
+
+
+def _snake(name: str) -> str:
+    from transpiler.layers.base import snake_case
+
+    return snake_case(name)
 
 
 def _shortest_float32(x: float) -> float:

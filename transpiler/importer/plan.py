@@ -141,7 +141,8 @@ def plan(model: KModel, outputs_of: dict[int, int]) -> Plan:
         for m in members:
             chain_of[id(m)] = len(chains)
         chains.append(Chain(members, outputs_of[id(members[-1])]))
-    order = _chain_order(chains, chain_of, ins, producer, output_refs)
+    rank = {ref: i for i, (_, ref) in enumerate(model.outputs)}
+    order = _chain_order(chains, chain_of, ins, producer, rank)
     return Plan([chains[i] for i in order], consumers, output_refs)
 
 
@@ -172,8 +173,9 @@ def _topological(calls: list[Call], ins, producer) -> list[Call]:
     return out
 
 
-def _chain_order(chains, chain_of, ins, producer, output_refs) -> list[int]:
-    """Chains in dependency order; those making outputs as late as they can come."""
+def _chain_order(chains, chain_of, ins, producer, rank: dict[Ref, int]) -> list[int]:
+    """Chains in dependency order; those making outputs as late as they can come, in the
+    model's order of outputs."""
     deps: dict[int, set[int]] = {i: set() for i in range(len(chains))}
     for i, chain in enumerate(chains):
         for c in chain.calls:
@@ -188,14 +190,14 @@ def _chain_order(chains, chain_of, ins, producer, output_refs) -> list[int]:
     waiting = {i: len(ds) for i, ds in deps.items()}
 
     def key(i: int):
-        makes_output = any(r in output_refs for r in chains[i].results())
-        return (makes_output, i)
+        outputs = [rank[r] for r in chains[i].results() if r in rank]
+        return (bool(outputs), min(outputs, default=0), i)
 
     ready = [key(i) for i in range(len(chains)) if not waiting[i]]
     heapq.heapify(ready)
     order = []
     while ready:
-        _, i = heapq.heappop(ready)
+        *_, i = heapq.heappop(ready)
         order.append(i)
         for u in users.get(i, []):
             waiting[u] -= 1

@@ -37,6 +37,7 @@ from transpiler.importer.ops import op_expression
 from transpiler.importer.plan import Chain, call_inputs, plan
 from transpiler.importer.values import KEYWORDS
 from transpiler.layers import LAYERS
+from transpiler.layers.base import snake_case
 
 LINE = 100
 INDENT = "    "
@@ -153,10 +154,13 @@ class BodyWriter:
                 target = f"output {out_name}"
                 self.tensor_var[results[0]] = out_name
             elif used or results[0] in outputs:
-                var = self.vars.fresh(_hint(results[0]))
+                var = self.vars.fresh(_hint(results[0], chain.last.layer))
                 self.tensor_var[results[0]] = var
                 target = var
-            self._statement(chain, target, current)
+            try:
+                self._statement(chain, target, current)
+            except ImportFailure as e:
+                raise e.at_layer(chain.first.layer.name, chain.first.layer.class_name) from None
             if target is not None:
                 self.bound.update(t.strip() for t in target.removeprefix("output ").split(","))
             current = results[0] if len(results) == 1 else None
@@ -321,7 +325,11 @@ def _indented(line: Line) -> Line:
     return Line(INDENT + line.text if line.text else "", line.layer)
 
 
-def _hint(ref: Ref) -> str:
+def _hint(ref: Ref, layer: KLayer | None = None) -> str:
+    if layer is not None and layer.is_op:
+        # Keras numbers its operations from global counters (add_21): named by what
+        # they compute instead, so that the text does not depend on the Keras session
+        return snake_case(layer.class_name)
     base = ref.layer if ref.node == 0 else f"{ref.layer}_{ref.node}"
     return base if ref.index == 0 else f"{base}_{ref.index}"
 
