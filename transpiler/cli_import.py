@@ -45,8 +45,8 @@ def _refuse(message: str, hint: str | None = None):
 
 
 def cmd_import(args) -> int:
-    from transpiler.emit.onnx.save import atomic_write_bytes
     from transpiler.importer import import_keras
+    from transpiler.importer.files import atomic_write
 
     source = Path(args.file)
     out = Path(args.output or source.with_suffix(".kdl").name)
@@ -59,7 +59,7 @@ def cmd_import(args) -> int:
         _refuse(f"cannot write '{weights_out}': --weights-out writes an .npz", "name it .npz")
     imported = import_keras(source)
     arrays = imported.weights() if weights_out is not None else None
-    atomic_write_bytes(out, imported.text.encode("utf-8"))
+    atomic_write(out, lambda f: f.write(imported.text.encode("utf-8")))
     graph = imported.graph
     layers = sum(1 for la in graph.layers if la.family != "expression")
     print(

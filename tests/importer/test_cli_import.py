@@ -116,3 +116,20 @@ def test_help_lists_import(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "import" in capsys.readouterr().out
+
+
+def test_build_weights_from_a_keras_file_for_a_hand_written_model(saved, tmp_path):
+    """Layer names that are not Keras's: the .keras file's weights are matched as a
+    .weights.h5 file's are (by class and position)."""
+    model, path = saved
+    kdl = tmp_path / "mine.kdl"
+    kdl.write_text(
+        "model Mine {\n    input image: uint8[8, 8, 3]\n    Rescaling(1 / 127.5, offset=-1)\n"
+        "    Conv2D(4, 3)\n    BatchNormalization()\n    GlobalAveragePooling2D()\n"
+        "    Dense(3)\n}\n"
+    )
+    onnx_path = tmp_path / "mine.onnx"
+    assert main(["build", str(kdl), "--weights", str(path), "-o", str(onnx_path)]) == 0
+    x = np.random.default_rng(3).integers(0, 256, size=(2, 8, 8, 3)).astype(np.uint8)
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(run_onnx(onnx_path, {"image": x}), expected, rtol=1e-4, atol=1e-5)

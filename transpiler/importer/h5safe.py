@@ -66,12 +66,14 @@ class H5Reader:
 
         if not isinstance(dataset, h5py.Dataset):
             fail(self.where, f"{dataset.name} is not a dataset")
+        from h5py import h5d
+
         path = dataset.name
-        if dataset.is_virtual:
+        plist = dataset.id.get_create_plist()  # one look at the storage, for every check
+        if plist.get_layout() == h5d.VIRTUAL:
             fail(self.where, f"refusing {path}: a virtual dataset (its data lives elsewhere)")
-        if dataset.external:
+        if plist.get_external_count():
             fail(self.where, f"refusing {path}: its data is stored in external files")
-        plist = dataset.id.get_create_plist()
         for i in range(plist.get_nfilters()):
             code = plist.get_filter(i)[0]
             if code not in BUILTIN_FILTERS:

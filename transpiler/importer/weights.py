@@ -137,6 +137,6 @@ def archive_weights(path: str | Path, graph) -> dict[str, np.ndarray]:
 
 def write_npz(arrays: dict[str, np.ndarray], path: str | Path) -> Path:
     """Writes the arrays atomically as an uncompressed .npz."""
-    from transpiler.emit.onnx.save import _atomic
+    from transpiler.importer.files import atomic_write
 
-    return _atomic(Path(path), lambda f: np.savez(f, **arrays))
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
