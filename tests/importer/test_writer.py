@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (config tables: one layer per line)
 """The .kdl text `ktrans import` writes, as a person would write it: sequential
 statements for chains, named tensors and call syntax where the graph branches, shared
 layers as a variable, only non-default arguments, Keras names where ktrans would give
@@ -154,3 +155,38 @@ def test_the_compile_config_is_a_train_block(tmp_path):
         "    metrics   = [accuracy, auc]\n"
         "}\n"
     )
+
+
+def test_a_layer_name_an_expression_took_is_renamed(tmp_path):
+    """ktrans numbers expressions and layers with the same counters, in the order of the
+    file: where an expression took a Keras layer's name first, the layer is renamed."""
+    import json
+
+    def tensor(layer):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, 0, 0]}}
+
+    def node(*args):
+        return [{"args": list(args), "kwargs": {}}]
+
+    op = {"module": "keras.src.ops.numpy", "class_name": "Add"}
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {"class_name": "InputLayer", "name": "a", "config": {"name": "a", "batch_shape": [None, 3]}},
+                {**op, "name": "add", "config": {"name": "add"}, "inbound_nodes": node(tensor("a"), 1.0)},
+                {**op, "name": "add_5", "config": {"name": "add_5"}, "inbound_nodes": node(tensor("add"), 2.0)},
+                {"class_name": "Add", "name": "add_1", "config": {"name": "add_1"},
+                 "inbound_nodes": node([tensor("add_5"), tensor("a")])},
+            ],
+            "input_layers": [["a", 0, 0]],
+            "output_layers": [["add_1", 0, 0]],
+        },
+    }  # fmt: skip
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(config))
+    imported = import_keras(path)
+    assert "Add(name=add_1_2)(add_2, a)" in imported.text
+    assert imported.renamed == {"add_1_2": "add_1"}
+    assert [la.name for la in imported.graph.layers if la.family != "expression"] == ["add_1_2"]

@@ -39,12 +39,13 @@ class Imported:
     source: KerasFile
     graph: object  # the checked transpiler.graph.model.Graph of the written file
     model_name: str
+    renamed: dict  # .kdl layer name -> Keras layer name, where they differ
 
     def weights(self) -> dict:
         """The Keras file's weights as `<layer>/<weight>` arrays for `graph`."""
         from transpiler.importer.weights import read_weights
 
-        return read_weights(self.source, self.graph)
+        return read_weights(self.source, self.graph, self.renamed)
 
 
 def header(kfile: KerasFile, layers: int, params: int) -> list[str]:
@@ -96,7 +97,7 @@ def import_keras(path: str | Path) -> Imported:
         fail(where, f"could not name the layers {sorted(missing)[:3]} as Keras does")
     layers = sum(1 for la in graph.layers if la.family != "expression")
     top = header(kfile, layers, graph.param_count)
-    return Imported("\n".join(top) + "\n" + text, kfile, graph, name)
+    return Imported("\n".join(top) + "\n" + text, kfile, graph, name, dict(writer.renamed))
 
 
 def _train_lines(kfile: KerasFile, model, name: str) -> list[str]:

@@ -80,13 +80,21 @@ class LayerNames:
         self.used.add(name)
         return name
 
-    def layer(self, keras_class: str, keras_name: str) -> bool:
-        """A layer of `keras_class` named `keras_name` is created: whether the file must
-        write `name=` (ktrans would name it otherwise)."""
+    def layer(self, keras_class: str, keras_name: str) -> str | None:
+        """A layer of `keras_class` named `keras_name` is created: the name the file must
+        write, or None where ktrans gives it that name anyway. A name an expression or a
+        block instance took already (ktrans numbers them in its own order) cannot be had:
+        the layer is renamed (`add_1_2`), and the weights follow the rename."""
         base = snake_case(keras_class)
-        if keras_name in self.force or keras_name in self.used:
+        if keras_name in self.used:
+            name, i = f"{keras_name}_2", 3
+            while name in self.used:
+                name, i = f"{keras_name}_{i}", i + 1
+            self.used.add(name)
+            return name
+        if keras_name in self.force:
             self.used.add(keras_name)
-            return True
+            return keras_name
         n = self.counts.get(base, 0)
         predicted = base if n == 0 else f"{base}_{n}"
         while predicted in self.used:
@@ -94,9 +102,9 @@ class LayerNames:
             predicted = f"{base}_{n}"
         if predicted == keras_name:
             self.auto(base)
-            return False
+            return None
         self.used.add(keras_name)
-        return True
+        return keras_name
 
     def expression(self, fn: str) -> None:
         self.auto(fn)

@@ -67,7 +67,7 @@ def _keras3_arrays(reader, group, layer) -> list[np.ndarray] | None:
     return out
 
 
-def _legacy_arrays(reader: H5Reader, graph) -> dict[str, list[np.ndarray]]:
+def _legacy_arrays(reader: H5Reader, names: set) -> dict[str, list[np.ndarray]]:
     """Keras 2: `model_weights/<name>` with `weight_names`; a nested model's group lists
     its layers' weights one after the other (`inner/kernel:0`)."""
     root = reader.child(reader.file, "model_weights") or reader.file
@@ -81,24 +81,27 @@ def _legacy_arrays(reader: H5Reader, graph) -> dict[str, list[np.ndarray]]:
             if dataset is None:
                 fail(reader.where, f"model_weights/{name} lists {weight}, which it lacks")
             owner = weight.split("/")[0] if "/" in weight else name
-            out.setdefault(owner if owner in graph else name, []).append(reader.read(dataset))
+            out.setdefault(owner if owner in names else name, []).append(reader.read(dataset))
     return out
 
 
-def read_weights(kfile: KerasFile, graph) -> dict[str, np.ndarray]:
-    """`<layer>/<weight>` arrays for the graph's weighted layers, found by layer name."""
+def read_weights(kfile: KerasFile, graph, renamed: dict | None = None) -> dict[str, np.ndarray]:
+    """`<layer>/<weight>` arrays for the graph's weighted layers, found by layer name
+    (`renamed`: the .kdl names that are not Keras's, to Keras's)."""
+    renamed = renamed or {}
     if kfile.open_weights is None:
         fail(kfile.path.name, "a JSON config holds no weights", "import the .keras file")
     layers = {la.name: la for la in graph.layers if la.weights}
     arrays: dict[str, np.ndarray] = {}
     with kfile.open_weights() as reader:
         groups = keras3_groups(reader)
-        legacy = None if groups else _legacy_arrays(reader, layers)
+        legacy = None if groups else _legacy_arrays(reader, {renamed.get(n, n) for n in layers})
         for name, layer in layers.items():
+            keras_name = renamed.get(name, name)
             if legacy is not None:
-                values = legacy.get(name)
-            elif name in groups:
-                values = _keras3_arrays(reader, groups[name], layer)
+                values = legacy.get(keras_name)
+            elif keras_name in groups:
+                values = _keras3_arrays(reader, groups[keras_name], layer)
             else:
                 values = None
             if values is None or len(values) != len(layer.weights):

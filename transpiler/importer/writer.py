@@ -61,6 +61,8 @@ class FileWriter:
     blocks: list[list[Line]] = field(default_factory=list)
     #: id(KLayer) -> the layer's name in the .kdl graph
     kdl_names: dict[int, str] = field(default_factory=dict)
+    #: .kdl name -> Keras name, where they differ
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.names = LayerNames(self.force)
@@ -292,15 +294,19 @@ class BodyWriter:
 
     def _layer_text(self, layer: KLayer) -> CallText:
         p = self.prepared[id(layer)]
-        nested = {id(v): str(self._call(v.prepared, v.name)) for v in nested_values(p)}
-        name = layer_name(layer)
+        nested = {id(v): str(self._call(v.prepared, v.name)[0]) for v in nested_values(p)}
+        text, name = self._call(p, layer_name(layer), nested)
         self.file.kdl_names[id(layer)] = name
-        return self._call(p, name, nested)
+        if name != layer.name:
+            self.file.renamed[name] = layer.name
+        return text
 
-    def _call(self, p: Prepared, name: str, nested: dict | None = None) -> CallText:
-        """A layer created here: its name written where ktrans would give another."""
-        write = self.file.names.layer(p.cls.__name__, name)
-        return render_call(p, name if write else None, self.bare_ok, nested)
+    def _call(self, p: Prepared, name: str, nested: dict | None = None):
+        """A layer created here: (its call, its name in the .kdl graph), the name written
+        where ktrans would give another."""
+        written = self.file.names.layer(p.cls.__name__, name)
+        text = render_call(p, written, self.bare_ok, nested)
+        return text, written or name
 
     def _block(self, layer: KLayer) -> str:
         """Writes the block for a nested model (at its use, so that the automatic names of
