@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (config tables: one layer per line)
 """Reading Keras files: the three formats, and hostile input. A .keras archive is checked
 from its central directory before anything is read (paths that leave the archive, sizes,
 inflation); HDF5 objects are reached through hard links only, and virtual datasets,
@@ -190,3 +191,43 @@ def test_hdf5_that_points_elsewhere_is_refused(small, tmp_path, tamper, fragment
     with pytest.raises(KdlErrors) as err:
         imported.weights()
     assert fragment in err.value.errors[0].message
+
+
+def test_a_keras_2_config(tmp_path):
+    """tf.keras / Keras 2 JSON: inbound nodes as [layer, node, index, kwargs] lists,
+    batch_input_shape, class name Model, serialized initializers without modules."""
+    config = {
+        "class_name": "Model",
+        "keras_version": "2.15.0",
+        "config": {
+            "name": "legacy",
+            "layers": [
+                {"class_name": "InputLayer", "name": "input_1",
+                 "config": {"batch_input_shape": [None, 6], "dtype": "float32", "name": "input_1",
+                            "sparse": False, "ragged": False}, "inbound_nodes": []},
+                {"class_name": "Dense", "name": "dense",
+                 "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 4,
+                            "activation": "relu", "use_bias": True,
+                            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+                            "bias_initializer": {"class_name": "Zeros", "config": {}},
+                            "kernel_regularizer": None, "bias_regularizer": None,
+                            "activity_regularizer": None, "kernel_constraint": None,
+                            "bias_constraint": None},
+                 "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+                {"class_name": "Dense", "name": "dense_1",
+                 "config": {"name": "dense_1", "units": 2},
+                 "inbound_nodes": [[["dense", 0, 0, {}]]]},
+                {"class_name": "Add", "name": "add",
+                 "config": {"name": "add"},
+                 "inbound_nodes": [[["dense_1", 0, 0, {}], ["dense_1", 0, 0, {}]]]},
+            ],
+            "input_layers": [["input_1", 0, 0]],
+            "output_layers": [["add", 0, 0]],
+        },
+    }  # fmt: skip
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps(config))
+    text = import_keras(path).text
+    assert "from legacy.json (Keras 2.15.0):" in text
+    assert "    dense_1 = input_1 |> Dense(4, activation=relu) |> Dense(2)\n" in text
+    assert "    Add()(dense_1, dense_1)\n}" in text

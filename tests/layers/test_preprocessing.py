@@ -127,3 +127,19 @@ BAD_INPUTS = [
 def test_bad_inputs(case):
     name, args, kwargs, shape, dtype, arg, fragment, hint = case
     assert_bad_input(name, args, kwargs, [shape], dtype, fragment, hint, arg=arg)
+
+
+def test_diagram_labels_and_family_colour():
+    from transpiler.viz.model_labels import config_text
+    from transpiler.viz.model_style import FAMILY_COLOURS, family
+
+    rescaling = LAYERS["Rescaling"].create(1 / 255, offset=-1)
+    normalization = LAYERS["Normalization"].create(axis=None, invert=True)
+    scale = LAYERS["LayerScale"].create(1e-6, 96)
+    assert family(rescaling) == family(normalization) == "preprocessing"
+    colours = list(FAMILY_COLOURS.values())
+    assert len(set(colours)) == len(colours)  # its own colour
+    assert config_text(rescaling) == "Rescaling 0.003922 offset=-1"
+    assert config_text(normalization) == "Normalization axis=none invert"
+    assert config_text(scale) == "LayerScale 1e-06 96"
+    assert config_text(LAYERS["CustomScaleLayer"].create(0.17)) == "CustomScaleLayer 0.17"
