@@ -166,14 +166,14 @@ class BodyWriter:
             if target is not None:
                 self.bound.update(t.strip() for t in target.removeprefix("output ").split(","))
             current = results[0] if len(results) == 1 else None
-        if not inline and outputs and not self._implicit_output(the_plan, outputs):
+        if not inline and outputs and not self._implicit_output(the_plan):
             for _, ref in model.outputs:
                 self.lines.append(Line(f"output {outputs[ref]} = {self._var(ref)}"))
         return self.lines
 
     def _output_names(self, the_plan) -> dict[Ref, str]:
         """The output statement names (none for a single implicit output)."""
-        if self._implicit_output(the_plan, None):
+        if self._implicit_output(the_plan):
             return {}
         names: dict[Ref, str] = {}
         for name, ref in self.model.outputs:
@@ -182,7 +182,7 @@ class BodyWriter:
             names[ref] = self.vars.fresh(name)
         return names
 
-    def _implicit_output(self, the_plan, outputs) -> bool:
+    def _implicit_output(self, the_plan) -> bool:
         """A single output whose name is Keras's default (its layer's) and that nothing
         else uses: the model's last value, named as ktrans names it."""
         model = self.model

@@ -9,8 +9,6 @@ channels_first image takes a scale of shape (3, 1, 1).
 
 from __future__ import annotations
 
-import numpy as np
-
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, boolean, describe, int_list, is_int, number
 from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
@@ -25,7 +23,7 @@ def float_array(value) -> float | tuple:
         if not value:
             raise ArgError("expected a number or a non-empty list of numbers, got []")
         items = tuple(float_array(v) for v in value)
-        shapes = {np.shape(i) for i in items}
+        shapes = {shape_of(i) for i in items}
         if len(shapes) != 1:
             raise ArgError(
                 f"expected a number or a rectangular list of numbers, got {describe(value)}",
@@ -42,8 +40,13 @@ float_array.keras_writes_lists = True  # Keras code writes them as lists (keras_
 
 
 def shape_of(value) -> tuple[int, ...]:
-    """The numpy shape of a `float_array` value: () for a number."""
-    return tuple(np.shape(value))
+    """The numpy shape of a `float_array` value (rectangular nested tuples): () for a
+    number. (Pure Python: `ktrans check` does not import numpy.)"""
+    shape = []
+    while isinstance(value, tuple):
+        shape.append(len(value))
+        value = value[0]
+    return tuple(shape)
 
 
 def short_text(value) -> str:
@@ -64,6 +67,8 @@ def as_float32(ctx, x):
 def stored_constant(ctx, x, value, name: str) -> str:
     """`value` (numpy-broadcast against the logical x, aligned on the right) as an ONNX
     constant that broadcasts against x as x is stored."""
+    import numpy as np
+
     array = np.asarray(value, np.float32)
     if array.ndim and x.perm is not None:
         full = array.reshape((1,) * (x.rank - array.ndim) + array.shape)
@@ -264,6 +269,8 @@ class Normalization(_Preprocessing):
 
     def statistics(self, ctx, x):
         """(mean, standard deviation) broadcast against x as it is stored."""
+        import numpy as np
+
         kept = self.kept_axes(x.type)
         full = self.broadcast_shape(x.type)
         perm = x.perm or tuple(range(x.rank))
