@@ -65,7 +65,7 @@ def import_keras(path: str | Path) -> Imported:
     """Reads a Keras file and returns the .kdl text of its model, checked."""
     from transpiler.graph import load
     from transpiler.importer.kgraph import read_model
-    from transpiler.importer.naming import identifier
+    from transpiler.importer.naming import model_identifier
     from transpiler.importer.writer import model_text
 
     kfile = read_keras_file(path)
@@ -75,7 +75,7 @@ def import_keras(path: str | Path) -> Imported:
     except ImportFailure as e:
         report(where, e)
     force: set[str] = set()
-    name = identifier(model.name)
+    name = model_identifier(model.name)
     for _ in range(4):
         try:
             text, writer, line_layers = model_text(model, [], force)

@@ -31,6 +31,12 @@ def identifier(text: str) -> str:
     return name
 
 
+def model_identifier(text: str) -> str:
+    """A model name: an identifier that is no keyword."""
+    name = identifier(text)
+    return f"{name}_" if name in KEYWORDS else name
+
+
 class Variables:
     """Unique variable names, none of them reserved."""
 

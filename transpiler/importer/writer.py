@@ -32,6 +32,7 @@ from transpiler.importer.naming import (
     Variables,
     block_name,
     identifier,
+    model_identifier,
 )
 from transpiler.importer.ops import op_expression
 from transpiler.importer.plan import Chain, call_inputs, plan
@@ -353,7 +354,7 @@ def model_text(model: KModel, header: list[str], force: set[str]) -> tuple[str, 
     """(the .kdl text, the writer's state, the Keras layer of each line or None)."""
     file = FileWriter(force)
     body = BodyWriter(file, model, block=False, frozen=not model.trainable).render()
-    name = identifier(model.name)
+    name = model_identifier(model.name)
     lines: list[Line] = [Line(h) for h in header] + [Line("")]
     for block in file.blocks:
         lines += block + [Line("")]
