@@ -34,10 +34,11 @@ from collections.abc import Callable
 import numpy as np
 
 from transpiler.emit.train.clipping import clip_gradients
+from transpiler.emit.train.names import LEARNING_RATE, STEP
 
 OPTIMIZERS: dict[str, Callable] = {}
 SHARED_SCOPE = "optimizer"  # slot:optimizer:<name> for optimizer-wide scalar slots
-LR, STEP = "lr", "step"
+LR = LEARNING_RATE
 FLOAT, INT64 = 1, 7  # ONNX element types
 
 _memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

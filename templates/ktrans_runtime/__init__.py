@@ -1,0 +1,95 @@
+"""ktrans_runtime: the machinery of generated training scripts, one copy per bundle.
+
+`ktrans codegen --target train` writes `train_<Model>.py` (the model's settings, how its
+data maps to the training step, the loop) and copies this package beside it. The
+package needs Python 3.10+ and numpy; an engine imports its own framework when it opens
+(onnxruntime for `ort_engine`). It never imports ktrans. Modules, one job each:
+
+    cli         the flags, and how a run ends (exit codes, Ctrl-C while starting)
+    signals     Ctrl-C and SIGTERM: raise while starting, stop after the step later
+    console     messages on the terminal, control characters escaped
+    errors      TrainingError (one line, exit 1), WriteError
+    files       atomic writes (fsync, umask), stale temporaries, paths inside --out
+    data        feeds, datasets, data sources, the validation split, epoch orders
+    npz_source  the .npz source: arrays by name, Keras's x_train/y_train
+    prepare     a data array as its feed takes it: casts, checks, target domains
+    metrics     Averages: Keras's metric state over an epoch; evaluate()
+    finalize    Keras's metric result() in numpy, and the check of its expressions
+    schedules   Keras's learning-rate schedules
+    callbacks   EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, CSVLogger, ...
+    checkpoint  save, and load with every member checked before it is read
+    progress    the Keras-style progress bar
+    history     history.json, history.csv, results.json
+    loop        TrainingRun: where a run stands, what it writes, how it ends
+    ort_engine  the onnxruntime engine: sessions, device, IO binding, export
+
+Submodules load when first used (`ktrans_runtime.data` imports data.py then), so a
+script installs its signal handling before numpy loads.
+
+How to add an engine
+--------------------
+An engine runs the model; everything else (data, metrics, callbacks, checkpoints,
+progress, history) is shared. It is an object with:
+
+    name: str                           # "onnxruntime", "torch": in results.json
+    shapes: dict[str, tuple]            # its state entries and their shapes
+    step(batch, step, learning_rate) -> dict
+        # one training step on `batch` ({feed name: array}); returns the losses
+        # and metric statistics by the names the script's LOSSES and METRIC_PLAN
+        # use (floats, or float32 arrays for confusion counts). The new state is
+        # held until:
+    commit() -> None                    # the step's new state becomes the state
+    evaluate(batch) -> dict             # the same outputs in inference mode, no update
+    state() -> dict[str, ndarray]       # a host copy of the whole state (checkpoints)
+    load(arrays) -> None                # overwrites named parts of the state
+    weights() -> dict[str, ndarray]     # the parameters and buffers (callbacks)
+    export(path, weights) -> None       # the trained model, written atomically
+    fingerprint() -> str                # what a checkpoint must have been made with
+    describe() -> dict                  # for results.json: engine, device, ...
+
+A new engine lives in its own modules of this package (`torch_engine.py`, ...) and
+imports its framework inside the functions that need it. Its script builds it where the
+ONNX script builds `ort_engine.OrtEngine`, and runs the same loop:
+
+    import ktrans_runtime as kt
+
+    def train(args, interrupt):
+        engine = kt.torch_engine.TorchEngine(Model(), OPTIMIZER, LOSSES, METRIC_PLAN)
+        run = kt.loop.TrainingRun(args, engine, interrupt, COMPILED)
+        train, val, test = run.open_data(FEEDS)
+        run.begin()
+        while run.epoch < run.epochs and not run.stop:
+            run.begin_epoch()
+            order = kt.data.epoch_order(run.seed, run.epoch, train.size, FIT["shuffle"])
+            for batch in range(run.batch, run.steps):
+                rows = kt.data.batch_rows(order, batch, run.batch_size)
+                lr = run.begin_step()
+                values = engine.step(train.take(rows), run.step, lr)
+                if not math.isfinite(values[LOSSES["loss"]]):
+                    return run.stop_on_nan(values[LOSSES["loss"]])
+                engine.commit()
+                run.end_batch(values, len(rows))
+                if interrupt.signum:
+                    return run.interrupted()
+            ...                            # validation, run.end_epoch(logs)
+        return run.finish(test)
+
+    if __name__ == "__main__":
+        sys.exit(kt.cli.run(main))
+
+Extension points for other parts: `data.register_source` (a data format),
+`callbacks.register` (a callback class), `TrainingRun.on_end` (writers and reports
+called once training has ended), `cli.parser` (an engine's own flags).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+
+def __getattr__(name: str):
+    """Loads a submodule on first use (`ktrans_runtime.data`)."""
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
