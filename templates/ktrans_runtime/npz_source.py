@@ -59,14 +59,21 @@ def missing_message(
 ) -> str:
     """`--data: the train data has no array 'tokens'; it holds: x_tr, y` and, where the
     archive uses Keras's names for a model they do not serve, what to do instead."""
-    parts = []
-    for feed in missing:
-        part = f"no array '{PREFIX[split]}{feed.array}'"
-        keras = KERAS_NAMES.get((split, feed.keras))
-        if keras:
-            part += f" (nor Keras's {' or '.join(keras)})"
-        parts.append(part)
-    what = " and ".join(parts)
+    names = [f"'{PREFIX[split]}{feed.array}'" for feed in missing]
+    if not any(KERAS_NAMES.get((split, feed.keras)) for feed in missing):
+        listed = (
+            names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        )
+        what = f"no array{'s' if len(names) > 1 else ''} {listed}"
+    else:
+        parts = []
+        for feed, name in zip(missing, names):
+            keras = KERAS_NAMES.get((split, feed.keras))
+            parts.append(
+                f"no array {name}"
+                + (f" (nor Keras's {' or '.join(keras)})" if keras else "")
+            )
+        what = " and ".join(parts)
     message = f"--data: the {split} data has {what}; it holds: {listing(files)}"
     uses_keras = {n for names in KERAS_NAMES.values() for n in names} & set(files)
     if uses_keras and not any(feed.keras for feed in feeds):
