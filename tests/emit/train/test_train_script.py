@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transpiler.templates import ktrans_runtime as runtime
 
 from transpiler.emit.code.train_script import (
     codegen_train,
@@ -24,6 +23,7 @@ from transpiler.emit.code.train_script import (
     write_training_bundle,
 )
 from transpiler.errors import KdlErrors
+from transpiler.templates import ktrans_runtime as runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 HOOK = "KTRANS_TEST_INTERRUPT_AFTER_STEPS"
