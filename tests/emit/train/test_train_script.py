@@ -233,6 +233,8 @@ def test_bundle_files_and_ruff_clean_script(tmp_path, text):
         [float("inf"), -float("inf"), 1e-07, 0.1, None, True, 3],
         {"k" * 30: ["v" * 40, "w" * 40], "short": [], "e": {}},
         {"long": "x" * 120},
+        "/a/long/path/" * 8,
+        "/a/path/" * 9,
     ],
 )
 def test_py_literal_round_trips_and_is_ruff_formatted(tmp_path, value):

@@ -35,7 +35,14 @@ def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> st
     source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
     and `suffix` fit at `indent`, else one item per line with a trailing comma."""
     flat = _flat(value)
-    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
+    fits = indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH
+    wrapped = indent + 4 + len(flat) <= LINE_LENGTH
+    if not fits and wrapped and not _is_container(value) and prefix.endswith(" = ") and not suffix:
+        # ruff format puts a long right-hand side of an assignment in parentheses
+        # when that makes it fit
+        pad = " " * indent
+        return f"{pad}{prefix}(\n{pad}    {flat}\n{pad})"
+    if fits or not _is_container(value):
         line = " " * indent + prefix + flat + suffix
         if len(line) > LINE_LENGTH:  # E501 where enabled; RUF100 where it is not
             line += "  # noqa: E501, RUF100"

@@ -206,6 +206,7 @@ def _feeds(graph, config, tm) -> dict[str, dict]:
 
 def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
     """Everything the template needs, as plain data: `s` holds the script's literals."""
+    source = str(graph.file) if getattr(graph, "file", None) else None  # as ktrans was given it
     for label, name in (("model", graph.name), ("train block", config.name)):
         if not IDENTIFIER.match(name):
             _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
@@ -235,9 +236,8 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
         "s": {
             "MODEL": graph.name,
             "TRAIN_BLOCK": config.name,
-            "SOURCE": str(graph.file) if getattr(graph, "file", None) else None,
             "SEED": int(seed),
-            "FILES": files,
+            "FILES": {"source": source, **files},
             "GRAPH": {"step": STEP, "learning_rate": LEARNING_RATE, "loss": LOSS},
             "FEEDS": _feeds(graph, config, tm),
             "LOSSES": losses,
