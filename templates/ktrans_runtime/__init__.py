@@ -32,6 +32,7 @@ An engine runs the model; everything else (data, metrics, callbacks, checkpoints
 progress, history) is shared. It is an object with:
 
     name: str                           # "onnxruntime", "torch": in results.json
+    export_suffix: str                  # the trained model's file: <Model>.trained<suffix>
     shapes: dict[str, tuple]            # its state entries and their shapes
     step(batch, step, learning_rate) -> dict
         # one training step on `batch` ({feed name: array}); returns the losses
@@ -49,18 +50,19 @@ progress, history) is shared. It is an object with:
 
 A new engine lives in its own modules of this package (`torch_engine.py`, ...) and
 imports its framework inside the functions that need it. Its script builds it where the
-ONNX script builds `ort_engine.OrtEngine`, and runs the same loop:
+ONNX script (templates/train_script.py.j2) builds `ort_engine.OrtEngine`, and runs the
+same loop (tests/runtime/test_loop.py runs a numpy engine through it):
 
     import ktrans_runtime as kt
 
-    def train(args, interrupt):
-        engine = kt.torch_engine.TorchEngine(Model(), OPTIMIZER, LOSSES, METRIC_PLAN)
+    def fit(interrupt, args):
+        engine = kt.torch_engine.TorchEngine(Model(), OPTIMIZER, args)
         run = kt.loop.TrainingRun(args, engine, interrupt, COMPILED)
-        train, val, test = run.open_data(FEEDS)
-        run.begin()
+        train, val, test = run.open_data(FEEDS)      # FEEDS: the script's literal
+        run.begin()                                  # resume, then defer signals
         while run.epoch < run.epochs and not run.stop:
             run.begin_epoch()
-            order = kt.data.epoch_order(run.seed, run.epoch, train.size, FIT["shuffle"])
+            order = kt.data.epoch_order(run.seed, run.epoch, train.size, True)
             for batch in range(run.batch, run.steps):
                 rows = kt.data.batch_rows(order, batch, run.batch_size)
                 lr = run.begin_step()
@@ -71,11 +73,18 @@ ONNX script builds `ort_engine.OrtEngine`, and runs the same loop:
                 run.end_batch(values, len(rows))
                 if interrupt.signum:
                     return run.interrupted()
-            ...                            # validation, run.end_epoch(logs)
+            logs = run.averages.result()             # then validation: run.evaluate
+            run.end_epoch(logs)                      # history, callbacks, checkpoint
         return run.finish(test)
+
+    def main(interrupt, argv=None):
+        return fit(interrupt, kt.cli.parse_args(argv, MODEL, TRAIN_BLOCK, FIT, SEED, HERE))
 
     if __name__ == "__main__":
         sys.exit(kt.cli.run(main))
+
+COMPILED holds the script's literals the loop needs: {"model", "train_block", "seed",
+"fit", "losses", "metric_plan", "learning_rate", "callbacks"}.
 
 Extension points for other parts: `data.register_source` (a data format),
 `callbacks.register` (a callback class), `TrainingRun.on_end` (writers and reports

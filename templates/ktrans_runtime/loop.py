@@ -46,7 +46,7 @@ class TrainingRun:
                 f"--out: cannot create {self.out}: {e.strerror}"
             ) from None
         self.checkpoint = self.out / "checkpoint.npz"
-        self.trained = self.out / f"{self.model}.trained.onnx"
+        self.trained = self.out / f"{self.model}.trained{engine.export_suffix}"
         self.fingerprint = engine.fingerprint()
         resumed = None
         if args.resume:

@@ -231,6 +231,7 @@ class OrtEngine:
     graph's own inputs and output ({"step", "learning_rate", "loss"})."""
 
     name = "onnxruntime"
+    export_suffix = ".onnx"
 
     def __init__(
         self,

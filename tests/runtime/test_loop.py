@@ -36,6 +36,7 @@ class NumpyEngine:
     """The engine interface (ktrans_runtime/__init__.py) in numpy."""
 
     name = "numpy"
+    export_suffix = ".npz"
 
     def __init__(self, nan_at_step: int | None = None) -> None:
         rng = np.random.default_rng(0)
@@ -95,7 +96,6 @@ def fit(args, engine, interrupt, callbacks=()) -> int:
                 "losses": LOSSES, "metric_plan": PLAN, "learning_rate": 0.05,
                 "callbacks": list(callbacks)}  # fmt: skip
     run = kt.loop.TrainingRun(args, engine, interrupt, compiled)
-    run.trained = run.out / "Lin.trained.npz"
     train, val, test = run.open_data(FEEDS)
     run.begin()
     while run.epoch < run.epochs and not run.stop:
