@@ -32,7 +32,7 @@ An engine runs the model; everything else (data, metrics, callbacks, checkpoints
 progress, history) is shared. It is an object with:
 
     name: str                           # "onnxruntime", "torch": in results.json
-    export_suffix: str                  # the trained model's file: <Model>.trained<suffix>
+    export_suffix: str                  # ".onnx": <Model>.trained.onnx is written
     shapes: dict[str, tuple]            # its state entries and their shapes
     step(batch, step, learning_rate) -> dict
         # one training step on `batch` ({feed name: array}); returns the losses
@@ -78,7 +78,8 @@ same loop (tests/runtime/test_loop.py runs a numpy engine through it):
         return run.finish(test)
 
     def main(interrupt, argv=None):
-        return fit(interrupt, kt.cli.parse_args(argv, MODEL, TRAIN_BLOCK, FIT, SEED, HERE))
+        args = kt.cli.parse_args(argv, MODEL, TRAIN_BLOCK, FIT, SEED, HERE)
+        return fit(interrupt, args)
 
     if __name__ == "__main__":
         sys.exit(kt.cli.run(main))
