@@ -28,8 +28,9 @@ NEW = "new:"  # the training graph's output prefix for a state entry's next valu
 SLOT = "slot:"  # the prefix of an optimizer slot's name: slot:<parameter>:<name>
 
 
-def open_sessions(folder: Path, files: dict, device: str):
-    """(the onnxruntime module, the step session, the evaluation session)."""
+def open_sessions(folder: Path, files: dict, device: str, threads: int | None = None):
+    """(the onnxruntime module, the step session, the evaluation session); `threads`:
+    onnxruntime's intra-op threads (default: its own choice, one per core)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -52,6 +53,8 @@ def open_sessions(folder: Path, files: dict, device: str):
         providers = ["CUDAExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
     sessions = []
     for key in ("train", "eval"):
         path = Path(folder) / files[key]
@@ -240,10 +243,11 @@ class OrtEngine:
         names: dict,
         device: str = "cpu",
         io_binding: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.folder, self.files, self.names = Path(folder), files, names
         self.device, self.io_binding = device, io_binding
-        ort, train, evaluate = open_sessions(self.folder, files, device)
+        ort, train, evaluate = open_sessions(self.folder, files, device, threads)
         infos = {i.name: i for i in train.get_inputs()}
         state_names = [
             o.name[len(NEW) :] for o in train.get_outputs() if o.name.startswith(NEW)
