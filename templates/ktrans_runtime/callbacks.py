@@ -19,6 +19,7 @@ import io
 import numpy as np
 
 from . import console
+from .errors import TrainingError, WriteError
 from .files import atomic_write
 from .schedules import schedule_value
 
@@ -264,7 +265,19 @@ class ModelCheckpoint(Callback):
         fields = {"epoch": epoch + 1, **logs}
         if batch is not None:
             fields["batch"] = batch + 1
-        path = run.output_path(self.filepath.format(**fields), "ModelCheckpoint")
+        try:
+            name = self.filepath.format(**fields)
+        except KeyError as e:
+            field, logged = e.args[0], ", ".join(sorted(fields))
+            raise TrainingError(
+                f"ModelCheckpoint: filepath '{self.filepath}' uses {{{field}}}, which "
+                f"this run does not log (it logs {logged})"
+            ) from None
+        except (ValueError, IndexError) as e:
+            raise TrainingError(
+                f"ModelCheckpoint: filepath '{self.filepath}': {e}"
+            ) from None
+        path = run.output_path(name, "ModelCheckpoint")
         if self.save_best_only:
             current = monitored(logs, self.monitor, "ModelCheckpoint")
             if current is not None:
@@ -304,7 +317,10 @@ class CSVLogger(Callback):
                 self.keys += [f"val_{key}" for key in self.keys]
         path = run.output_path(self.filename, "CSVLogger")
         fresh = not self.started and not self.append
-        before = b"" if fresh or not path.is_file() else path.read_bytes()
+        try:
+            before = b"" if fresh or not path.is_file() else path.read_bytes()
+        except OSError as e:
+            raise WriteError(path, e.strerror or str(e)) from None
         text = io.StringIO()
         writer = csv.writer(text, delimiter=self.separator, lineterminator="\r\n")
         if not before:

@@ -153,3 +153,6 @@ def test_csv_logger_and_model_checkpoint_write_inside_out(tmp_path):
     outside = callbacks.CSVLogger("../x.csv")
     with pytest.raises(TrainingError, match="leads outside the output folder"):
         outside.on_train_begin(run)
+    unlogged = callbacks.ModelCheckpoint("{epoch}-{val_loss:.2f}.keras")
+    with pytest.raises(TrainingError, match=r"uses \{val_loss\}, which this run does not log"):
+        unlogged.on_epoch_end(run, 0, {"loss": 0.5})
