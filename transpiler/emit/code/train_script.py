@@ -59,14 +59,6 @@ from transpiler.errors import KdlError, KdlErrors
 RUNTIME = "ktrans_runtime"  # the package every bundle carries, beside the script
 DEFAULT_TRAIN = "default"  # the name of a train block written without `as NAME`
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-SUPPORTED_CALLBACKS = (
-    "EarlyStopping",
-    "ReduceLROnPlateau",
-    "ModelCheckpoint",
-    "CSVLogger",
-    "TerminateOnNaN",
-    "LearningRateScheduler",
-)
 
 
 def _fail(message: str, hint: str | None = None, span=None):
@@ -157,12 +149,15 @@ def _directions(losses: dict, plan: list[dict]) -> dict[str, str]:
 
 
 def _callbacks(config, directions: dict) -> list[dict]:
+    from transpiler.templates.ktrans_runtime.callbacks import REGISTRY
+
+    supported = sorted(REGISTRY)  # the bundle runtime's callback classes
     out = []
     for cb in config.callbacks:
-        if cb.name not in SUPPORTED_CALLBACKS:
+        if cb.name not in supported:
             _fail(
                 f"the callback {cb.name} is not supported by generated training scripts",
-                f"supported: {', '.join(SUPPORTED_CALLBACKS)}",
+                f"supported: {', '.join(supported)}",
                 config.span,
             )
         entry = {"name": cb.name, **_plain(cb.kwargs)}
