@@ -11,6 +11,7 @@ one-line message, and that no traceback reached the terminal.
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import signal
@@ -278,6 +279,45 @@ def test_a_signal_while_training_leaves_a_checkpoint_and_no_temporaries(tiny, tm
     failed(result, code, "continue with --resume")
     assert (out / "checkpoint.npz").is_file()
     assert temporaries(out) == []
+
+
+FSYNC_PROBE = """
+import json, os, runpy, sys
+synced, renamed, unsynced = set(), [], []
+real_fsync, real_replace = os.fsync, os.replace
+def fsync(fd):
+    synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return real_fsync(fd)
+def replace(src, dst):
+    renamed.append(str(dst))
+    if os.path.abspath(src) not in synced:
+        unsynced.append(str(dst))
+    return real_replace(src, dst)
+os.fsync, os.replace = fsync, replace
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(script))  # as `python script.py` does
+try:
+    runpy.run_path(script, run_name="__main__")
+finally:
+    print(json.dumps({"renamed": renamed, "unsynced": unsynced}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs Linux /proc")
+def test_every_file_is_fsynced_before_its_rename(tiny, tmp_path):
+    script, data = tiny
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", FSYNC_PROBE, str(script), "--data", str(data),
+               "--out", str(out)]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=limits()
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    names = {Path(p).name for p in report["renamed"]}
+    assert {"checkpoint.npz", "history.csv", "results.json", "Tiny.trained.onnx"} <= names
+    assert report["unsynced"] == []
 
 
 def _dead_pid() -> int:
