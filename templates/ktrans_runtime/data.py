@@ -122,7 +122,11 @@ def open_data(path, feeds: list[Feed]) -> dict:
     if not path.is_file():
         raise TrainingError(f"--data: {path} is not a regular file")
     for _, accepts, load in _SOURCES:
-        if accepts(path):
+        try:
+            accepted = accepts(path)
+        except OSError as e:
+            raise TrainingError(f"--data: cannot read {path}: {e.strerror}") from None
+        if accepted:
             return load(path, feeds)
     kinds = ", ".join(kind for kind, _, _ in _SOURCES)
     raise TrainingError(

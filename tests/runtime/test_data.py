@@ -74,6 +74,16 @@ def test_a_registered_source_reads_its_own_format(tmp_path):
         data.open_data(tmp_path, [X, Y])
 
 
+def test_an_unreadable_data_file_is_one_line(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    (tmp_path / "locked.bin").write_bytes(b"PK")
+    monkeypatch.setattr(data, "open", denied, raising=False)  # as for a 0000 file
+    with pytest.raises(TrainingError, match="cannot read .*locked.bin: Permission denied"):
+        data.open_data(tmp_path / "locked.bin", [X, Y])
+
+
 def _npz(tmp_path, **arrays):
     path = tmp_path / "d.npz"
     np.savez(path, **arrays)
