@@ -80,7 +80,7 @@ def test_an_unreadable_data_file_is_one_line(tmp_path, monkeypatch):
 
     (tmp_path / "locked.bin").write_bytes(b"PK")
     monkeypatch.setattr(data, "open", denied, raising=False)  # as for a 0000 file
-    with pytest.raises(TrainingError, match="cannot read .*locked.bin: Permission denied"):
+    with pytest.raises(TrainingError, match=r"cannot read .*locked\.bin: Permission denied"):
         data.open_data(tmp_path / "locked.bin", [X, Y])
 
 
