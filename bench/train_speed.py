@@ -39,7 +39,7 @@ def ktrans_step(name: str, threads: int, tmp: str):
     """One training step of the bundle's engine, as the script calls it."""
     sys.path.insert(0, str(ROOT))
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
-    from transpiler.emit.train.names import LEARNING_RATE, LOSS, STEP
+    from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
     from transpiler.graph import load_one
     from transpiler.templates.ktrans_runtime.ort_engine import OrtEngine
 
@@ -48,7 +48,7 @@ def ktrans_step(name: str, threads: int, tmp: str):
     files = {k: f"{graph.name}.{k}.onnx" for k in ("train", "eval")}
     files.update(inference=f"{graph.name}.onnx", init=f"{graph.name}.init.npz")
     files.update(offsets=f"{graph.name}.offsets.json")
-    names = {"step": STEP, "learning_rate": LEARNING_RATE, "loss": LOSS}
+    names = {"step": STEP_INPUT, "learning_rate": LR_INPUT, "loss": LOSS_OUTPUT}
     engine = OrtEngine(folder, files, names, threads=threads)
     x, y = data(MODELS[name])
     batch = {graph.inputs[0].name: x, "target:output": y}

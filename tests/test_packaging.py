@@ -31,6 +31,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_grammar_templates_and_runtime(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "transpiler/grammar/kdl.lark" in names
+    assert "transpiler/grammar/kdl_parser.json" in names  # the parse tables, no pickle
     assert any(n.startswith("transpiler/templates/") and n.endswith(".j2") for n in names)
     assert "transpiler/cli.py" in names
     for module in RUNTIME:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 
 def compile_model(
@@ -42,33 +42,59 @@ def cmd_build(args) -> int:
     save_model_parts(proto, initializers, out)
     size = out.stat().st_size
     print(
-        f"wrote {out} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
+        f"wrote {printable(str(out))} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
         f"{graph.param_count:,} params, {size / 1e6:.1f} MB, opset {args.opset})"
     )
     return 0
 
 
-def _parse_inputs(items: list[str]) -> dict:
-    import numpy as np
-
-    feeds = {}
+def _input_files(items: list[str]) -> dict[str, str]:
+    """--input NAME=FILE.npy items -> {name: file} (before any work: fail fast)."""
+    files = {}
     for item in items:
         name, sep, file = item.partition("=")
         if not sep or not name or not file:
             raise KdlErrors([KdlError(None, f"--input {item!r}: expected NAME=FILE.npy")])
-        try:
-            feeds[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise KdlErrors([KdlError(None, f"--input {name}: cannot read {file}: {e}")]) from None
+        if not file.endswith(".npy"):
+            raise KdlErrors([KdlError(None, f"--input {name}: {file} is not an .npy file")])
+        files[name] = file
+    return files
+
+
+def _read_inputs(files: dict[str, str], session) -> dict:
+    """Each .npy file's header checked against the model's input (name, shape, dtype),
+    then its values read."""
+    from transpiler.emit.onnx.npz_reading import read_npy
+    from transpiler.runtime.session import check_input
+
+    expected = {i.name: i for i in session.get_inputs()}
+    feeds = {}
+    for name, file in files.items():
+        if name not in expected:
+            from transpiler.errors import suggest
+
+            hint = suggest(name, expected) or f"its inputs: {', '.join(expected)}"
+            raise KdlErrors([KdlError(None, f"the model has no input '{name}'", hint)])
+        feeds[name] = read_npy(
+            file,
+            f"--input {name}",
+            lambda shape, dtype, n=name: check_input(expected[n], shape, dtype),
+        )
     return feeds
 
 
 def cmd_run(args) -> int:
     import numpy as np
 
-    from transpiler.runtime.session import check_feeds, create_session
+    from transpiler.runtime.session import (
+        RunFailure,
+        check_feeds,
+        create_session,
+        run_failure_error,
+        run_session,
+    )
 
-    feeds = _parse_inputs(args.input)
+    files = _input_files(args.input)
     if args.model_file.endswith(".kdl"):
         from onnx import numpy_helper
 
@@ -79,14 +105,21 @@ def cmd_run(args) -> int:
             numpy_helper.from_array(a, n) for n, a in initializers.items()
         )
     else:
+        from transpiler.runtime.session import check_external_data
         from transpiler.viz.onnx_graph import load_onnx
 
-        load_onnx(args.model_file)  # a clear error for a missing or broken file
+        # a clear error for a missing or broken file, or data kept outside its folder
+        check_external_data(load_onnx(args.model_file), args.model_file)
         model = args.model_file
     session = create_session(model, args.device)
-    feeds = check_feeds(session, feeds)
+    feeds = check_feeds(session, _read_inputs(files, session))
     names = [o.name for o in session.get_outputs()]
-    results = session.run(names, feeds)
+    try:
+        results = run_session(session, names, feeds)
+    except RunFailure as failure:
+        if args.model_file.endswith(".kdl"):
+            _check_with_lengths(args, feeds)  # the .kdl error at line:col, as training gives
+        raise run_failure_error(failure) from None
     if args.output:
         import io
 
@@ -95,15 +128,25 @@ def cmd_run(args) -> int:
         buffer = io.BytesIO()
         np.savez(buffer, **dict(zip(names, results)))
         atomic_write_bytes(Path(args.output), buffer.getvalue())
-        print(f"wrote {args.output} ({', '.join(names)})")
+        print(f"wrote {printable(args.output)} ({printable(', '.join(names))})")
     device = session.get_providers()[0].replace("ExecutionProvider", "")
     for name, value in zip(names, results):
         stats = ""
         if value.size and np.issubdtype(value.dtype, np.number):
             stats = f" min {value.min():.4g} max {value.max():.4g} mean {value.mean():.4g}"
-        print(f"{name}: {value.dtype}{list(value.shape)}{stats}")
+        print(f"{printable(name)}: {value.dtype}{list(value.shape)}{stats}")
     print(f"ran on {device}")
     return 0
+
+
+def _check_with_lengths(args, feeds: dict) -> None:
+    """Checks the .kdl model again with its dynamic axes fixed to the inputs' lengths, as
+    `ktrans train` does with its data: a layer those lengths do not fit (a Conv1D kernel
+    longer than the sequence) is then a KdlError at that layer's line and column."""
+    from transpiler.graph import load_one
+
+    shapes = {name: tuple(array.shape[1:]) for name, array in feeds.items()}
+    load_one(args.model_file, args.model, input_shapes=shapes)
 
 
 def register(sub) -> None:

@@ -23,6 +23,20 @@ package needs Python 3.10+ and numpy; an engine imports its own framework when i
     loop        TrainingRun: where a run stands, what it writes, how it ends
     ort_engine  the onnxruntime engine: sessions, device, IO binding, export
 
+and the data sources and reports of the data helper (not yet wired into the loop; their
+`sources.open_data` is the entry point):
+
+    sources     --data of every other kind: image folders, CSV tables, .npy folders
+    feeds       the sources' description of the step's inputs
+    data_errors DataError, the sources' one-line errors
+    image_folder  image folders as Keras's image_dataset_from_directory reads them
+    image_resize  Keras's bilinear and nearest resizing
+    csv_table   CSV tables with a header row
+    npy_dir     a folder of memory-mapped .npy files
+    prefetch    batches read ahead on a background thread
+    onnx_metadata  metadata entries added to a serialized ONNX model
+    report      history.png and report.html
+
 Submodules load when first used (`ktrans_runtime.data` imports data.py then), so a
 script installs its signal handling before numpy loads.
 

@@ -39,9 +39,7 @@ def make_callbacks(specs: list[dict]) -> list[Callback]:
         cls = REGISTRY.get(spec["name"])
         if cls is None:
             known = ", ".join(sorted(REGISTRY))
-            raise ValueError(
-                f"the callback {spec['name']} is not in this runtime ({known})"
-            )
+            raise ValueError(f"the callback {spec['name']} is not in this runtime ({known})")
         callbacks.append(cls(**kwargs))
     return callbacks
 
@@ -92,9 +90,7 @@ def monitored(logs: dict, monitor: str, who: str):
     """The monitored value; None (with a note) if it is not logged or not a number."""
     value = logs.get(monitor)
     if value is None:
-        console.note(
-            f"{who}: '{monitor}' is not logged (logs: {', '.join(sorted(logs))})"
-        )
+        console.note(f"{who}: '{monitor}' is not logged (logs: {', '.join(sorted(logs))})")
     elif isinstance(value, list):
         console.note(f"{who}: '{monitor}' is a list, not one number")
         return None
@@ -131,9 +127,7 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch = current, epoch
             if self.restore:
                 self.best_weights = run.weights()
-            if self.baseline is None or improved(
-                current, self.baseline, self.mode, self.min_delta
-            ):
+            if self.baseline is None or improved(current, self.baseline, self.mode, self.min_delta):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -146,9 +140,7 @@ class EarlyStopping(Callback):
         if self.restore and self.best_weights is not None:
             if self.verbose:
                 best = self.best_epoch + 1
-                console.info(
-                    f"Restoring model weights from the end of the best epoch: {best}."
-                )
+                console.info(f"Restoring model weights from the end of the best epoch: {best}.")
             run.set_weights(self.best_weights)
 
     def state(self):
@@ -197,9 +189,7 @@ class ReduceLROnPlateau(Callback):
             if self.wait >= self.patience and run.lr > np.float32(self.min_lr):
                 run.lr = float(np.float32(max(run.lr * self.factor, self.min_lr)))
                 if self.verbose:
-                    message = (
-                        f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate"
-                    )
+                    message = f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate"
                     console.info(f"{message} to {run.lr}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
 
@@ -239,9 +229,7 @@ class ModelCheckpoint(Callback):
         self.epoch, self.batches = 0, 0
 
     def on_train_begin(self, run):
-        run.output_path(
-            self.filepath, "ModelCheckpoint"
-        )  # refused before training starts
+        run.output_path(self.filepath, "ModelCheckpoint")  # refused before training starts
 
     def on_epoch_begin(self, run, epoch):
         self.epoch = epoch
@@ -274,9 +262,7 @@ class ModelCheckpoint(Callback):
                 f"this run does not log (it logs {logged})"
             ) from None
         except (ValueError, IndexError) as e:
-            raise TrainingError(
-                f"ModelCheckpoint: filepath '{self.filepath}': {e}"
-            ) from None
+            raise TrainingError(f"ModelCheckpoint: filepath '{self.filepath}': {e}") from None
         path = run.output_path(name, "ModelCheckpoint")
         if self.save_best_only:
             current = monitored(logs, self.monitor, "ModelCheckpoint")

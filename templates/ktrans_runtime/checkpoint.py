@@ -65,9 +65,7 @@ def load(path: Path, model: str, shapes: dict[str, tuple]) -> tuple[dict, dict, 
     holds `shapes` ({name: shape}); extra arrays must be shaped as some state entry."""
     path = Path(path)
     if not path.exists():
-        raise TrainingError(
-            f"--resume: there is no checkpoint {path}; run without --resume"
-        )
+        raise TrainingError(f"--resume: there is no checkpoint {path}; run without --resume")
     if not path.is_file():
         raise TrainingError(f"--resume: {path} is not a file")
     try:
@@ -75,9 +73,7 @@ def load(path: Path, model: str, shapes: dict[str, tuple]) -> tuple[dict, dict, 
             headers = _headers(archive, path)
             _check_members(headers, shapes, path)
             meta = _read_meta(archive, path)
-            arrays = {
-                name: _read(archive, name, path) for name in headers if name != "meta"
-            }
+            arrays = {name: _read(archive, name, path) for name in headers if name != "meta"}
     except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise DamagedCheckpoint(path, f"not a readable .npz archive: {e}") from None
     _check_meta(meta, path)
@@ -112,9 +108,7 @@ def _headers(archive: zipfile.ZipFile, path) -> dict[str, tuple]:
                 )
                 shape, _, dtype = read(f)
             except (ValueError, EOFError) as e:
-                raise DamagedCheckpoint(
-                    path, f"the array {member!r} is unreadable: {e}"
-                ) from None
+                raise DamagedCheckpoint(path, f"the array {member!r} is unreadable: {e}") from None
         headers[member[: -len(".npy")]] = (dtype, tuple(shape))
     return headers
 
@@ -134,13 +128,9 @@ def _check_members(headers: dict, shapes: dict[str, tuple], path) -> None:
         if name.startswith("state/"):
             key = name[len("state/") :]
             if key not in shapes:
-                raise DamagedCheckpoint(
-                    path, f"'{name}' is not part of this model's state"
-                )
+                raise DamagedCheckpoint(path, f"'{name}' is not part of this model's state")
             if shape != tuple(shapes[key]):
-                raise DamagedCheckpoint(
-                    path, f"'{name}' is shaped {shape}, not {shapes[key]}"
-                )
+                raise DamagedCheckpoint(path, f"'{name}' is shaped {shape}, not {shapes[key]}")
         elif shape not in allowed:
             raise DamagedCheckpoint(path, f"'{name}' is shaped {shape}, like no weight")
     missing = [name for name in shapes if f"state/{name}" not in headers]
@@ -171,12 +161,8 @@ def _check_meta(meta: dict, path) -> None:
     for key, kind in META_KEYS.items():
         if key not in meta:
             raise DamagedCheckpoint(path, f"its meta has no '{key}'")
-        if not isinstance(meta[key], kind) or (
-            kind is int and isinstance(meta[key], bool)
-        ):
-            raise DamagedCheckpoint(
-                path, f"its meta's '{key}' is not what a checkpoint holds"
-            )
+        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+            raise DamagedCheckpoint(path, f"its meta's '{key}' is not what a checkpoint holds")
     for key, kind in SETTINGS_KEYS.items():
         if not isinstance(meta["settings"].get(key), kind):
             raise DamagedCheckpoint(path, f"its meta's settings lack '{key}'")

@@ -41,13 +41,9 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
         metavar="F",
         help=f"hold out the last F of the rows (default {fit['validation_split']})",
     )
-    p.add_argument(
-        "--seed", type=int, help=f"seed of the epochs' shuffling (default {seed})"
-    )
+    p.add_argument("--seed", type=int, help=f"seed of the epochs' shuffling (default {seed})")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument(
-        "--resume", action="store_true", help="continue from OUT/checkpoint.npz"
-    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument(
         "--out",
         type=Path,
@@ -69,9 +65,7 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
     return p
 
 
-def check_args(
-    p: argparse.ArgumentParser, args: argparse.Namespace
-) -> argparse.Namespace:
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     for flag, value, low in (
         ("--epochs", args.epochs, 1),
         ("--batch-size", args.batch_size, 1),

@@ -61,13 +61,9 @@ class Feed:
 
     @classmethod
     def from_spec(cls, name: str, spec: dict) -> Feed:
-        fields = {
-            key: spec.get(key) for key in ("keras", "loss", "classes", "ignore_class")
-        }
+        fields = {key: spec.get(key) for key in ("keras", "loss", "classes", "ignore_class")}
         shape = tuple(spec["shape"])
-        return cls(
-            name=name, array=spec["array"], dtype=spec["dtype"], shape=shape, **fields
-        )
+        return cls(name=name, array=spec["array"], dtype=spec["dtype"], shape=shape, **fields)
 
 
 def feeds_from(specs: dict[str, dict]) -> list[Feed]:
@@ -88,9 +84,7 @@ class ArrayDataset:
         sizes = {name: len(a) for name, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
-            raise TrainingError(
-                f"--data: the arrays have different numbers of rows ({shown})"
-            )
+            raise TrainingError(f"--data: the arrays have different numbers of rows ({shown})")
         self.arrays = arrays
         self.size = next(iter(sizes.values()), 0)
 
@@ -129,9 +123,7 @@ def open_data(path, feeds: list[Feed]) -> dict:
         if accepted:
             return load(path, feeds)
     kinds = ", ".join(kind for kind, _, _ in _SOURCES)
-    raise TrainingError(
-        f"--data: {path} is not a kind of data this script reads ({kinds})"
-    )
+    raise TrainingError(f"--data: {path} is not a kind of data this script reads ({kinds})")
 
 
 def _load_npz(path: Path, feeds: list[Feed]) -> dict:
@@ -164,9 +156,7 @@ def split_validation(train, val, split: float):
         return train, None
     at = math.floor(train.size * (1.0 - split))
     if at == 0 or at == train.size:
-        raise TrainingError(
-            f"--validation-split {split} leaves no training or validation rows"
-        )
+        raise TrainingError(f"--validation-split {split} leaves no training or validation rows")
     return train.split(at)
 
 

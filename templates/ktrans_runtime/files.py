@@ -37,9 +37,7 @@ def file_mode() -> int:
 
 
 def _umask() -> int:
-    with contextlib.suppress(
-        OSError, ValueError
-    ):  # Linux 4.7+: read it without setting it
+    with contextlib.suppress(OSError, ValueError):  # Linux 4.7+: read it without setting it
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
@@ -170,9 +168,7 @@ def inside(out: Path, name: str, who: str) -> Path:
     own guard."""
     text = str(name)
     if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise TrainingError(
-            f"{who}: the path {text!r} is empty or holds a control character"
-        )
+        raise TrainingError(f"{who}: the path {text!r} is empty or holds a control character")
     if Path(text).is_absolute():
         raise TrainingError(
             f"{who}: '{text}' is an absolute path; name a file inside the output "
@@ -182,11 +178,8 @@ def inside(out: Path, name: str, who: str) -> Path:
     target = (base / text).resolve()
     if target != base and base not in target.parents:
         raise TrainingError(
-            f"{who}: '{text}' leads outside the output folder ({out}); name a file "
-            "inside it"
+            f"{who}: '{text}' leads outside the output folder ({out}); name a file inside it"
         )
     if target == base:
-        raise TrainingError(
-            f"{who}: '{text}' names the output folder itself, not a file"
-        )
+        raise TrainingError(f"{who}: '{text}' names the output folder itself, not a file")
     return target

@@ -61,9 +61,7 @@ def auc_result(
         ratio = np.where(both, divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
         with np.errstate(divide="ignore"):
             log_ratio = np.log(ratio)
-        terms = divide_no_nan(
-            slope * (dtp + intercept * log_ratio), np.maximum(tp[1:] + fn[1:], 0)
-        )
+        terms = divide_no_nan(slope * (dtp + intercept * log_ratio), np.maximum(tp[1:] + fn[1:], 0))
         return by_label(terms)
     recall = divide_no_nan(tp, tp + fn)
     if curve == "ROC":
@@ -127,9 +125,7 @@ def checked(expression: str, variables) -> str:
     try:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as e:
-        message = (
-            f"the finalize expression {expression!r} is not one ktrans writes: {e}"
-        )
+        message = f"the finalize expression {expression!r} is not one ktrans writes: {e}"
         raise FinalizeError(message) from None
     for node in ast.walk(tree):
         ok = isinstance(node, _NODES)
@@ -137,11 +133,7 @@ def checked(expression: str, variables) -> str:
             ok = node.id in allowed
         elif isinstance(node, ast.Attribute):
             base = node.value
-            ok = (
-                isinstance(base, ast.Name)
-                and base.id == "np"
-                and not node.attr.startswith("_")
-            )
+            ok = isinstance(base, ast.Name) and base.id == "np" and not node.attr.startswith("_")
         elif isinstance(node, ast.Constant):
             ok = node.value is None or isinstance(node.value, (bool, int, float, str))
         elif isinstance(node, ast.keyword):

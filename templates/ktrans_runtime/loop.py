@@ -33,7 +33,8 @@ SETTINGS = ("seed", "batch_size", "validation_split", "epochs")
 class TrainingRun:
     """One run of `engine` (the engine interface of the package docstring) for the
     script's `compiled` settings: {"model", "train_block", "seed", "fit", "losses",
-    "metric_plan", "learning_rate", "callbacks"} (the script's literals)."""
+    "metric_plan", "learning_rate", "callbacks"} (the script's literals), and optionally
+    "trained": the trained model's file name (default <model>.trained<suffix>)."""
 
     def __init__(self, args, engine, interrupt, compiled: dict) -> None:
         self.engine, self.interrupt, self.compiled = engine, interrupt, compiled
@@ -42,11 +43,10 @@ class TrainingRun:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise TrainingError(
-                f"--out: cannot create {self.out}: {e.strerror}"
-            ) from None
+            raise TrainingError(f"--out: cannot create {self.out}: {e.strerror}") from None
         self.checkpoint = self.out / "checkpoint.npz"
-        self.trained = self.out / f"{self.model}.trained{engine.export_suffix}"
+        trained = compiled.get("trained") or f"{self.model}.trained{engine.export_suffix}"
+        self.trained = self.out / trained
         self.fingerprint = engine.fingerprint()
         resumed = None
         if args.resume:
@@ -118,9 +118,7 @@ class TrainingRun:
                 f"rows; the checkpoint's run had {had}"
             )
         self.settings["sizes"] = sizes
-        self.steps = steps_per_epoch(
-            train.size, self.batch_size, self.fit["steps_per_epoch"]
-        )
+        self.steps = steps_per_epoch(train.size, self.batch_size, self.fit["steps_per_epoch"])
         return train, val, data["test"]
 
     def begin(self) -> None:
@@ -140,9 +138,7 @@ class TrainingRun:
         names = ["checkpoint.npz", "history.json", "history.csv", "results.json"]
         paths = [self.out / name for name in names] + [self.trained]
         for callback in self.callbacks:
-            name = getattr(callback, "filename", None) or getattr(
-                callback, "filepath", None
-            )
+            name = getattr(callback, "filename", None) or getattr(callback, "filepath", None)
             if name and "{" not in name:
                 paths.append(self.out / name)
         return paths
@@ -160,20 +156,12 @@ class TrainingRun:
             self.averages.load(meta["averages"])
             if len(meta["callbacks"]) != len(self.callbacks):
                 raise ValueError("callbacks")
-            for i, (callback, saved) in enumerate(
-                zip(self.callbacks, meta["callbacks"])
-            ):
+            for i, (callback, saved) in enumerate(zip(self.callbacks, meta["callbacks"])):
                 prefix = f"callback{i}/"
-                arrays = {
-                    n[len(prefix) :]: a
-                    for n, a in extra.items()
-                    if n.startswith(prefix)
-                }
+                arrays = {n[len(prefix) :]: a for n, a in extra.items() if n.startswith(prefix)}
                 callback.load(saved, arrays)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise checkpoint.DamagedCheckpoint(
-                self.checkpoint, f"its state is odd: {e}"
-            ) from None
+            raise checkpoint.DamagedCheckpoint(self.checkpoint, f"its state is odd: {e}") from None
         self.saved = True
         where = f"epoch {self.epoch + 1}, batch {self.batch} (step {self.step})"
         console.info(f"resuming at {where}")
@@ -237,9 +225,7 @@ class TrainingRun:
     def end_epoch(self, logs: dict) -> None:
         """Progress, history, callbacks, then the checkpoint and history files."""
         self.progress.end(logs)
-        self.history.append(
-            {"epoch": self.epoch, **logs, "learning_rate": self.last_lr}
-        )
+        self.history.append({"epoch": self.epoch, **logs, "learning_rate": self.last_lr})
         for callback in self.callbacks:
             callback.on_epoch_end(self, self.epoch, logs)
         self.epoch, self.batch = self.epoch + 1, 0
@@ -298,8 +284,7 @@ class TrainingRun:
         self.save()
         where = f"epoch {self.epoch + 1}, batch {self.batch}/{self.steps}"
         console.info(
-            f"interrupted at {where}: checkpoint saved to {self.checkpoint}; "
-            "continue with --resume"
+            f"interrupted at {where}: checkpoint saved to {self.checkpoint}; continue with --resume"
         )
         return self.interrupt.exit_code
 
@@ -313,9 +298,7 @@ class TrainingRun:
         if self.saved:
             last = f"the last checkpoint is {self.checkpoint}"
         else:
-            last = (
-                "no checkpoint was saved (none is written before the first epoch ends)"
-            )
+            last = "no checkpoint was saved (none is written before the first epoch ends)"
         console.error(f"the loss is {loss} at {where}; training stopped; {last}")
         return EXIT_ERROR
 
@@ -336,9 +319,7 @@ class TrainingRun:
         final = {k: v for k, v in (self.history or [{}])[-1].items() if k != "epoch"}
         test_logs = None
         if test is not None:
-            test_logs = evaluate(
-                self.engine, test, self.val_batch_size, self.eval_averages
-            )
+            test_logs = evaluate(self.engine, test, self.val_batch_size, self.eval_averages)
         rate = self.steps_here / self.step_seconds if self.step_seconds else None
         self.results = {
             "model": self.model,

@@ -35,9 +35,7 @@ class Averages:
         for entry in plan:
             outputs = self.means if entry["combine"] == "mean" else self.sums
             outputs.extend(entry["stats"].values())
-        self.finalizers = [
-            compile_finalize(e["finalize"], list(e["stats"])) for e in plan
-        ]
+        self.finalizers = [compile_finalize(e["finalize"], list(e["stats"])) for e in plan]
         self.reset()
 
     def reset(self) -> None:
@@ -75,18 +73,14 @@ class Averages:
         return {"totals": self.totals, "counts": counts, "count": self.count}
 
     def load(self, state: dict) -> None:
-        if set(state["totals"]) != set(self.totals) or set(state["counts"]) != set(
-            self.counts
-        ):
+        if set(state["totals"]) != set(self.totals) or set(state["counts"]) != set(self.counts):
             raise ValueError("the checkpoint's metric state is not this model's")
         self.totals = {k: float(v) for k, v in state["totals"].items()}
         self.counts = {o: np.asarray(v, "f8") for o, v in state["counts"].items()}
         self.count = int(state["count"])
 
 
-def evaluate(
-    engine, data, batch_size: int, averages: Averages, max_steps=None, stop=None
-):
+def evaluate(engine, data, batch_size: int, averages: Averages, max_steps=None, stop=None):
     """Loss and metrics of `engine` over `data` in inference mode (its `evaluate`), or
     None if `stop` (an Interrupt) was set on the way."""
     averages.reset()

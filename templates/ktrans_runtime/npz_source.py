@@ -35,9 +35,7 @@ def candidates(feed: Feed, split: str) -> list[str]:
     return [PREFIX[split] + feed.array] + KERAS_NAMES.get((split, feed.keras), [])
 
 
-def find_arrays(
-    files: list[str], feeds: list[Feed], split: str
-) -> dict[str, str] | None:
+def find_arrays(files: list[str], feeds: list[Feed], split: str) -> dict[str, str] | None:
     """{feed name: array name} for `split`; None if the archive holds none of its
     arrays, TrainingError if it holds some but not all."""
     present = set(files)
@@ -54,24 +52,19 @@ def find_arrays(
     return found
 
 
-def missing_message(
-    split: str, missing: list[Feed], files: list[str], feeds: list[Feed]
-) -> str:
+def missing_message(split: str, missing: list[Feed], files: list[str], feeds: list[Feed]) -> str:
     """`--data: the train data has no array 'tokens'; it holds: x_tr, y` and, where the
     archive uses Keras's names for a model they do not serve, what to do instead."""
     names = [f"'{PREFIX[split]}{feed.array}'" for feed in missing]
     if not any(KERAS_NAMES.get((split, feed.keras)) for feed in missing):
-        listed = (
-            names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-        )
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         what = f"no array{'s' if len(names) > 1 else ''} {listed}"
     else:
         parts = []
         for feed, name in zip(missing, names):
             keras = KERAS_NAMES.get((split, feed.keras))
             parts.append(
-                f"no array {name}"
-                + (f" (nor Keras's {' or '.join(keras)})" if keras else "")
+                f"no array {name}" + (f" (nor Keras's {' or '.join(keras)})" if keras else "")
             )
         what = " and ".join(parts)
     message = f"--data: the {split} data has {what}; it holds: {listing(files)}"
@@ -122,9 +115,7 @@ def load_npz(path: Path, feeds: list[Feed]) -> dict:
             arrays = {}
             for feed in feeds:
                 array_name = names[feed.name]
-                arrays[feed.name] = prepare(
-                    _read(archive, array_name, path), array_name, feed
-                )
+                arrays[feed.name] = prepare(_read(archive, array_name, path), array_name, feed)
             out[split] = ArrayDataset(arrays)
     return out
 
@@ -133,6 +124,4 @@ def _read(archive, name: str, path: Path) -> np.ndarray:
     try:
         return archive[name]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise TrainingError(
-            f"--data: cannot read the array '{name}' of {path}: {e}"
-        ) from None
+        raise TrainingError(f"--data: cannot read the array '{name}' of {path}: {e}") from None

@@ -83,9 +83,7 @@ class DeviceState:
     docstring). `names`: {"step": the step-count input, "learning_rate": the
     learning-rate input}."""
 
-    def __init__(
-        self, ort, train, evaluate, state: dict, device: str, names: dict
-    ) -> None:
+    def __init__(self, ort, train, evaluate, state: dict, device: str, names: dict) -> None:
         self.ort, self.train, self.eval, self.device = ort, train, evaluate, device
         self.step_input, self.lr_input = names["step"], names["learning_rate"]
         self.names = list(state)
@@ -155,9 +153,7 @@ class DeviceState:
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         """Overwrites the named parts of the current state."""
         for name, array in arrays.items():
-            self.sets[self.current][name].update_inplace(
-                np.ascontiguousarray(array, np.float32)
-            )
+            self.sets[self.current][name].update_inplace(np.ascontiguousarray(array, np.float32))
 
 
 class HostState:
@@ -167,9 +163,7 @@ class HostState:
         self.train, self.eval = train, evaluate
         self.step_input, self.lr_input = names["step"], names["learning_rate"]
         self.state = {n: np.array(a, np.float32) for n, a in state.items()}
-        self.results = [
-            o.name for o in train.get_outputs() if not o.name.startswith(NEW)
-        ]
+        self.results = [o.name for o in train.get_outputs() if not o.name.startswith(NEW)]
         self.fetches = self.results + [NEW + n for n in self.state]
         self.eval_outputs = [o.name for o in evaluate.get_outputs()]
         self.eval_state = [i.name for i in evaluate.get_inputs() if i.name in state]
@@ -206,9 +200,7 @@ class Exporter:
     {weight: [offset, size]}, the bundle's FILES["offsets"] JSON), so no onnx package is
     needed. Checks on creation that the ranges hold the initial weights."""
 
-    def __init__(
-        self, path: Path, offsets: dict, initial: dict[str, np.ndarray]
-    ) -> None:
+    def __init__(self, path: Path, offsets: dict, initial: dict[str, np.ndarray]) -> None:
         self.model = Path(path).read_bytes()
         self.offsets = offsets
         for name, (offset, size) in offsets.items():
@@ -222,9 +214,7 @@ class Exporter:
     def write(self, path: Path, weights: dict[str, np.ndarray]) -> None:
         data = bytearray(self.model)
         for name, (offset, size) in self.offsets.items():
-            data[offset : offset + size] = np.ascontiguousarray(
-                weights[name], "<f4"
-            ).tobytes()
+            data[offset : offset + size] = np.ascontiguousarray(weights[name], "<f4").tobytes()
         write_bytes(path, bytes(data))
 
 
@@ -249,9 +239,7 @@ class OrtEngine:
         self.device, self.io_binding = device, io_binding
         ort, train, evaluate = open_sessions(self.folder, files, device, threads)
         infos = {i.name: i for i in train.get_inputs()}
-        state_names = [
-            o.name[len(NEW) :] for o in train.get_outputs() if o.name.startswith(NEW)
-        ]
+        state_names = [o.name[len(NEW) :] for o in train.get_outputs() if o.name.startswith(NEW)]
         self.shapes = {name: tuple(infos[name].shape) for name in state_names}
         initial = self._initial_state()
         offsets = self._offsets(initial)
@@ -272,9 +260,7 @@ class OrtEngine:
         try:
             offsets = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise TrainingError(
-                f"cannot read {path}: {e}; regenerate the bundle"
-            ) from None
+            raise TrainingError(f"cannot read {path}: {e}; regenerate the bundle") from None
         if not isinstance(offsets, dict) or not set(offsets) <= set(initial):
             raise TrainingError(
                 f"{path.name} does not fit {self.files['init']}: regenerate the bundle"
@@ -287,9 +273,7 @@ class OrtEngine:
             with np.load(path, allow_pickle=False) as archive:
                 state = {name: archive[name] for name in archive.files}
         except (OSError, ValueError, EOFError) as e:
-            raise TrainingError(
-                f"cannot read {path}: {e}; regenerate the bundle"
-            ) from None
+            raise TrainingError(f"cannot read {path}: {e}; regenerate the bundle") from None
         if sorted(state) != sorted(self.shapes) or any(
             tuple(state[n].shape) != shape for n, shape in self.shapes.items()
         ):
@@ -330,9 +314,7 @@ class OrtEngine:
         return {name: state[slot] for name, slot in slots.items() if slot in state}
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            (self.folder / self.files["train"]).read_bytes()
-        ).hexdigest()
+        return hashlib.sha256((self.folder / self.files["train"]).read_bytes()).hexdigest()
 
     def describe(self) -> dict:
         return {

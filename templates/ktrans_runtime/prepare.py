@@ -27,9 +27,7 @@ from .data import Feed
 from .errors import TrainingError
 
 BINARY_LOSSES = frozenset({"binary_crossentropy", "binary_focal_crossentropy"})
-CATEGORICAL_LOSSES = frozenset(
-    {"categorical_crossentropy", "categorical_focal_crossentropy"}
-)
+CATEGORICAL_LOSSES = frozenset({"categorical_crossentropy", "categorical_focal_crossentropy"})
 ONE_HOT_LOSSES = CATEGORICAL_LOSSES | {"categorical_hinge", "kl_divergence"}
 ROW_SUM_TOLERANCE = 1e-3
 
@@ -86,8 +84,7 @@ def _cast(array: np.ndarray, label: str, dtype: np.dtype) -> np.ndarray:
             bad = (array < info.min) | (array > info.max)
             row, value = _first(array, bad)
             raise TrainingError(
-                f"--data: {label}: row {row} holds {value}, which {dtype.name} "
-                "cannot hold"
+                f"--data: {label}: row {row} holds {value}, which {dtype.name} cannot hold"
             )
     return array.astype(dtype)
 
@@ -105,9 +102,7 @@ def _reshape(array: np.ndarray, label: str, want: list, done: list[str]) -> np.n
     )
     if not matches:
         shown = tuple(want)
-        raise TrainingError(
-            f"--data: {label}: rows shaped {array.shape[1:]}, not {shown}"
-        )
+        raise TrainingError(f"--data: {label}: rows shaped {array.shape[1:]}, not {shown}")
     return array
 
 
@@ -133,8 +128,7 @@ def _check_ids(labels: np.ndarray, label: str, classes: int, ignore) -> None:
         row, value = _first(labels, wrong)
         also = f" (or {ignore}, ignored)" if ignore is not None else ""
         raise TrainingError(
-            f"--data: {label} holds labels outside 0..{classes - 1}{also}: row {row} "
-            f"holds {value}"
+            f"--data: {label} holds labels outside 0..{classes - 1}{also}: row {row} holds {value}"
         )
 
 

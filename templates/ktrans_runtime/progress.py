@@ -37,9 +37,7 @@ class Progress:
             verbose = 2
         self.verbose, self.stream = int(verbose), stream
         encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        self.done_char, self.todo_char = (
-            ("━", "─") if encoding == "utf8" else ("=", ".")
-        )
+        self.done_char, self.todo_char = ("━", "─") if encoding == "utf8" else ("=", ".")
         self.width = 0
         self.steps = self.first = 0
         self.started = self.shown = time.perf_counter()

@@ -29,9 +29,7 @@ def _cosine(step, decay_steps, decay_from, alpha):
     return decay_from * ((1 - alpha) * decayed + alpha)
 
 
-def cosine_decay(
-    step, initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps
-):
+def cosine_decay(step, initial_learning_rate, decay_steps, alpha, warmup_target, warmup_steps):
     if warmup_target is None:
         step = min(step, decay_steps)
         return _cosine(step, decay_steps, initial_learning_rate, alpha)
@@ -42,9 +40,7 @@ def cosine_decay(
     return _cosine(step - warmup_steps, decay_steps, warmup_target, alpha)
 
 
-def cosine_decay_restarts(
-    step, initial_learning_rate, first_decay_steps, t_mul, m_mul, alpha
-):
+def cosine_decay_restarts(step, initial_learning_rate, first_decay_steps, t_mul, m_mul, alpha):
     fraction = step / first_decay_steps
     if t_mul == 1.0:
         restart = math.floor(fraction)
@@ -57,9 +53,7 @@ def cosine_decay_restarts(
     return initial_learning_rate * ((1 - alpha) * cosine + alpha)
 
 
-def polynomial_decay(
-    step, initial_learning_rate, decay_steps, end_learning_rate, power, cycle
-):
+def polynomial_decay(step, initial_learning_rate, decay_steps, end_learning_rate, power, cycle):
     if cycle:
         decay_steps *= 1 if step == 0 else math.ceil(step / decay_steps)
     else:

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from transpiler.errors import ErrorSink, Span
 from transpiler.graph.blocks import BlockExpander, definitions, flatten
+from transpiler.graph.call_args import CallBinder
 from transpiler.graph.evaluate import ExpressionEvaluator, Fail, is_applicable, is_tensor
+from transpiler.graph.merge_helpers import MergeHelpers
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.program import Program
 from transpiler.graph.types import DTYPES, TensorType, format_shape
 from transpiler.graph.values import BlockDefRef, BlockInstance, LayerClass, Poison, Scope
 from transpiler.layers.args import ArgError, Spec, Symbol, data_format, describe, is_int
-from transpiler.layers.base import Layer, LayerError, snake_case
+from transpiler.layers.base import NO_CALL_ARGS, CallArgs, Layer, LayerError, snake_case
+from transpiler.limits import MAX_EXPANSIONS, MAX_LAYERS, MAX_REPEAT
 from transpiler.parser import ast
 
-MAX_REPEAT = 10_000
 MODEL_OPTIONS = ("data_format", "name")
 
 
@@ -32,7 +34,11 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
     return builder.consts
 
 
-class GraphBuilder(BlockExpander, ExpressionEvaluator):
+class OverBudget(Exception):
+    """Ends the model: it is over a budget of transpiler.limits (the error is recorded)."""
+
+
+class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator):
     def __init__(
         self,
         program: Program,
@@ -58,6 +64,8 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
         self.defined_later: dict[str, Span] = {}
         self.current = None  # the value a bare layer applies to
         self.pending_inputs: list[Value] = []  # a block's input tensors, not yet declared
+        self.repeat_product = 1  # the product of the counts of the repeats being run
+        self.expansions = 0  # block instances and repeat iterations so far
 
     # ------------------------------------------------------------ the model
 
@@ -68,7 +76,10 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
         self.defined_later = definitions(model.body)
         inputs: list[tuple[Value, Span]] = []
         outputs: dict[str, tuple[Value, Span]] = {}
-        self.run_body(model.body, inputs, outputs, top=True)
+        try:
+            self.run_body(model.body, inputs, outputs, top=True)
+        except OverBudget:
+            return None
         if not outputs and self.current is not None and len(self.sink.errors) == errors_before:
             last = self.current
             if is_tensor(last):
@@ -306,6 +317,8 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
 
     def output(self, stmt: ast.OutputStmt, outputs) -> None:
         value = self.eval(stmt.value)
+        if isinstance(stmt.value, ast.Name) and isinstance(value, (Layer, BlockInstance)):
+            self.layer_as_tensor(stmt.value, value)
         if is_applicable(value):
             value = self.apply_to(value, self.as_inputs(self.current, stmt.span), stmt.value.span)
         if isinstance(value, Symbol):
@@ -330,13 +343,38 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
         if not is_int(count) or not 0 <= count <= MAX_REPEAT:
             self.error(
                 stmt.count.span,
-                f"repeat needs a count from 0 to {MAX_REPEAT}; got {describe(count)}",
+                f"repeat needs a count from 0 to {MAX_REPEAT:,}; got {describe(count)}",
             )
-        for _ in range(count):
-            errors = len(self.sink.errors)
-            self.run_body(stmt.body, inputs, outputs, top)
-            if len(self.sink.errors) != errors:
-                raise Fail  # one report, not one per repetition
+        outer = self.repeat_product
+        if outer * count > MAX_REPEAT:  # before the first iteration, not after 10,000
+            self.error(
+                stmt.count.span,
+                f"this repeat runs {outer * count:,} times inside the repeats around it "
+                f"({outer:,} x {count:,}); the limit is {MAX_REPEAT:,}",
+                "nested repeats multiply: make the counts smaller",
+            )
+        self.repeat_product = outer * max(count, 1)
+        try:
+            for _ in range(count):
+                self.spend_expansion(stmt.span)
+                errors = len(self.sink.errors)
+                self.run_body(stmt.body, inputs, outputs, top)
+                if len(self.sink.errors) != errors:
+                    raise Fail  # one report, not one per repetition
+        finally:
+            self.repeat_product = outer
+
+    def spend_expansion(self, span: Span) -> None:
+        """Counts a block instance or a repeat iteration against MAX_EXPANSIONS."""
+        self.expansions += 1
+        if self.expansions > MAX_EXPANSIONS:
+            self.sink.error(
+                span,
+                f"the model expands to more than {MAX_EXPANSIONS:,} block instances and "
+                "repeat iterations",
+                "blocks that call other blocks several times multiply: simplify the nesting",
+            )
+            raise OverBudget
 
     def check_constant(self, value, span: Span) -> None:
         if is_tensor(value) or isinstance(value, (Layer, BlockInstance)):
@@ -375,35 +413,54 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
                 if err.arg in names and names.index(err.arg) < len(call.args):
                     span = call.args[names.index(err.arg)].span
             self.error(span or call.span, err.message, err.hint)
+        return self.make_layer(cls, config, call.span, arg_spans)
+
+    def make_layer(self, cls, config: dict, span: Span, arg_spans) -> Layer:
+        """The layer of a checked `config`, named as Keras names it (or by `name=`)."""
         if "data_format" in config and config["data_format"] is None:
             config["data_format"] = self.data_format
         name = config.get("name")
         if name:
             if name in self.used_names:
-                self.error(arg_spans.get("name", call.span), f"the layer name '{name}' is taken")
+                self.error(arg_spans.get("name", span), f"the layer name '{name}' is taken")
             self.used_names.add(name)
         else:
             name = self.unique_name(snake_case(cls.__name__))
         layer = cls(config, name)
-        layer.span = call.span
+        layer.span = span
         return layer
 
-    def apply(self, target, inputs: list[Value], span: Span):
-        """Calls a layer (adding a node) or expands a block; returns a tensor or a tuple."""
-        for v in inputs:
+    def apply(self, target, inputs: list[Value], span: Span, call=NO_CALL_ARGS, call_spans=None):
+        """Calls a layer (adding a node) or expands a block; returns a tensor or a tuple.
+        `call` holds the call's keyword tensors and flags, `call_spans` where each keyword's
+        value is written."""
+        for v in [*inputs, *call.tensors.values()]:
             self.check(v, span)
         if isinstance(target, BlockInstance):
             return self.expand_block(target, inputs, span)
         layer: Layer = target
         try:
-            types = layer([v.type for v in inputs])
+            if call is NO_CALL_ARGS:
+                types = layer([v.type for v in inputs])
+            else:
+                keyword_types = {k: v.type for k, v in call.tensors.items()}
+                types = layer([v.type for v in inputs], CallArgs(keyword_types, call.options))
         except LayerError as err:
             where = getattr(layer, "span", None) if err.arg else span
+            if err.arg in (call_spans or {}):
+                where = call_spans[err.arg]
             shapes = ", ".join(format_shape(v.type.shape) for v in inputs)
             hint = err.hint
             if hint is None and "input" in err.message and inputs:
                 hint = f"the input here is {shapes}"
             self.error(where or span, err.message, hint)
+        if len(self.nodes) >= MAX_LAYERS:
+            self.sink.error(
+                span,
+                f"the model expands to more than {MAX_LAYERS:,} layers",
+                "repeats and blocks multiply the layers they hold: make the counts smaller",
+            )
+            raise OverBudget
         call_index = self.layer_calls.get(id(layer), 0)
         self.layer_calls[id(layer)] = call_index + 1
         base = layer.name if call_index == 0 else f"{layer.name}_call{call_index}"
@@ -412,7 +469,13 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
             for i, t in enumerate(types)
         ]
         node = Node(
-            layer, list(inputs), outs, span, tuple(i for _, i in self.block_stack), call_index
+            layer,
+            [*inputs, *call.tensors.values()],
+            outs,
+            span,
+            tuple(i for _, i in self.block_stack),
+            call_index,
+            call,
         )
         for v in outs:
             v.producer = node

@@ -3,16 +3,19 @@ indexing. Mixed into `GraphBuilder`, which supplies `apply`, `new_layer` and sco
 
 from __future__ import annotations
 
+import math
 import operator
 
 from transpiler.errors import KdlError, Span, suggest
 from transpiler.graph.functions import FunctionError, binary, make_op
+from transpiler.graph.merge_helpers import MERGE_HELPERS
 from transpiler.graph.model import Value
 from transpiler.graph.values import BlockDefRef, BlockInstance, Function, LayerClass, Poison
 from transpiler.layers.args import Spec, Symbol, describe, is_int
 from transpiler.layers.base import Layer
 from transpiler.layers.expression_shapes import Index as IndexOp
 from transpiler.layers.expressions import BINARY_OPERATORS, FUNCTIONS
+from transpiler.limits import MAX_EXPRESSION_DEPTH, MAX_INT_MAGNITUDE
 from transpiler.parser import ast
 
 INTROSPECTION = ("shape",)  # functions of a tensor's type, known when the graph is built
@@ -59,9 +62,21 @@ class ExpressionEvaluator:
 
     # ------------------------------------------------------------ dispatch
 
+    eval_depth = 0  # expressions being evaluated inside each other
+
     def eval(self, e: ast.Expr):
-        method = getattr(self, "eval_" + type(e).__name__)
-        return method(e)
+        depth = self.eval_depth
+        if depth >= MAX_EXPRESSION_DEPTH:
+            self.error(
+                e.span,
+                f"expressions nest more than {MAX_EXPRESSION_DEPTH} deep here",
+                "split the expression into named steps",
+            )
+        self.eval_depth = depth + 1
+        try:
+            return getattr(self, "eval_" + type(e).__name__)(e)
+        finally:
+            self.eval_depth = depth
 
     def eval_Literal(self, e: ast.Literal):
         return e.value
@@ -101,7 +116,7 @@ class ExpressionEvaluator:
             return LayerClass(LAYERS[name])
         if name in self.program.blocks:
             return BlockDefRef(self.program.blocks[name])
-        if name in FUNCTIONS or name in INTROSPECTION:
+        if name in FUNCTIONS or name in INTROSPECTION or name in MERGE_HELPERS:
             return Function(name)
         return None
 
@@ -118,7 +133,15 @@ class ExpressionEvaluator:
         self.error(e.span, f"cannot negate {describe(v)}")
 
     def eval_BinOp(self, e: ast.BinOp):
-        left, right = self.eval(e.left), self.eval(e.right)
+        # a + b + c + ... nests to the left: walk down that spine and fold back up in a
+        # loop, so a 1,000-term sum takes no 1,000-deep recursion
+        chain = _left_spine(e, ast.BinOp, "left")
+        value = self.eval(chain[-1].left)
+        for node in reversed(chain):
+            value = self.binary_op(node, value, self.eval(node.right))
+        return value
+
+    def binary_op(self, e: ast.BinOp, left, right):
         if not is_tensor(left) and not is_tensor(right):
             return self.fold(e, left, right)
         if e.op == "@":
@@ -155,14 +178,22 @@ class ExpressionEvaluator:
                 f"'{e.op}' needs tensors or numbers; got {self.what(left)} and {self.what(right)}",
                 self.not_a_tensor_hint(left if not is_tensor(left) else right),
             )
+        if e.op == "**" and _huge_power(left, right):  # before Python spends hours on it
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
         try:
             result = _FOLD[e.op](left, right)
         except ZeroDivisionError:
             self.error(e.span, "division by zero")
         except OverflowError:
-            self.error(e.span, "the number is too large")
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
+        if isinstance(result, complex):
+            self.error(e.span, f"{describe(left)} ** {describe(right)} is not a real number")
         if e.op == "/" and is_int(left) and is_int(right) and result == int(result):
             result = int(result)
+        if is_int(result) and abs(result) > MAX_INT_MAGNITUDE:
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
+        if isinstance(result, float) and not math.isfinite(result):
+            self.error(e.span, "the number is too large for a float")
         return result
 
     # ------------------------------------------------------------ conditions
@@ -183,12 +214,18 @@ class ExpressionEvaluator:
             self.error(e.span, f"cannot compare {self.what(left)} and {self.what(right)}")
 
     def eval_BoolOp(self, e: ast.BoolOp):
-        left = self.truth(e.left)
         if e.op == "not":
-            return not left
-        if e.op == "and":
-            return left and self.truth(e.right)
-        return left or self.truth(e.right)
+            return not self.truth(e.left)
+        chain = [e]  # p and q and r ...: a loop, as for eval_BinOp
+        while isinstance(chain[-1].left, ast.BoolOp) and chain[-1].left.op != "not":
+            chain.append(chain[-1].left)
+        value = self.truth(chain[-1].left)
+        for node in reversed(chain):
+            if node.op == "and":
+                value = value and self.truth(node.right)
+            else:
+                value = value or self.truth(node.right)
+        return value
 
     def truth(self, expr: ast.Expr) -> bool:
         value = self.eval(expr)
@@ -204,9 +241,12 @@ class ExpressionEvaluator:
     # ------------------------------------------------------------ calls and pipes
 
     def eval_Pipe(self, e: ast.Pipe):
-        value = self.eval(e.value)
-        target = self.eval(e.target)
-        return self.apply_to(target, self.as_inputs(value, e.value.span), e.target.span)
+        chain = _left_spine(e, ast.Pipe, "value")  # x |> A |> B ...: a loop
+        value = self.eval(chain[-1].value)
+        for node in reversed(chain):
+            target = self.eval(node.target)
+            value = self.apply_to(target, self.as_inputs(value, node.value.span), node.target.span)
+        return value
 
     def eval_Call(self, e: ast.Call):
         func = self.eval(e.func)
@@ -223,6 +263,10 @@ class ExpressionEvaluator:
                 self.error(e.span, "shape(x) takes one tensor")
             dims = args[0].type.shape
             return tuple(d if isinstance(d, int) else None for d in dims)
+        if isinstance(func, Function) and func.name in MERGE_HELPERS:
+            merged = self.merge_call(func.name, args, kwargs, e.span, arg_spans)
+            if merged is not None:
+                return merged
         if isinstance(func, Function):
             tensors = [a for a in args if is_tensor(a)]
             if len(args) == 1 and isinstance(args[0], list) and all(map(is_tensor, args[0])):
@@ -236,12 +280,16 @@ class ExpressionEvaluator:
             if any(is_tensor(a) for a in args[len(tensors) :]):
                 self.error(e.span, f"{func.name}: tensors come first, then other arguments")
             return self.expression_node(func.name, tensors, rest, kwargs, e.span, arg_spans)
+        if isinstance(func, Layer) and (args or kwargs):
+            inputs, call, spans = self.bind_layer_call(func, e, args, kwargs)
+            return self.apply(func, inputs, e.func.span, call, spans)
         if isinstance(func, (Layer, BlockInstance)):
             if kwargs:
                 name = next(iter(kwargs))
                 self.error(
-                    arg_spans[name],
-                    f"calling a layer takes only input tensors; '{name}=' is not supported",
+                    arg_spans[("name", name)],
+                    f"a block's call takes only its input tensors; '{name}=' is not supported",
+                    "pass the tensors in the order of the block's `input` statements",
                 )
             inputs = []
             for a, expr in zip(args, e.args):
@@ -281,6 +329,9 @@ class ExpressionEvaluator:
         )
 
     def apply_to(self, target, inputs: list[Value], span: Span):
+        merged = self.merge_target(target, inputs, span)
+        if merged is not None:
+            return merged
         if isinstance(target, Function):
             return self.expression_node(target.name, inputs, [], {}, span)
         if isinstance(target, Spec) and target.name in FUNCTIONS:
@@ -393,6 +444,16 @@ class ExpressionEvaluator:
         kind = getattr(type(v), "kdl_kind", None)
         return kind or describe(v)
 
+    def layer_as_tensor(self, name: ast.Name, value) -> None:
+        """`output y = d` where `d = Dense(2)`: the name holds a layer, not its result."""
+        kind = self.what(value)
+        self.error(
+            name.span,
+            f"'{name.id}' is {kind}, not a tensor",
+            f"apply it to a tensor: {name.id}(x), or x |> {name.id}; a name bound to a layer "
+            "is the layer (to share its weights), not its output",
+        )
+
     def not_a_tensor_hint(self, v) -> str | None:
         if isinstance(v, Symbol):
             return self.suggest_name(v.name, None)
@@ -415,7 +476,27 @@ class ExpressionEvaluator:
     def suggest_callable(self, name: str) -> str | None:
         from transpiler.layers import LAYERS
 
-        return suggest(name, list(LAYERS) + list(self.program.blocks) + list(FUNCTIONS))
+        known = [*LAYERS, *self.program.blocks, *FUNCTIONS, *MERGE_HELPERS]
+        return suggest(name, known)
+
+
+def _left_spine(e, kind: type, field: str) -> list:
+    """`e` and the nodes of its kind down its left side, outermost first."""
+    chain = [e]
+    while isinstance(getattr(chain[-1], field), kind):
+        chain.append(getattr(chain[-1], field))
+    return chain
+
+
+def _huge_power(base, exponent) -> bool:
+    """Whether base ** exponent, both integers, is beyond int64 (10 ** 10 ** 10 is)."""
+    if not (is_int(base) and is_int(exponent)) or abs(base) < 2 or exponent <= 0:
+        return False
+    return exponent * math.log2(abs(base)) > 64
+
+
+def too_large(limit: int) -> str:
+    return f"the number is too large: integers are limited to ±{limit:,} (int64)"
 
 
 def _plain(value):

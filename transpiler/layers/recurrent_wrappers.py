@@ -13,8 +13,10 @@ from dataclasses import replace
 
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, choice, describe, optional
-from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
+from transpiler.layers.base import Arg, CallArg, Layer, LayerError, Weight, register
+from transpiler.layers.masking import MASK_ARG, check_mask_arg
 from transpiler.layers.recurrent import BACKWARD_STREAMS, Recurrent, RecurrentWeights
+from transpiler.layers.regularizers import activity_regularizer
 
 
 def _layer_instance(value) -> Layer:
@@ -88,7 +90,8 @@ class Bidirectional(Layer):
     (a recurrent layer with go_backwards=true and the same return_sequences / return_state;
     by default a copy of `layer` with go_backwards=true).
     Input shape: (batch, timesteps, features), optionally followed by the forward layer's
-    initial states and then the backward layer's.
+    initial states and then the backward layer's. Call arguments: sequences,
+    initial_state (forward states, then backward), mask (batch, timesteps).
     Output shape: the wrapped layer's output, with the last axis doubled for concat; two
     outputs for merge_mode=none. With return_state, then the forward layer's states, then
     the backward layer's (as Keras: [merged, forward states..., backward states...]).
@@ -99,6 +102,11 @@ class Bidirectional(Layer):
     family = "recurrent"
     has_training_mode = True
     supports_masking = True
+    call_signature = (
+        CallArg("sequences", "tensor", True),
+        CallArg("initial_state", "states"),
+        MASK_ARG,
+    )
     signature = (
         Arg("layer", _layer_instance),
         Arg("merge_mode", optional(choice("concat", "sum", "mul", "ave")), "concat"),
@@ -175,6 +183,9 @@ class Bidirectional(Layer):
             self.forward_layer.name, self.forward_layer, self.forward_layer.weights
         ) + _prefixed(self.backward_layer.name, self.backward_layer, self.backward_layer.weights)
 
+    def check_call(self, inputs, call) -> None:
+        check_mask_arg(self, inputs[0], call)
+
     def output_types(self, inputs: list[TensorType]) -> list[TensorType]:
         (y_f, *states_f), (y_b, *states_b) = self._outputs
         mode = self.merge_mode
@@ -208,7 +219,7 @@ class Bidirectional(Layer):
 
     def lower(self, ctx, inputs):
         x, *states = inputs
-        if states and x.mask is not None:
+        if states and x.mask is not None and "mask" not in ctx.call.tensors:
             x = replace(x, mask=None)  # as a recurrent layer: with states, Keras passes none
         fwd, bwd = self.forward_layer, self.backward_layer
         n_fwd = len(fwd.state_names)
@@ -322,6 +333,22 @@ class TimeDistributed(Layer):
     def describe_config(self) -> str:
         return f"TimeDistributed({self.layer.describe_config()})"
 
+    def cannot_train(self) -> str | None:
+        # Keras's TimeDistributed runs its layer's `call` (no activity penalty of its own),
+        # but a Bidirectional inside calls its two layers, which add theirs once per step
+        inner = self.layer
+        while isinstance(inner, TimeDistributed):
+            inner = inner.layer
+        if isinstance(inner, Bidirectional) and any(
+            activity_regularizer(side) is not None
+            for side in (inner.forward_layer, inner.backward_layer)
+        ):
+            return (
+                "an activity_regularizer on a layer of a Bidirectional inside TimeDistributed "
+                "(which Keras applies once per time step) is not applied in training"
+            )
+        return self.layer.cannot_train()
+
     def adjust_initial_value(self, weight: Weight, value):
         return _adjust_wrapped([self.layer], weight, value)
 
@@ -332,6 +359,13 @@ class TimeDistributed(Layer):
         (x,) = inputs
         if x.mask is not None:
             _check_inner_mask(ctx, self.layer)
+        inner = self.layer
+        if ctx.training and inner.keras_class() == "BatchNormalization" and inner.trainable:
+            # Keras calls it on each time slice: batch statistics of each step
+            from transpiler.emit.train.norm_training import batch_norm_training_per_step
+
+            with _lowering_inner(ctx, inner) as alias:
+                return [batch_norm_training_per_step(ctx, alias, ctx.logical(x))]
         time_major = (1, 0, *range(2, x.rank))
         if x.perm != time_major:
             x = ctx.logical(x)
@@ -357,7 +391,8 @@ class TimeDistributed(Layer):
         return [replace(x, name=out, type=out_type, perm=perm)]
 
 
-#: other layers whose Keras call takes a mask (BatchNormalization's only matters in training)
+#: other layers whose Keras call takes a mask (BatchNormalization's, which only matters in
+#: training, is applied per time step there: norm_training.batch_norm_training_per_step)
 MASKED_CALLS = ("GlobalAveragePooling1D", "Softmax")
 
 
@@ -366,8 +401,6 @@ def _check_inner_mask(ctx, inner: Layer) -> None:
     takes one; ktrans does not, so those are errors (the rest ignore it, as in Keras)."""
     wrapped = (Recurrent, Bidirectional, TimeDistributed)
     takes = isinstance(inner, wrapped) or inner.keras_class() in MASKED_CALLS
-    if inner.keras_class() == "BatchNormalization":
-        takes = ctx.training and inner.trainable
     if takes:
         raise NotImplementedError(
             f"its input carries a Keras mask (from Embedding(mask_zero=true)), which Keras "

@@ -15,7 +15,7 @@ from tests.emit.train.keras_oracle import (
     train_both,
 )
 from tests.emit.train.keras_step import ktrans_graph, onnx_layout
-from transpiler.emit.train.names import LOSS
+from transpiler.emit.train.names import LOSS_OUTPUT
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -168,8 +168,8 @@ def test_bidirectional_unmerged_with_states_matches_keras(tmp_path):
 
 def test_bidirectional_inside_time_distributed_is_an_error(tmp_path):
     """Keras applies the inner layers' penalties once per time step there; not emitted:
-    a clear error rather than a different loss."""
-    from transpiler.emit.train.model import build_training_model
+    a clear error rather than a different loss, from `ktrans check` already (the model
+    has a train block)."""
     from transpiler.errors import KdlErrors
 
     text = kdl(
@@ -178,9 +178,8 @@ def test_bidirectional_inside_time_distributed_is_an_error(tmp_path):
         "    Flatten()\n"
         "    Dense(3, activation=softmax)",
     )
-    graph = ktrans_graph(text, tmp_path)
-    with pytest.raises(KdlErrors, match="inside TimeDistributed is not applied"):
-        build_training_model(graph, graph.trains["default"])
+    with pytest.raises(KdlErrors, match=r"model.kdl:\d+:5: error: TimeDistributed .* inside"):
+        ktrans_graph(text, tmp_path)
 
 
 NO_PENALTY = {
@@ -284,7 +283,7 @@ def test_eval_model_loss_matches_keras_evaluate(tmp_path):
     losses, sizes = [], []
     for start in (0, 8):
         feed = {"x": x[start : start + 8], "target:output": y[start : start + 8], **state}
-        (loss,) = session.run([LOSS], feed)
+        (loss,) = session.run([LOSS_OUTPUT], feed)
         losses.append(float(loss))
         sizes.append(len(feed["x"]))
     assert np.average(losses, weights=sizes) == pytest.approx(expected, rel=1e-5)

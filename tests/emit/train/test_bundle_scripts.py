@@ -15,7 +15,7 @@ import pytest
 from transpiler.emit.code.train_script import pick_train, render_script, script_settings
 from transpiler.emit.onnx.model import initial_weights
 from transpiler.emit.train.model import build_training_model
-from transpiler.emit.train.names import LEARNING_RATE, LOSS, STEP
+from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
 from transpiler.graph import load, load_one
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,8 +107,8 @@ def test_inputs_named_loss_step_and_lr_train(tmp_path):
     graph = graphs["Coll"]
     tm = build_training_model(graph, pick_train(graph))
     inputs = [i.name for i in tm.proto.graph.input]
-    assert inputs[:5] == ["loss", "step", "lr", "target:loss_out", STEP]
-    assert LEARNING_RATE in inputs and tm.proto.graph.output[0].name == LOSS
+    assert inputs[:5] == ["loss", "step", "lr", "target:loss_out", STEP_INPUT]
+    assert LR_INPUT in inputs and tm.proto.graph.output[0].name == LOSS_OUTPUT
     onnx.checker.check_model(tm.proto)
 
     rng = np.random.default_rng(0)

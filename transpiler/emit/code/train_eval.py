@@ -11,8 +11,10 @@ from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
-from transpiler.emit.train.names import LOSS, LOSS_OF, TARGET
-from transpiler.layers.masking import lower_layer
+from transpiler.emit.train.graph_errors import Scopes, check_onnx
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, TARGET
+from transpiler.errors import KdlError, KdlErrors
+from transpiler.layers.masking import lower_node
 
 
 class _EvalContext(LowerContext):
@@ -46,10 +48,17 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     for v in graph.inputs:
         b.unique(v.name)
         values[id(v)] = LTensor(v.name, v.type)
+    scopes = Scopes(graph)
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
-        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+        scopes.enter(b.scope, node)
+        try:
+            outs = lower_node(ctx, node, values)
+        except NotImplementedError as e:
+            what = f"{node.layer.keras_class()} ('{node.layer.name}')"
+            message = f"{what} cannot be lowered for evaluation yet: {e}"
+            raise KdlErrors([KdlError(node.span, message)]) from None
         for v, t in zip(node.outputs, outs):
             values[id(v)] = t
     b.scope = ""
@@ -62,7 +71,7 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     metric_values = batch_metrics(b, config, graph, predictions, targets)
     b.scope = ""
 
-    named = {LOSS: loss}
+    named = {LOSS_OUTPUT: loss}
     if len(per_output) > 1:
         named.update({LOSS_OF + n: v for n, v in per_output.items()})
     named.update(metric_values)
@@ -84,4 +93,5 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     ]
     g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
     proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
+    check_onnx(proto, "evaluation", scopes, config.span)
     return proto

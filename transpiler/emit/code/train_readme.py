@@ -38,6 +38,10 @@ loss, metrics, new state out |
 | `{files["init"]}` | the initial parameters, buffers and optimizer slots |
 | `{files["offsets"]}` | where each weight's bytes sit in `{files["inference"]}` \
 (the trained model is a copy of it with other bytes there) |
+| `{model}.eval.json` | what the evaluation model computes: losses, metric plan, data \
+settings (for `ktrans evaluate` and `predict`) |
+| `{model}.svg`, `{model}.summary.txt` | the model diagram and summary table, for the \
+report |
 
 ## Data
 
@@ -80,7 +84,7 @@ take their moving averages when training ends.
 - `checkpoint.npz`: the whole training state, after every epoch and on Ctrl-C or SIGTERM
   (exit 130 or 143); `--resume` continues exactly there;
 - `results.json`: the final and test logs, steps, timings;
-- `{model}.trained.onnx`: the inference model with the trained weights;
+- `{files["trained"]}`: the inference model with the trained weights;
 - files the train block's callbacks name (CSVLogger, ModelCheckpoint), inside `--out`.
 
 Files are written whole (a temporary file, fsynced, then renamed), with the permissions

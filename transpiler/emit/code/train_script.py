@@ -47,14 +47,16 @@ import numpy as np
 import onnx
 
 from transpiler import __version__
+from transpiler.emit.code.bundle_extras import write_bundle_extras
 from transpiler.emit.code.train_eval import build_eval_model
 from transpiler.emit.code.train_literals import checked_finalize, py_literal
 from transpiler.emit.code.train_readme import bundle_readme
 from transpiler.emit.code.train_weight_bytes import weight_offsets
+from transpiler.emit.file_names import file_stem
 from transpiler.emit.onnx.model import build_model, initial_weights
 from transpiler.emit.onnx.save import PROTOBUF_LIMIT, atomic_write_bytes
-from transpiler.emit.train.names import LEARNING_RATE, LOSS, LOSS_OF, STEP, TARGET
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, LR_INPUT, STEP_INPUT, TARGET
+from transpiler.errors import KdlError, KdlErrors, printable
 
 RUNTIME = "ktrans_runtime"  # the package every bundle carries, beside the script
 DEFAULT_TRAIN = "default"  # the name of a train block written without `as NAME`
@@ -116,7 +118,7 @@ def _log_names(graph, config, tm) -> tuple[dict, list[dict]]:
     checked against the training model's outputs."""
     from transpiler.emit.train.metrics import metric_plan
 
-    losses = {"loss": LOSS}
+    losses = {"loss": LOSS_OUTPUT}
     for out in tm.losses[1:]:
         losses[f"{out[len(LOSS_OF) :]}_loss"] = out
     plan = metric_plan(config)
@@ -225,7 +227,7 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
         "verbose": config.verbose,
     }
     return {
-        "model": graph.name,
+        "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,
         "version": __version__,
         "s": {
@@ -233,7 +235,7 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
             "TRAIN_BLOCK": config.name,
             "SEED": int(seed),
             "FILES": {"source": source, **files},
-            "GRAPH": {"step": STEP, "learning_rate": LEARNING_RATE, "loss": LOSS},
+            "GRAPH": {"step": STEP_INPUT, "learning_rate": LR_INPUT, "loss": LOSS_OUTPUT},
             "FEEDS": _feeds(graph, config, tm),
             "LOSSES": losses,
             "METRIC_PLAN": metric_plan,
@@ -243,6 +245,7 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
             "CALLBACKS": callbacks,
             "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
         },
+        "data": dict(config.data),  # the train block's data { } section (bundle_extras)
     }
 
 
@@ -295,11 +298,12 @@ def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> No
     ]
     if odd:
         layer = odd[0].split("/")[0]
+        span = next((n.span for n in graph.nodes if n.layer.name == layer), config.span)
         _fail(
             f"cannot generate a training script for {graph.name}: the layer '{layer}' "
             f"stores its weights differently for inference ({odd[0]})",
             "training bundles need layers whose inference form uses the training weights",
-            config.span,
+            span,
         )
 
 
@@ -311,7 +315,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
     from transpiler.emit.train.model import build_training_model
 
     out = Path(out_dir)
-    name = graph.name
+    name = file_stem(graph.name)  # names the bundle's files
     if not IDENTIFIER.match(name):
         _fail(f"the model name {name!r} is not a plain identifier")
     weights = initial_weights(graph, seed)
@@ -337,6 +341,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         "inference": f"{name}.onnx",
         "init": f"{name}.init.npz",
         "offsets": f"{name}.offsets.json",
+        "trained": f"{name}.trained.onnx",  # written by the script
     }
     settings = script_settings(graph, config, tm, seed, files)
     script = render_script(settings)
@@ -355,6 +360,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         atomic_write_bytes(out / "README.md", readme.encode()),
     ]
     copy_runtime(out)
+    written += write_bundle_extras(graph, config, settings, out)
     return [*written, out / RUNTIME]
 
 
@@ -364,7 +370,10 @@ def codegen_train(
     """`ktrans codegen --target train`: the bundle into `output` (default
     `<Model>_train/`); returns the line to print. `inference` as for
     `write_training_bundle`."""
-    out = Path(output or f"{graph.name}_train")
+    out = Path(output or f"{file_stem(graph.name)}_train")
     config = pick_train(graph, train)
     paths = write_training_bundle(graph, config, out, seed=seed, inference=inference)
-    return f"wrote {out}/ ({', '.join(p.name for p in paths)}); run: python {paths[0]} --data D"
+    return (
+        f"wrote {printable(str(out))}/ ({', '.join(p.name for p in paths)}); "
+        f"run: python {printable(str(paths[0]))} --data D"
+    )
