@@ -117,8 +117,8 @@ def cmd_train(args) -> int:
     from transpiler.errors import printable
     from transpiler.graph import load_one
 
-    if not Path(args.data).is_file():
-        raise KdlErrors([KdlError(None, f"--data: no such file {args.data}")])
+    if not (Path(args.data).is_file() or Path(args.data).is_dir()):
+        raise KdlErrors([KdlError(None, f"--data: no such file or folder {args.data}")])
     _, graph = load_one(args.file, args.model)
     trained = fix_axes_to_data(graph, args)
     config = pick_train(trained, args.train)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import console
+from .data_errors import DataError
 from .errors import EXIT_ERROR, TrainingError
 from .signals import Interrupt, Interrupted
 
@@ -27,7 +28,7 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
         "--data",
         required=True,
         metavar="DATA",
-        help="an .npz of training (and validation, test) arrays",
+        help="an .npz of arrays, an image folder, a CSV table or a folder of .npy files",
     )
     p.add_argument(
         "--epochs",
@@ -89,7 +90,7 @@ def run(main: Callable, argv=None) -> int:
     interrupt = Interrupt().install()
     try:
         return main(interrupt, argv)
-    except TrainingError as e:
+    except (TrainingError, DataError) as e:
         console.error(str(e))
         return EXIT_ERROR
     except (Interrupted, KeyboardInterrupt) as e:

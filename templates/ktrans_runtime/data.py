@@ -10,16 +10,18 @@ feeds. `prepare.py` turns a data array into a feed's array, and checks it.
 `take(rows) -> {feed name: array}` (one batch; `rows` is an array of row numbers or a
 slice). `ArrayDataset` holds arrays in memory.
 
-**Sources.** `open_data(path, feeds)` returns {"train": dataset, "val": dataset or None,
-"test": dataset or None}, from the first registered source that accepts the path. The
-.npz source (npz_source.py) is registered below; another format registers its own:
+**Sources.** `open_data(path, feeds, options)` returns {"train": dataset, "val": dataset
+or None, "test": dataset or None}, from the first registered source that accepts the
+path. Registered below: the .npz source (npz_source.py), and image folders, CSV tables
+and .npy folders (sources.py, with the train block's `data { }` section). Another format
+registers its own:
 
     from ktrans_runtime import data
 
-    def load_csv(path, feeds):       # -> {"train": ..., "val": ..., "test": ...}
+    def load_parquet(path, feeds, options):   # -> {"train": ..., "val": ..., "test": ...}
         ...
 
-    data.register_source("CSV file", lambda path: path.suffix == ".csv", load_csv)
+    data.register_source("Parquet file", lambda path: path.suffix == ".parquet", load_parquet)
 
 **Epochs.** `split_validation` holds out the last rows before any shuffling (Keras's
 validation_split); `epoch_order` is a function of (seed, epoch) only, so a resumed run
@@ -99,47 +101,78 @@ class ArrayDataset:
 
 # ------------------------------------------------------------------ sources
 
-Loader = Callable[[Path, list[Feed]], dict]
+# load(path, feeds, options): options are {"settings": the train block's data { }
+# section, "seed": the run's seed, "out": the run's output folder}
+Loader = Callable[[Path, list[Feed], dict], dict]
 _SOURCES: list[tuple[str, Callable[[Path], bool], Loader]] = []
 
 
 def register_source(kind: str, accepts: Callable[[Path], bool], load: Loader) -> None:
-    """Adds a data format: `accepts(path)` says whether `load(path, feeds)` reads it."""
+    """Adds a data format: `accepts(path)` says whether `load(path, feeds, options)`
+    reads it."""
     _SOURCES.append((kind, accepts, load))
 
 
-def open_data(path, feeds: list[Feed]) -> dict:
+def open_data(path, feeds: list[Feed], options: dict | None = None) -> dict:
     """{"train", "val", "test"} datasets of `path` (val and test may be None)."""
     path = Path(path)
     if not path.exists():
         raise TrainingError(f"--data: there is no {path}")
-    if not path.is_file():
-        raise TrainingError(f"--data: {path} is not a regular file")
+    if not (path.is_file() or path.is_dir()):
+        raise TrainingError(f"--data: {path} is neither a file nor a folder")
     for _, accepts, load in _SOURCES:
         try:
             accepted = accepts(path)
         except OSError as e:
             raise TrainingError(f"--data: cannot read {path}: {e.strerror}") from None
         if accepted:
-            return load(path, feeds)
+            return load(path, feeds, options or {})
     kinds = ", ".join(kind for kind, _, _ in _SOURCES)
     raise TrainingError(f"--data: {path} is not a kind of data this script reads ({kinds})")
 
 
-def _load_npz(path: Path, feeds: list[Feed]) -> dict:
+def _load_npz(path: Path, feeds: list[Feed], options: dict) -> dict:
     from .npz_source import load_npz
 
+    if options.get("settings"):
+        key = next(iter(options["settings"]))
+        raise TrainingError(f"--data: {path}: the data section's '{key}' does not apply to .npz")
     return load_npz(path, feeds)
 
 
 def _is_npz(path: Path) -> bool:
+    if path.is_dir():
+        return False
     if path.suffix == ".npz":
         return True
     with open(path, "rb") as f:  # an .npz under another name: a zip archive
         return f.read(4) == b"PK\x03\x04"
 
 
+def _load_other(path: Path, feeds: list[Feed], options: dict) -> dict:
+    """Image folders, CSV tables and .npy folders (sources.py), for these feeds; the
+    run's data.json is written beside its history."""
+    from .data_errors import DataError
+    from .feeds import Feed as SourceFeed
+    from .sources import open_data as open_source
+    from .sources import write_data_info
+
+    theirs = [SourceFeed(f.name, f.array, f.shape, np.dtype(f.dtype).type) for f in feeds]
+    try:
+        opened = open_source(path, theirs, options.get("settings"), options.get("seed", 0))
+    except DataError as e:
+        raise TrainingError(str(e)) from None
+    if options.get("out"):
+        write_data_info(options["out"], opened.info)
+    return {"train": opened.train, "val": opened.val, "test": opened.test}
+
+
+def _is_other(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() == ".csv"
+
+
 register_source(".npz archive", _is_npz, _load_npz)
+register_source("image folder, CSV table, .npy folder", _is_other, _load_other)
 
 
 # ------------------------------------------------------------------ epochs
@@ -153,6 +186,12 @@ def split_validation(train, val, split: float):
             console.note("validation arrays given, so no validation split")
         return train, val
     if split <= 0:
+        return train, None
+    if not hasattr(train, "split"):  # an image folder: its data section splits it
+        console.note(
+            f"validation_split {split} does not apply to this data; set validation_split "
+            "in the train block's data { } section"
+        )
         return train, None
     at = math.floor(train.size * (1.0 - split))
     if at == 0 or at == train.size:

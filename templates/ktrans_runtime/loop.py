@@ -103,11 +103,13 @@ class TrainingRun:
 
     # ------------------------------------------------------------ start
 
-    def open_data(self, feeds: dict):
-        """(train, val, test) datasets of --data for the script's FEEDS literal, with
-        the validation split made; a resumed run must see the same numbers of rows."""
+    def open_data(self, feeds: dict, settings: dict | None = None):
+        """(train, val, test) datasets of --data for the script's FEEDS literal (and the
+        train block's data { } section, `settings`), with the validation split made; a
+        resumed run must see the same numbers of rows."""
         self.interrupt.at_startup()
-        data = open_data(self.data_path, feeds_from(feeds))
+        options = {"settings": settings or {}, "seed": self.seed, "out": self.out}
+        data = open_data(self.data_path, feeds_from(feeds), options)
         split = self.settings["validation_split"]
         train, val = split_validation(data["train"], data["val"], split)
         sizes = [train.size, val.size if val is not None else 0]

@@ -4,6 +4,8 @@ targets checked against their loss's domain."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -54,7 +56,10 @@ def test_a_registered_source_reads_its_own_format(tmp_path):
     path = tmp_path / "rows.txt"
     path.write_text("1 2 3 4 0\n5 6 7 8 2\n")
 
-    def load_text(p, feeds):
+    seen = {}
+
+    def load_text(p, feeds, options):
+        seen.update(options)
         rows = np.loadtxt(p, dtype=np.float32)
         x = prepare(rows[:, :4], "rows", feeds[0])
         y = prepare(rows[:, 4].astype(np.int64), "labels", feeds[1])
@@ -62,16 +67,28 @@ def test_a_registered_source_reads_its_own_format(tmp_path):
 
     data.register_source("text rows", lambda p: p.suffix == ".txt", load_text)
     try:
-        loaded = data.open_data(path, [X, Y])
+        loaded = data.open_data(path, [X, Y], {"settings": {"delimiter": " "}, "seed": 3})
     finally:
         data._SOURCES.pop()
     assert loaded["train"].take(slice(None))["target:y"].tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert seen == {"settings": {"delimiter": " "}, "seed": 3}
     with pytest.raises(TrainingError, match="not a kind of data this script reads"):
         data.open_data(path, [X, Y])
     with pytest.raises(TrainingError, match="there is no"):
         data.open_data(tmp_path / "missing.npz", [X, Y])
-    with pytest.raises(TrainingError, match="is not a regular file"):
-        data.open_data(tmp_path, [X, Y])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(TrainingError, match="is neither a file nor a folder"):
+        data.open_data(fifo, [X, Y])
+    x, y = np.ones((4, 4), np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    with pytest.raises(TrainingError, match=r"'color_mode' does not apply to \.npz"):
+        data.open_data(tmp_path / "d.npz", [X, Y], {"settings": {"color_mode": "rgb"}})
+    # a folder of .npy files is another registered source (sources.py)
+    (tmp_path / "arrays").mkdir()
+    np.save(tmp_path / "arrays" / "x.npy", x)
+    np.save(tmp_path / "arrays" / "y.npy", y)
+    assert data.open_data(tmp_path / "arrays", [X, Y])["train"].size == 4
 
 
 def test_an_unreadable_data_file_is_one_line(tmp_path, monkeypatch):

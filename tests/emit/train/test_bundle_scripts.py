@@ -130,3 +130,83 @@ def test_inputs_named_loss_step_and_lr_train(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
     assert set(history) == {"epoch", "loss", "accuracy", "learning_rate"}
+
+
+PIXELS = """
+model Pix {
+    input image: float32[8, 8, 1]
+    Flatten()
+    Dense(2, activation=softmax)
+}
+train Pix {
+    loss = sparse_categorical_crossentropy
+    optimizer = SGD(0.001)
+    batch_size = 4
+    data {
+        color_mode = grayscale
+        validation_split = 0.25
+        seed = 1
+    }
+}
+"""
+
+TABLE = """
+model Wine {
+    input features: float32[3]
+    Dense(3, activation=softmax)
+}
+train Wine {
+    loss = categorical_crossentropy
+    optimizer = SGD(0.1)
+    batch_size = 8
+    epochs = 2
+    data {
+        columns = { features: ["alcohol", "ash", "hue"], output: "kind" }
+        categorical = ["kind"]
+    }
+}
+"""
+
+
+def _train(tmp_path: Path, text: str, data: Path) -> dict:
+    kdl = tmp_path / "m.kdl"
+    kdl.write_text(text)
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "transpiler", "train", str(kdl), "--data", str(data),
+         "--out", str(out), "--verbose", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {
+        "results": json.loads((out / "results.json").read_text()),
+        "data": json.loads((out / "data.json").read_text()),
+    }
+
+
+def test_a_bundle_trains_from_an_image_folder_and_a_csv_table(tmp_path):
+    """The data sources (sources.py) plugged into the runtime's dispatcher: --data may be
+    a folder of class folders or a CSV table, read as the train block's data section says."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for kind in ("cats", "dogs"):
+        (tmp_path / "images" / kind).mkdir(parents=True)
+        for i in range(8):
+            pixels = (rng.random((8, 8)) * 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / kind / f"{i}.png")
+    (tmp_path / "a").mkdir()
+    run = _train(tmp_path / "a", PIXELS, tmp_path / "images")
+    assert run["data"]["kind"] == "images" and run["data"]["class_names"]
+    assert run["results"]["steps"] == 3  # 12 training images (a quarter validates), batch 4
+
+    rows = ["alcohol,ash,hue,kind"]
+    for i in range(24):
+        a, b, c = rng.normal(size=3)
+        rows.append(f"{a:.3f},{b:.3f},{c:.3f},{['barolo', 'barbera', 'nebbiolo'][i % 3]}")
+    (tmp_path / "wine.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "b").mkdir()
+    run = _train(tmp_path / "b", TABLE, tmp_path / "wine.csv")
+    assert run["data"]["kind"] == "csv"
+    assert run["data"]["vocabularies"] == {"kind": ["barbera", "barolo", "nebbiolo"]}
+    assert run["results"]["epochs"] == 2 and run["results"]["steps"] == 6

@@ -52,7 +52,7 @@ def eval_settings(graph, config, settings: dict) -> dict:
         "optimizer": constants["OPTIMIZER"],
         "learning_rate": constants["LEARNING_RATE"],
         "fit": constants["FIT"],
-        "data": settings.get("data") or {},
+        "data": constants.get("DATA") or {},
     }
 
 

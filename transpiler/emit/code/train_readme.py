@@ -45,11 +45,13 @@ report |
 
 ## Data
 
-`--data` is an `.npz` archive (`numpy.savez`); rows are samples. The arrays {arrays}
+`--data` is an `.npz` archive (`numpy.savez`), or an image folder, a CSV table or a
+folder of `.npy` files read as the train block's `data {{ }}` section says (DATA in the
+script; ktrans's docs/training.md). In an `.npz`, rows are samples: the arrays {arrays}
 (the model's inputs and trained outputs: FEEDS in the script) hold the training data; the
 same names with `val_` or `test_` in front hold validation and test data.
 {keras_names}
-Each array is prepared once, and the script prints what it did:
+Each `.npz` array is prepared once, and the script prints what it did:
 
 - arrays are cast to the type the model takes (float64 to float32, ...). Nothing is
   rescaled: uint8 pixels stay 0..255, as in Keras; put a `Rescaling(1/255)` layer in the

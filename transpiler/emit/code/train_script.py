@@ -244,8 +244,8 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
             "FIT": fit,
             "CALLBACKS": callbacks,
             "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
+            "DATA": _plain(dict(config.data)),
         },
-        "data": dict(config.data),  # the train block's data { } section (bundle_extras)
     }
 
 
