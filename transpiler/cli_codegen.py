@@ -57,11 +57,23 @@ def cmd_codegen(args) -> int:
 
     program, graph = load_one(args.file, args.model)
     if args.target == "train":  # -o is a directory here: the training bundle
-        from transpiler.cli_train import fix_axes_to_data
+        from transpiler.cli_train import dynamic_inputs, fix_axes_to_data
         from transpiler.emit.code.train_script import codegen_train
 
         trained = fix_axes_to_data(graph, args)
-        print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
+        try:
+            print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
+        except KdlErrors as e:
+            dynamic = dynamic_inputs(graph)
+            if args.data or not dynamic:
+                raise
+            shown = ", ".join(f"{v.name}: {_declared(v.type)}" for v in dynamic)
+            hint = KdlError(
+                None,
+                f"{graph.name} has inputs with dynamic axes ({shown}); training fixes them "
+                "to the lengths of the training data: pass --data D.npz",
+            )
+            raise KdlErrors([hint, *e.errors]) from None
         return EXIT_OK
     out = Path(args.output or f"{Path(args.file).stem}_{args.target}.py")
     if out.suffix != ".py":
@@ -78,3 +90,9 @@ def cmd_codegen(args) -> int:
         f"{graph.param_count:,} params)"
     )
     return EXIT_OK
+
+
+def _declared(t) -> str:
+    """A type as a .kdl file declares it: `float32[?, 4]` (the batch axis left out)."""
+    dims = ", ".join(str(d) if isinstance(d, int) else "?" for d in t.shape[1:])
+    return f"{t.dtype}[{dims}]"
