@@ -70,6 +70,20 @@ class Call(Expr):
         return self.args
 
 
+@dataclass
+class Comprehension(Expr):
+    """`elt for ... in ...` inside `open`/`close` brackets (none: a call's lone
+    generator argument, `nn.ModuleList(Block() for _ in range(3))`)."""
+
+    open: str
+    close: str
+    elt: Expr
+    tail: str  # "for _ in range(3)"
+
+    def flat(self) -> str:
+        return f"{self.open}{self.elt.flat()} {self.tail}{self.close}"
+
+
 def call(func: str | Expr, *args: Expr, **kwargs: Expr) -> Call:
     f = Atom(func) if isinstance(func, str) else func
     return Call(f, [*args, *(KW(k, v) for k, v in kwargs.items())])
@@ -86,7 +100,14 @@ def render(expr: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[
         return render(expr.value, indent, f"{prefix}{expr.name}=", suffix)
     if isinstance(expr, Pair):
         return render(expr.value, indent, f"{prefix}{expr.key}: ", suffix)
+    if isinstance(expr, Comprehension):
+        return _comprehension([pad + prefix + expr.open], expr, indent, pad + expr.close + suffix)
     if isinstance(expr, Call):
+        if len(expr.args) == 1 and isinstance(expr.args[0], Comprehension):
+            gen = expr.args[0]
+            if not gen.open:  # a lone generator argument: no brackets, no trailing comma
+                head = [f"{pad}{prefix}{expr.func.flat()}("]
+                return _comprehension(head, gen, indent, pad + ")" + suffix)
         if isinstance(expr.func, Call):
             # `layers.Dense(...)(x)`: split the layer's arguments and keep the call's,
             # unless the layer has a lone argument and the call's can be split instead
@@ -102,6 +123,16 @@ def render(expr: Expr, indent: int, prefix: str = "", suffix: str = "") -> list[
     if isinstance(expr, Seq):
         return _items([pad + prefix + expr.open], expr.items, indent, pad + expr.close + suffix)
     return [one]  # an atom: nothing to split
+
+
+def _comprehension(lines: list[str], gen: Comprehension, indent: int, close: str) -> list[str]:
+    """The inside of a split comprehension: on one line if it fits, else the element
+    split and the `for` clause on its own line."""
+    inner = " " * (indent + INDENT)
+    one = f"{inner}{gen.elt.flat()} {gen.tail}"
+    if len(one) <= LINE:
+        return [*lines, one, close]
+    return [*lines, *render(gen.elt, indent + INDENT), inner + gen.tail, close]
 
 
 def _items(lines: list[str], items: list[Expr], indent: int, close: str) -> list[str]:

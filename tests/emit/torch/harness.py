@@ -1,0 +1,119 @@
+"""The Keras oracle for `codegen --target torch`: the same model in Keras 3 and as the
+generated torch.nn.Module, the same Keras-layout weights (loaded into the module through
+its own load_keras_weights), the same inputs, the same outputs.
+
+`compare_torch` has the signature of tests/emit/parity.py's `compare`, so the lowering
+tests' tables run against the PyTorch target unchanged (see test_layers_match_keras.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import types
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+#: outputs agree to 1e-5, relative (with an absolute floor for values near zero)
+ATOL, RTOL = 1e-5, 1e-5
+
+_counter = itertools.count()
+
+
+def load_graph(kdl_text: str, tmp_path, model: str | None = None):
+    from transpiler.graph import load
+
+    src = tmp_path / f"model_{next(_counter)}.kdl"
+    src.write_text(kdl_text)
+    program, graphs = load(str(src))
+    graph = graphs[model] if model else next(iter(graphs.values()))
+    return program, graph, src
+
+
+def import_code(code: str, name: str = "generated") -> types.ModuleType:
+    """The generated source as a module (executed in memory)."""
+    module = types.ModuleType(f"ktrans_torch_{next(_counter)}_{name}")
+    exec(compile(code, f"<{module.__name__}>", "exec"), module.__dict__)
+    return module
+
+
+def model_class(module: types.ModuleType):
+    (cls,) = [
+        v for v in vars(module).values() if isinstance(v, type) and "from_keras_weights" in vars(v)
+    ]
+    return cls
+
+
+def torch_model(graph, program=None, source=None):
+    """(an instance of the generated class, the generated code)."""
+    from transpiler.emit.torch import generate_torch
+
+    code = generate_torch(graph, program, source)
+    return model_class(import_code(code, graph.name))(), code
+
+
+def run_torch(net, graph, inputs: dict[str, np.ndarray], **kwargs):
+    """The module's outputs (a list, in the graph's output order) on numpy inputs."""
+    import torch
+
+    args = [torch.as_tensor(inputs[v.name]) for v in graph.inputs]
+    with torch.no_grad():
+        out = net(*args, **kwargs)
+    if kwargs.get("return_masks"):
+        return out
+    outs = [out] if len(graph.outputs) == 1 else list(out)
+    return [o.detach().cpu().numpy() for o in outs]
+
+
+def keras_outputs(keras_model, inputs: list[np.ndarray], names=None) -> list[np.ndarray]:
+    """The Keras model's outputs in inference mode (called directly: predict's set-up
+    costs more than these small models' computation)."""
+    import keras
+
+    if isinstance(keras_model, keras.Model):
+        theirs = keras_model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+    else:  # a wrapper with its own predict (a reordered twin)
+        theirs = keras_model.predict(inputs, verbose=0)
+    if isinstance(theirs, dict):
+        theirs = [theirs[n] for n in names] if names else list(theirs.values())
+    if not isinstance(theirs, (list, tuple)):
+        theirs = [theirs]
+    return [np.asarray(keras.ops.convert_to_numpy(t)) for t in theirs]
+
+
+def assert_close(ours: list[np.ndarray], theirs: list[np.ndarray], rtol: float = RTOL):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape, (a.shape, b.shape)
+        nan = np.isnan(b)
+        assert (np.isnan(a) == nan).all(), "nan in different places"
+        diff = np.abs(a - b)[~nan]
+        bound = ATOL + rtol * np.abs(b[~nan])
+        assert (diff <= bound).all(), f"max |diff| {diff.max():.3g}"
+
+
+def compare_torch(
+    kdl_text: str,
+    keras_model,
+    inputs: dict[str, np.ndarray],
+    tmp_path,
+    model=None,
+    randomize: bool = True,
+    runtime: str | None = None,
+):
+    """Builds both, runs both, asserts outputs match; returns (ours, theirs) lists.
+    (`runtime` is the ONNX tests' choice of runtime: not used here.)"""
+    from tests.emit.parity import keras_weights_for, randomize_keras
+
+    program, graph, src = load_graph(kdl_text, tmp_path, model)
+    if randomize:
+        randomize_keras(keras_model)
+    net, _ = torch_model(graph, program, str(src))
+    net.load_keras_weights(keras_weights_for(graph, keras_model))
+    net.eval()
+    ours = run_torch(net, graph, inputs)
+    theirs = keras_outputs(keras_model, [inputs[v.name] for v in graph.inputs], list(graph.outputs))
+    assert_close(ours, theirs)
+    return ours, theirs

@@ -1,0 +1,159 @@
+"""`repeat` as a loop over an nn.ModuleList.
+
+A run of repeat iterations becomes
+
+    for block in self.inverted_residuals:
+        x = block(x)
+
+when each iteration is one block call (or one call of a layer of its own) of the same
+kind, the iterations are chained (iteration k consumes iteration k - 1's single result
+and otherwise the same tensors as the others), and they write the same code: each is
+emitted into a copy of the scope and the statements are compared. Otherwise the run
+stays straight-line code, which computes the same.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from transpiler.emit.torch.code import Atom, Call, Comprehension, Seq, Stmt, render_block
+from transpiler.emit.torch.names import plural
+from transpiler.emit.torch.scope import CHAIN, ScopeEmitter
+from transpiler.emit.torch.structure import Instance, Repeat
+from transpiler.emit.torch.values import TValue
+from transpiler.graph.model import Node
+from transpiler.layers.base import snake_case
+
+
+def fork(scope: ScopeEmitter) -> ScopeEmitter:
+    """A copy of the scope to try statements in (the original is left alone)."""
+    other = copy.copy(scope)
+    other.stmts = []
+    other.attrs = dict(scope.attrs)
+    other.layer_attrs = dict(scope.layer_attrs)
+    other.attr_names = copy.deepcopy(scope.attr_names)
+    other.locals = copy.deepcopy(scope.locals)
+    other.values = dict(scope.values)
+    other.uses = dict(scope.uses)
+    other.owner = dict(scope.owner)
+    other.converted = dict(scope.converted)
+    return other
+
+
+def _same_kind(items: list) -> bool:
+    if all(isinstance(i, Instance) for i in items):
+        return len({i.definition for i in items}) == 1
+    if all(isinstance(i, Node) for i in items):
+        layers = [i.layer for i in items]
+        return (
+            len({type(la).__name__ for la in layers}) == 1
+            and len({id(la) for la in layers}) == len(layers)
+            and all(la.family != "expression" for la in layers)
+        )
+    return False
+
+
+def _chained_inputs(scope: ScopeEmitter, items: list) -> list | None:
+    """The value each iteration reads from the one before (the first: from before the
+    loop), if the items form a chain over otherwise the same tensors; else None."""
+    consumed = [scope.consumed(item) for item in items]
+    produced = [scope.produced(item) for item in items]
+    if any(len(p) != 1 for p in produced):
+        return None
+    chain = []
+    position = None
+    for k, values in enumerate(consumed):
+        if k == 0:
+            continue
+        previous = produced[k - 1][0]
+        if scope.uses.get(id(previous)) != 1 or previous not in values:
+            return None
+        where = values.index(previous)
+        if position not in (None, where):
+            return None
+        position = where
+    if position is None:  # one iteration: its one input is the chain
+        if len(consumed[0]) != 1:
+            return None
+        position = 0
+    if position >= len(consumed[0]):
+        return None
+    chain = [consumed[0][position]] + [p[0] for p in produced[:-1]]
+    rest = [[id(v) for i, v in enumerate(c) if i != position] for c in consumed]
+    if any(r != rest[0] for r in rest):
+        return None
+    return chain
+
+
+def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
+    """Writes the run as a loop if it can be one; returns whether it did."""
+    if any(len(it) != 1 for it in run.iterations):
+        return False
+    items = [scope.instance.items[it[0]] for it in run.iterations]
+    if not _same_kind(items):
+        return False
+    chain = _chained_inputs(scope, items)
+    if chain is None or scope.values[id(chain[0])].mask is not None:
+        return False
+    # the layout the chain settles in: how the first iteration returns its result
+    probe = fork(scope)
+    probe.emit_item(items[0])
+    result = probe.values.get(id(scope.produced(items[0])[0]))
+    if result is None:
+        return False
+    base = fork(scope)
+    start = base.stored_as(base.values[id(chain[0])], result.perm)
+    var = start.var
+    if not (var in CHAIN and base.dying(var)):
+        var = base.free_chain() or base.locals.fresh("x")
+        base.stmts.append(Stmt(f"{base.claim(var, None)} = ", Atom(start.var)))
+    hint = "block" if isinstance(items[0], Instance) else snake_case(items[0].layer.keras_class())
+    loop_var = base.locals.fresh(hint)
+    bodies, captured = [], []
+    for item, value in zip(items, chain):
+        trial = fork(base)
+        trial.values[id(value)] = TValue(var, value.type, result.perm)
+        trial.owner[var] = id(value)
+        trial.uses[id(value)] = 1
+        trial.force_target, trial.loop_var, trial.loop_capture = var, loop_var, []
+        trial.emit_item(item)
+        out = trial.values.get(id(scope.produced(item)[0]))
+        if out is None or (out.var, out.perm, out.mask) != (var, result.perm, None):
+            return False
+        if len(trial.loop_capture) != 1:
+            return False
+        bodies.append(trial.stmts)
+        captured.append(trial.loop_capture[0])
+    if any(render_block(b, 0) != render_block(bodies[0], 0) for b in bodies):
+        return False
+    _commit(scope, base, items, bodies[0], captured, var, loop_var, result)
+    return True
+
+
+def _commit(scope, base, items, body, captured, var, loop_var, result) -> None:
+    """Writes the loop into the scope for real."""
+    scope.stmts += base.stmts
+    scope.locals = base.locals
+    scope.owner = base.owner
+    scope.values = base.values
+    scope.converted = base.converted
+    first = items[0]
+    hint = snake_case(first.definition or "block") if isinstance(first, Instance) else None
+    hint = plural(hint or snake_case(first.layer.keras_class()))
+    ctors = [c for c, _ in captured]
+    if all(c.flat() == ctors[0].flat() for c in ctors):
+        ctor = Call(
+            Atom("nn.ModuleList"),
+            [Comprehension("", "", ctors[0], f"for _ in range({len(ctors)})")],
+        )
+    else:
+        ctor = Call(Atom("nn.ModuleList"), [Seq("[", "]", ctors)])
+    weights = [w.under(str(k)) for k, (_, ws) in enumerate(captured) for w in ws]
+    name = scope.add_attr(hint, ctor, weights, "nn.ModuleList")
+    for k, item in enumerate(items):
+        if isinstance(item, Node):
+            scope.layer_attrs[id(item.layer)] = f"{name}[{k}]"
+        scope.consume(scope.consumed(item))
+    scope.stmts.append(Stmt(header=f"for {loop_var} in self.{name}:", body=body))
+    last = scope.produced(items[-1])[0]
+    scope.define(last, TValue(var, last.type, result.perm))

@@ -1,0 +1,255 @@
+"""The generated file: helpers, block classes and the model class through
+templates/torch_model.py.j2, checked to parse before it is returned."""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from transpiler import __version__
+from transpiler.emit.code.keras_names import CodegenError, is_safe_name_text, pystr
+from transpiler.emit.torch.code import (
+    INDENT,
+    KW,
+    LINE,
+    Atom,
+    Call,
+    Comprehension,
+    Expr,
+    Pair,
+    Seq,
+    render,
+    render_block,
+)
+from transpiler.emit.torch.generator import ClassRef, Generated, TorchGenerator, Variant
+from transpiler.emit.torch.helpers import closure, imports_for
+from transpiler.emit.torch.names import class_name
+from transpiler.errors import KdlError, KdlErrors
+from transpiler.graph.model import Graph
+from transpiler.layers.base import snake_case
+
+#: definitions every generated module holds
+ALWAYS = ("keras_to_torch", "torch_to_keras")
+
+
+def _template():
+    import jinja2
+
+    try:
+        from importlib import resources
+
+        text = resources.files("transpiler.templates").joinpath("torch_model.py.j2").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        here = Path(__file__).resolve().parents[3] / "templates" / "torch_model.py.j2"
+        text = here.read_text("utf-8")
+    env = jinja2.Environment(
+        autoescape=False,  # Python code, not HTML: every value is checked code already
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.from_string(text)
+
+
+def signature(name: str, params: list[str], returns: str | None, indent: int) -> list[str]:
+    """`def name(params) -> returns:` on one line, or one parameter per line."""
+    pad = " " * indent
+    tail = ")" + (f" -> {returns}" if returns else "") + ":"
+    one = f"{pad}def {name}({', '.join(params)}{tail}"
+    if len(one) <= LINE:
+        return [one]
+    return [f"{pad}def {name}(", *(f"{pad}{' ' * INDENT}{p}," for p in params), pad + tail]
+
+
+def _class_refs(expr: Expr, out: list[ClassRef]) -> None:
+    """The block classes an expression constructs, innermost first."""
+    if isinstance(expr, Call):
+        for a in expr.args:
+            _class_refs(a, out)
+        if isinstance(expr.func, ClassRef):
+            out.append(expr.func)
+    elif isinstance(expr, KW):
+        _class_refs(expr.value, out)
+    elif isinstance(expr, Seq):
+        for item in expr.items:
+            _class_refs(item, out)
+    elif isinstance(expr, Comprehension):
+        _class_refs(expr.elt, out)
+
+
+def _block_class(variant: Variant, doc: str) -> str:
+    lines = [f"class {variant.ref.text}(nn.Module):", f'    """{doc}"""', ""]
+    params = ["self", *(f"{name}: {ann}" for name, ann in variant.init_params)]
+    lines += signature("__init__", params, "None", INDENT)
+    lines.append(" " * 8 + "super().__init__()")
+    lines += [f"        self.{name} = {name}" for name, _ in variant.init_params]
+    lines.append("")
+    forward = ["self", *(f"{p}: torch.Tensor" for p in variant.forward_params)]
+    lines += signature("forward", forward, variant.returns, INDENT)
+    lines += render_block(variant.forward, 8)
+    return "\n".join(lines)
+
+
+def _block_doc(program, definition: str, source: str | None) -> str:
+    block = program.blocks.get(definition) if program is not None else None
+    params = [p.name for p in block.params] if block is not None else []
+    shown = [p for p in params if is_safe_name_text(p)]
+    head = f"Block {definition}({', '.join(shown)})" if is_safe_name_text(definition) else "A block"
+    text = f"{head} of {source}." if source else f"{head}."
+    return text if len(text) <= LINE - 11 else f"{head}."
+
+
+def _tables(layers: list) -> list[str]:
+    """KERAS_LAYERS, and the weight maps it names (one per kind of layer and flags)."""
+    kinds: dict[tuple, str] = {}
+    lines: list[str] = []
+    taken: set[str] = set()
+    for lw in layers:
+        if (lw.kind, lw.weights) in kinds:
+            continue
+        base = re.sub(r"\W", "_", snake_case(lw.kind)).upper() + "_WEIGHTS"
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        kinds[(lw.kind, lw.weights)] = name
+        items = [
+            Pair(pystr(k), Seq("(", ")", [Atom(pystr(param)), Atom(pystr(layout))]))
+            for k, param, layout in lw.weights
+        ]
+        lines += render(Seq("{", "}", items), 0, f"{name} = ")
+    lines += [
+        "",
+        "# Keras layer -> (its module, its weights: Keras name -> (name here, layout))",
+    ]
+    if not layers:
+        return [*lines, "KERAS_LAYERS = {}"]
+    lines.append("KERAS_LAYERS = {")
+    for lw in layers:
+        value = Seq("(", ")", [Atom(pystr(lw.path)), Atom(kinds[(lw.kind, lw.weights)])])
+        lines += render(value, INDENT, f"{pystr(lw.layer)}: ", ",")
+    return [*lines, "}"]
+
+
+@dataclass(frozen=True)
+class TorchModule:
+    class_name: str
+    code: str
+
+
+def generate_torch(graph: Graph, program=None, source: str | None = None) -> str:
+    """The Python source of a module whose class computes `graph` in PyTorch."""
+    return torch_module(graph, program, source).code
+
+
+def torch_module(graph: Graph, program=None, source: str | None = None) -> TorchModule:
+    """The module's source and the name of its model class. Raises KdlErrors where the
+    graph uses something the PyTorch target does not write."""
+    try:
+        generated = TorchGenerator(graph, program).generate()
+        result = _render(graph, program, source, generated)
+    except CodegenError as e:
+        raise KdlErrors(
+            [KdlError(None, f"cannot generate PyTorch code for model '{graph.name}': {e}")]
+        ) from None
+    try:
+        ast.parse(result.code)
+    except SyntaxError as e:  # a bug in the generator, never in the input
+        raise CodegenError(f"generated code does not parse: {e}") from None
+    return result
+
+
+def _render(graph: Graph, program, source: str | None, generated: Generated) -> TorchModule:
+    root = generated.root
+    source_name = Path(source).name if source else None
+    if source_name is not None and not re.fullmatch(r"[\w.\-]{1,60}", source_name, re.ASCII):
+        source_name = None
+    helpers = closure(set(generated.helpers) | set(ALWAYS))
+    taken = {d.name for d in helpers} | {"Block"}
+    model_class = class_name(graph.name, taken)
+    # name the block classes in the order the model constructs them
+    refs: list[ClassRef] = []
+    for attr in root.attrs.values():
+        _class_refs(attr.ctor, refs)
+    by_ref = {id(v.ref): v for v in generated.variants}
+    ordered: list[Variant] = []
+    for ref in refs:
+        variant = by_ref[id(ref)]
+        if variant not in ordered:
+            ordered.append(variant)
+            ref.text = class_name(variant.definition or "Block", taken)
+    blocks = [_block_class(v, _block_doc(program, v.definition, source_name)) for v in ordered]
+    init = []
+    for attr in root.attrs.values():
+        init += render(attr.ctor, 8, f"self.{attr.name} = ")
+    forward_params = ["self", *(f"{p}: torch.Tensor" for p in root.params)]
+    forward_params.append("return_masks: bool = False")
+    forward = signature("forward", forward_params, None, INDENT)
+    forward += render_block(root.stmts + _model_return(generated), 8)
+    weights = [w.under(a.name) for a in root.attrs.values() for w in a.weights]
+    imports = imports_for(helpers)
+    import_lines = [*imports, ""] if imports else []
+    import_lines += ["import numpy as np", "import torch", "from torch import nn"]
+    ins = [v.name for v in graph.inputs]
+    outs = list(graph.outputs)
+    layers = sum(1 for la in graph.layers if la.family != "expression")
+    code = _template().render(
+        model=graph.name if is_safe_name_text(graph.name) else "",
+        source=source_name,
+        version=__version__,
+        cls=model_class,
+        layers=layers,
+        params=f"{graph.param_count:,}",
+        init_file=f"{model_class}.init.npz",
+        call=_usage(root.params, len(outs)),
+        input_list=", ".join(n for n in ins if is_safe_name_text(n)) or "see input_names",
+        returns=_returns_text(outs),
+        imports=import_lines,
+        helpers=[d.source for d in helpers],
+        blocks=blocks,
+        input_names=_names_tuple(ins),
+        output_names=_names_tuple(outs),
+        init=init or ["        pass"],
+        forward=forward,
+        table=_tables(weights),
+    )
+    return TorchModule(model_class, code)
+
+
+def _names_tuple(names: list[str]) -> str:
+    items = [pystr(n) for n in names]
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _usage(params: list[str], outputs: int) -> str:
+    args = ", ".join(p for p in params if not p.endswith("_mask"))
+    target = "output" if outputs == 1 else "outputs"
+    return f"{target} = model({args})"
+
+
+def _returns_text(outs: list[str]) -> str:
+    if len(outs) == 1:
+        return "the output tensor"
+    return "a tuple of the outputs in the .kdl's order (output_names)"
+
+
+def _model_return(generated: Generated):
+    from transpiler.emit.torch.code import Stmt
+
+    tvs = generated.results
+    root = generated.root
+    by_value = {id(v): tv for v, tv in zip(root.returned, tvs)}
+    per_output = [by_value[id(v)] for v in root.gen.graph.outputs.values()]
+    outs = [tv.var for tv in per_output]
+    masks = [tv.mask or "None" for tv in per_output]
+    if len(outs) == 1:
+        result, mask = outs[0], masks[0]
+    else:
+        result, mask = f"({', '.join(outs)})", f"({', '.join(masks)})"
+    branch = Stmt(header="if return_masks:", body=[Stmt("return ", Atom(f"{result}, {mask}"))])
+    plain = result[1:-1] if len(outs) > 1 else result
+    return [branch, Stmt("return ", Atom(plain))]
