@@ -1,6 +1,7 @@
 """The Keras oracle for `codegen --target torch`: the same model in Keras 3 and as the
 generated torch.nn.Module, the same Keras-layout weights (loaded into the module through
-its own load_keras_weights), the same inputs, the same outputs.
+its own load_keras_weights, which keras_weights() must give back exactly), the same
+inputs, the same outputs.
 
 `compare_torch` has the signature of tests/emit/parity.py's `compare`, so the lowering
 tests' tables run against the PyTorch target unchanged (see test_layers_match_keras.py).
@@ -94,6 +95,15 @@ def assert_close(ours: list[np.ndarray], theirs: list[np.ndarray], rtol: float =
         assert (diff <= bound).all(), f"max |diff| {diff.max():.3g}"
 
 
+def assert_round_trip(net, arrays: dict[str, np.ndarray]) -> None:
+    """keras_weights() gives back exactly what load_keras_weights() was given."""
+    back = net.keras_weights()
+    assert sorted(back) == sorted(arrays)
+    for key, value in arrays.items():
+        assert back[key].shape == value.shape, key
+        assert np.array_equal(back[key], value.astype(np.float32)), key
+
+
 def compare_torch(
     kdl_text: str,
     keras_model,
@@ -111,7 +121,9 @@ def compare_torch(
     if randomize:
         randomize_keras(keras_model)
     net, _ = torch_model(graph, program, str(src))
-    net.load_keras_weights(keras_weights_for(graph, keras_model))
+    arrays = keras_weights_for(graph, keras_model)
+    net.load_keras_weights(arrays)
+    assert_round_trip(net, arrays)
     net.eval()
     ours = run_torch(net, graph, inputs)
     theirs = keras_outputs(keras_model, [inputs[v.name] for v in graph.inputs], list(graph.outputs))

@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.emit.torch.harness import assert_close, import_code, keras_outputs, run_torch
+from tests.emit.torch.harness import (
+    assert_close,
+    assert_round_trip,
+    import_code,
+    keras_outputs,
+    run_torch,
+)
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("torch")
@@ -83,7 +89,9 @@ def test_example_matches_keras(name):
     model = keras_model_of(program, graph, source)
     randomize(model)
     net, _ = torch_model(graph, program, source)
-    net.load_keras_weights(keras_arrays(graph, model))
+    arrays = keras_arrays(graph, model)
+    net.load_keras_weights(arrays)
+    assert_round_trip(net, arrays)
     net.eval()
     feeds = example_inputs(graph, BATCH.get(name, 3), np.random.default_rng(1))
     ours = run_torch(net, graph, feeds)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from transpiler.emit.torch.code import KW, Call, Expr, Stmt, render_block
 from transpiler.emit.torch.helpers import library
 from transpiler.emit.torch.loops import emit_repeat
-from transpiler.emit.torch.scope import ScopeEmitter
+from transpiler.emit.torch.scope import Attr, ScopeEmitter
 from transpiler.emit.torch.structure import (
     Instance,
     declared_inputs,
@@ -78,6 +78,25 @@ class TorchGenerator:
         self.variants: dict[tuple, Variant] = {}
         self.tree = scope_tree(graph)
         self._node_ids: dict[int, set[int]] = {}
+        # layers called from more than one scope (a layer handed to blocks): built once,
+        # by the model, and handed to each block that calls it
+        scopes: dict[int, set] = {}
+        for node in graph.nodes:
+            scopes.setdefault(id(node.layer), set()).add(node.scope)
+        self.cross_scope = {key for key, s in scopes.items() if len(s) > 1}
+        self.root: ScopeEmitter | None = None
+        self.hoisted: dict[int, str] = {}
+
+    def hoist(self, layer, ctor: Expr, weights) -> str:
+        """The model's attribute for a layer called from several scopes (created on the
+        layer's first call, ahead of the model's other attributes)."""
+        if id(layer) not in self.hoisted:
+            root = self.root
+            name = root.attr_names.fresh(layer.name)
+            root.attrs = {name: Attr(name, ctor, weights), **root.attrs}
+            root.layer_attrs[id(layer)] = name
+            self.hoisted[id(layer)] = name
+        return self.hoisted[id(layer)]
 
     def use_helper(self, name: str) -> str:
         if name not in library():
@@ -122,6 +141,7 @@ class TorchGenerator:
 
     def generate(self) -> Generated:
         root = ScopeEmitter(self, self.tree, root=True)
+        self.root = root
         for v in self.graph.inputs:
             root.bind_input(v, v.name)
         returned = list({id(v): v for v in self.graph.outputs.values()}.values())

@@ -214,6 +214,11 @@ class ScopeEmitter:
         rel = [LayerWeights(layer.name, layer.keras_class(), "", held)] if held else []
         if not layer.trainable and "trainable=False" not in ctor.flat():
             ctor = method(ctor, "requires_grad_", Atom("False"))
+        if id(layer) in self.gen.cross_scope:
+            shared = self.gen.hoist(layer, ctor, rel)
+            if self.root:
+                return Atom(f"self.{shared}")
+            ctor, rel = Atom(f"self.{shared}"), []  # the model's module, handed in
         if self.loop_capture is not None:
             self.loop_capture.append((ctor, rel))
             return Atom(self.loop_var)
