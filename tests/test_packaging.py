@@ -20,6 +20,8 @@ def test_wheel_ships_grammar_and_templates(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "transpiler/grammar/kdl.lark" in names
     assert any(n.startswith("transpiler/templates/") and n.endswith(".j2") for n in names)
+    assert "transpiler/templates/torch_model.py.j2" in names
+    assert "transpiler/templates/torch_layers/recurrent.py" in names  # codegen --target torch
     assert "transpiler/cli.py" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]
     assert entry
