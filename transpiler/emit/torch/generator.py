@@ -45,6 +45,7 @@ class Variant:
     forward_params: list[str]
     forward: list[Stmt]
     returns: str
+    doc: str = ""
 
 
 @dataclass
@@ -114,6 +115,8 @@ class TorchGenerator:
 
     def returned_by(self, inst: Instance) -> list[Value]:
         """The tensors a block call hands back that its caller uses."""
+        if inst.returns is not None:
+            return inst.returns
         _, produced = subtree_values(inst)
         inside = self.node_ids(inst)
         out: dict[int, Value] = {}
@@ -154,7 +157,10 @@ class TorchGenerator:
         ext = {id(v) for v in external}
         args: dict[int, tuple[str, Value]] = {}
         passed = self.graph.block_inputs.get(inst.name, ())
-        for name, v in zip(declared_inputs(self.program, inst), passed):
+        declared = declared_inputs(self.program, inst)
+        if inst.returns is not None:  # a repeat's iteration: structural names
+            passed, declared = external, ["x"] * len(external)
+        for name, v in zip(declared, passed):
             if id(v) in ext and id(v) not in args:
                 args[id(v)] = (name, v)
         for v in external:
@@ -189,7 +195,7 @@ class TorchGenerator:
         if key not in self.variants:
             ref = ClassRef(inst.definition or "Block")
             self.variants[key] = Variant(
-                ref, inst.definition or "", init, list(scope.params), scope.stmts, returns
+                ref, inst.definition or "", init, list(scope.params), scope.stmts, returns, inst.doc
             )
         return self.variants[key]
 

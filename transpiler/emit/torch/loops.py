@@ -5,11 +5,12 @@ A run of repeat iterations becomes
     for block in self.inverted_residuals:
         x = block(x)
 
-when each iteration is one block call (or one call of a layer of its own) of the same
-kind, the iterations are chained (iteration k consumes iteration k - 1's single result
-and otherwise the same tensors as the others), and they write the same code: each is
-emitted into a copy of the scope and the statements are compared. Otherwise the run
-stays straight-line code, which computes the same.
+when the iterations are chained (iteration k reads iteration k - 1's one result, and
+otherwise the same tensors as the others) and write the same code: each is emitted into
+a copy of the scope and the statements are compared. An iteration of one block call or
+one layer call loops over those modules; an iteration of several statements becomes a
+class of its own (named after what it holds, `DenseDropout`). Otherwise the run stays
+straight-line code, which computes the same.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import copy
 from transpiler.emit.torch.code import Atom, Call, Comprehension, Seq, Stmt, render_block
 from transpiler.emit.torch.names import plural
 from transpiler.emit.torch.scope import CHAIN, ScopeEmitter
-from transpiler.emit.torch.structure import Instance, Repeat
+from transpiler.emit.torch.structure import Instance, Repeat, iteration
 from transpiler.emit.torch.values import TValue
 from transpiler.graph.model import Node
 from transpiler.layers.base import snake_case
@@ -53,6 +54,19 @@ def _same_kind(items: list) -> bool:
     return False
 
 
+def _nodes(item) -> list[Node]:
+    return item.nodes if isinstance(item, Instance) else [item]
+
+
+def _only_read_by(scope: ScopeEmitter, value, item) -> bool:
+    """Whether `item` (a node or a scope) is the only reader of `value`."""
+    gen = scope.gen
+    if id(value) in gen.output_ids or any(value is r for r in scope.returned):
+        return False
+    inside = {id(n) for n in _nodes(item)}
+    return all(id(n) in inside for n in gen.consumers.get(id(value), ()))
+
+
 def _chained_inputs(scope: ScopeEmitter, items: list) -> list | None:
     """The value each iteration reads from the one before (the first: from before the
     loop), if the items form a chain over otherwise the same tensors; else None."""
@@ -60,15 +74,12 @@ def _chained_inputs(scope: ScopeEmitter, items: list) -> list | None:
     produced = [scope.produced(item) for item in items]
     if any(len(p) != 1 for p in produced):
         return None
-    chain = []
     position = None
-    for k, values in enumerate(consumed):
-        if k == 0:
-            continue
+    for k in range(1, len(items)):
         previous = produced[k - 1][0]
-        if scope.uses.get(id(previous)) != 1 or previous not in values:
+        if previous not in consumed[k] or not _only_read_by(scope, previous, items[k]):
             return None
-        where = values.index(previous)
+        where = consumed[k].index(previous)
         if position not in (None, where):
             return None
         position = where
@@ -78,18 +89,42 @@ def _chained_inputs(scope: ScopeEmitter, items: list) -> list | None:
         position = 0
     if position >= len(consumed[0]):
         return None
-    chain = [consumed[0][position]] + [p[0] for p in produced[:-1]]
     rest = [[id(v) for i, v in enumerate(c) if i != position] for c in consumed]
     if any(r != rest[0] for r in rest):
         return None
-    return chain
+    return [consumed[0][position]] + [p[0] for p in produced[:-1]]
+
+
+def _iterations(scope: ScopeEmitter, run: Repeat) -> tuple[list, list[list]]:
+    """The run's iterations as items (the one item, or a scope of several), and each
+    iteration's own items."""
+    real = [[scope.instance.items[i] for i in it] for it in run.iterations]
+    if all(len(parts) == 1 for parts in real):
+        return [parts[0] for parts in real], real
+    gen = scope.gen
+    items = []
+    for parts in real:
+        kinds = []
+        for item in parts:
+            kind = item.definition if isinstance(item, Instance) else item.layer.keras_class()
+            if kind and kind != "Lambda" and kind not in kinds:
+                kinds.append(kind)
+        inside = {id(n) for p in parts for n in _nodes(p)}
+        returns = [
+            v
+            for item in parts
+            for v in scope.produced(item)
+            if id(v) in gen.output_ids
+            or any(id(n) not in inside for n in gen.consumers.get(id(v), ()))
+        ]
+        doc = "One iteration of a repeat: the statements it repeats."
+        items.append(iteration(parts, "".join(kinds[:3]) or "Step", returns, doc))
+    return items, real
 
 
 def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
     """Writes the run as a loop if it can be one; returns whether it did."""
-    if any(len(it) != 1 for it in run.iterations):
-        return False
-    items = [scope.instance.items[it[0]] for it in run.iterations]
+    items, real = _iterations(scope, run)
     if not _same_kind(items):
         return False
     chain = _chained_inputs(scope, items)
@@ -126,12 +161,13 @@ def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
         captured.append(trial.loop_capture[0])
     if any(render_block(b, 0) != render_block(bodies[0], 0) for b in bodies):
         return False
-    _commit(scope, base, items, bodies[0], captured, var, loop_var, result)
+    _commit(scope, base, items, real, bodies[0], captured, (var, loop_var, result))
     return True
 
 
-def _commit(scope, base, items, body, captured, var, loop_var, result) -> None:
+def _commit(scope, base, items, real, body, captured, loop) -> None:
     """Writes the loop into the scope for real."""
+    var, loop_var, result = loop
     scope.stmts += base.stmts
     scope.locals = base.locals
     scope.owner = base.owner
@@ -142,10 +178,8 @@ def _commit(scope, base, items, body, captured, var, loop_var, result) -> None:
     hint = plural(hint or snake_case(first.layer.keras_class()))
     ctors = [c for c, _ in captured]
     if all(c.flat() == ctors[0].flat() for c in ctors):
-        ctor = Call(
-            Atom("nn.ModuleList"),
-            [Comprehension("", "", ctors[0], f"for _ in range({len(ctors)})")],
-        )
+        each = Comprehension("", "", ctors[0], f"for _ in range({len(ctors)})")
+        ctor = Call(Atom("nn.ModuleList"), [each])
     else:
         ctor = Call(Atom("nn.ModuleList"), [Seq("[", "]", ctors)])
     weights = [w.under(str(k)) for k, (_, ws) in enumerate(captured) for w in ws]
@@ -153,7 +187,9 @@ def _commit(scope, base, items, body, captured, var, loop_var, result) -> None:
     for k, item in enumerate(items):
         if isinstance(item, Node):
             scope.layer_attrs[id(item.layer)] = f"{name}[{k}]"
-        scope.consume(scope.consumed(item))
+    for parts in real:  # the scope counted its uses per item of its own
+        for part in parts:
+            scope.consume(scope.consumed(part))
     scope.stmts.append(Stmt(header=f"for {loop_var} in self.{name}:", body=body))
     last = scope.produced(items[-1])[0]
     scope.define(last, TValue(var, last.type, result.perm))

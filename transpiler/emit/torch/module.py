@@ -94,7 +94,10 @@ def _block_class(variant: Variant, doc: str) -> str:
     return "\n".join(lines)
 
 
-def _block_doc(program, definition: str, source: str | None) -> str:
+def _block_doc(program, variant: Variant, source: str | None) -> str:
+    definition = variant.definition
+    if variant.doc:
+        return variant.doc
     block = program.blocks.get(definition) if program is not None else None
     params = [p.name for p in block.params] if block is not None else []
     shown = [p for p in params if is_safe_name_text(p)]
@@ -183,7 +186,7 @@ def _render(graph: Graph, program, source: str | None, generated: Generated) -> 
         if variant not in ordered:
             ordered.append(variant)
             ref.text = class_name(variant.definition or "Block", taken)
-    blocks = [_block_class(v, _block_doc(program, v.definition, source_name)) for v in ordered]
+    blocks = [_block_class(v, _block_doc(program, v, source_name)) for v in ordered]
     init = []
     for attr in root.attrs.values():
         init += render(attr.ctor, 8, f"self.{attr.name} = ")

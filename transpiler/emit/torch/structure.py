@@ -27,6 +27,18 @@ class Instance:
     items: list = field(default_factory=list)  # Node | Instance, in graph order
     nodes: list[Node] = field(default_factory=list)  # every node of the subtree
     span: Span | None = None  # the call site
+    #: for one iteration of a repeat whose body is several statements (written as a
+    #: class of its own): the tensors it hands on, and what its class's docstring says
+    returns: list[Value] | None = None
+    doc: str = ""
+
+
+def iteration(items: list, name: str, returns: list[Value], doc: str) -> Instance:
+    """Several items of one repeat iteration as a scope of their own."""
+    nodes = []
+    for item in items:
+        nodes += item.nodes if isinstance(item, Instance) else [item]
+    return Instance(None, name, list(items), nodes, None, returns, doc)
 
 
 @dataclass
