@@ -26,8 +26,8 @@ pytest.importorskip("torch")
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
-BATCH = {"resnet50": 1, "mobilenet_v2": 2}
-SLOW = {"resnet50", "mobilenet_v2"}
+BATCH = {"resnet50": 1, "mobilenet_v2": 2, "tweet_pair": 1}
+SLOW = {"resnet50", "mobilenet_v2", "tweet_pair"}  # 160 layers; 280 LSTM steps
 EXAMPLES = [
     "addition_rnn",
     "mnist_cnn",

@@ -128,6 +128,18 @@ model E {
 """,
         ["return dense, dense, x"],
     ),
+    "many_long_outputs": (
+        """
+model E {
+    input a_rather_long_input_name: int64[4]
+    h = a_rather_long_input_name |> Embedding(3, 2, mask_zero=true)
+    output the_first_rather_long_output_name = Dense(2)(h)
+    output the_second_rather_long_output_name = LSTM(3)(h)
+    output the_third_rather_long_output_name = relu(h)
+}
+""",
+        ["if return_masks:"],
+    ),
     "dynamic_reshape": (
         "model E {\n    input s: float32[?, 4, 2]\n"
         "    output r = reshape(s, [-1, 8]) |> LSTM(3)\n}\n",
@@ -178,3 +190,13 @@ def test_structure_matches_keras(tmp_path, name):
     ours = run_torch(net, graph, feeds)
     theirs = keras_outputs(model, [feeds[v.name] for v in graph.inputs], list(graph.outputs))
     assert_close(ours, theirs)
+
+
+def test_structures_pass_ruff(tmp_path):
+    from tests.emit.torch.test_codegen_torch import ruff
+
+    for name, (text, _) in CASES.items():
+        program, graph, src = load_graph(text, tmp_path)
+        _, code = torch_model(graph, program, str(src))
+        (tmp_path / f"{name}.py").write_text(code)
+    ruff(tmp_path)

@@ -59,6 +59,18 @@ class Seq(Expr):
 
 
 @dataclass
+class BareTuple(Seq):
+    """`a, b` (a return value or an assignment's targets): parenthesised only when it is
+    split over lines, as ruff writes it."""
+
+    open: str = "("
+    close: str = ")"
+
+    def flat(self) -> str:
+        return ", ".join(i.flat() for i in self.items)
+
+
+@dataclass
 class Call(Expr):
     func: Expr
     args: list[Expr] = field(default_factory=list)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transpiler.emit.torch.code import KW, Call, Expr, Stmt, render_block
+from transpiler.emit.torch.code import KW, Atom, BareTuple, Call, Expr, Stmt, render_block
 from transpiler.emit.torch.helpers import library
 from transpiler.emit.torch.loops import emit_repeat
 from transpiler.emit.torch.scope import Attr, ScopeEmitter
@@ -202,10 +202,9 @@ class TorchGenerator:
 
 def block_return(stmts: list[Stmt], results: list[TValue]) -> list[Stmt]:
     """A block's return statement; `x = expr` then `return x` becomes `return expr`."""
-    from transpiler.emit.torch.code import Atom
-
     names = [tv.var for tv in results] + [tv.mask for tv in results if tv.mask]
-    if len(names) == 1 and stmts and stmts[-1].prefix == f"{names[0]} = " and not stmts[-1].header:
-        last = stmts.pop()
+    last = stmts[-1] if stmts else None
+    if len(names) == 1 and last is not None and last.prefix == f"{names[0]} = ":
+        stmts.pop()
         return [Stmt("return ", last.expr, last.comment)]
-    return [Stmt("return ", Atom(", ".join(names)))]
+    return [Stmt("return ", BareTuple(items=[Atom(n) for n in names]))]

@@ -16,11 +16,13 @@ from transpiler.emit.torch.code import (
     KW,
     LINE,
     Atom,
+    BareTuple,
     Call,
     Comprehension,
     Expr,
     Pair,
     Seq,
+    Stmt,
     render,
     render_block,
 )
@@ -207,18 +209,17 @@ def _render(graph: Graph, program, source: str | None, generated: Generated) -> 
         imports=import_lines,
         helpers=[d.source for d in helpers],
         blocks=blocks,
-        input_names=_names_tuple(ins),
-        output_names=_names_tuple(outs),
-        init=init or ["        pass"],
+        names=_names("input_names", ins) + _names("output_names", outs),
+        init=init,
         forward=forward,
         table=_tables(weights),
     )
     return TorchModule(model_class, code)
 
 
-def _names_tuple(names: list[str]) -> str:
-    items = [pystr(n) for n in names]
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+def _names(attribute: str, names: list[str]) -> list[str]:
+    """`input_names = ("image",)`: a class attribute holding the .kdl's names."""
+    return render(Seq("(", ")", [Atom(pystr(n)) for n in names]), INDENT, f"{attribute} = ")
 
 
 def _docstring(graph: Graph, source: str | None, cls: str, params: list[str]) -> list[str]:
@@ -269,19 +270,18 @@ def _docstring(graph: Graph, source: str | None, cls: str, params: list[str]) ->
     return lines
 
 
-def _model_return(generated: Generated):
-    from transpiler.emit.torch.code import Stmt
-
-    tvs = generated.results
+def _model_return(generated: Generated) -> list[Stmt]:
+    """`return outputs`, after `if return_masks: return outputs, masks`."""
     root = generated.root
-    by_value = {id(v): tv for v, tv in zip(root.returned, tvs)}
+    by_value = {id(v): tv for v, tv in zip(root.returned, generated.results)}
     per_output = [by_value[id(v)] for v in root.gen.graph.outputs.values()]
-    outs = [tv.var for tv in per_output]
-    masks = [tv.mask or "None" for tv in per_output]
+    outs = [Atom(tv.var) for tv in per_output]
+    masks = [Atom(tv.mask or "None") for tv in per_output]
     if len(outs) == 1:
-        result, mask = outs[0], masks[0]
+        pair = BareTuple(items=[outs[0], masks[0]])
+        plain: Expr = outs[0]
     else:
-        result, mask = f"({', '.join(outs)})", f"({', '.join(masks)})"
-    branch = Stmt(header="if return_masks:", body=[Stmt("return ", Atom(f"{result}, {mask}"))])
-    plain = result[1:-1] if len(outs) > 1 else result
-    return [branch, Stmt("return ", Atom(plain))]
+        pair = BareTuple(items=[Seq("(", ")", outs), Seq("(", ")", masks)])
+        plain = BareTuple(items=outs)
+    branch = Stmt(header="if return_masks:", body=[Stmt("return ", pair)])
+    return [branch, Stmt("return ", plain)]
