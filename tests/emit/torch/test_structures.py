@@ -1,7 +1,8 @@
 """The shapes a .kdl program takes in PyTorch: blocks made only of expressions, `if`
 that gives one block two structures (one class per variant), repeats of one layer, of a
 block, of several statements (a class per iteration) and inside blocks, multi-output
-layers with unused outputs, an output listed twice, dynamic reshapes, a layer shared
+layers with unused outputs, an output listed twice, dynamic reshapes, shared layers
+called on inputs of other sizes and layouts (one module serves both), a layer shared
 between blocks. Each is checked against the Keras model `codegen --target keras` writes
 for the same file, on the same random weights."""
 
@@ -144,6 +145,24 @@ model E {
         "model E {\n    input s: float32[?, 4, 2]\n"
         "    output r = reshape(s, [-1, 8]) |> LSTM(3)\n}\n",
         ["s.reshape(s.shape[0], -1, 8)"],
+    ),
+    "shared_layers_on_other_sizes_and_layouts": (
+        """
+model S {
+    input a: float32[8, 8, 3]
+    input b: float32[9, 9, 3]
+    conv = Conv2D(4, 3, strides=2, padding=same)
+    pool = MaxPooling2D(3, strides=2, padding=same)
+    bn = BatchNormalization()
+    p = a |> conv |> pool |> GlobalAveragePooling2D()
+    q = b |> conv |> pool |> GlobalAveragePooling2D()
+    x = bn(Conv2D(3, 1)(a)) |> Flatten()
+    y = bn(a) |> Flatten()
+    output o = Concatenate()(p, q)
+    output o2 = Concatenate()(x, y)
+}
+""",
+        ["Conv2dSame(3, 4, 3, stride=2)", "MaxPoolingSame((3, 3), (2, 2))"],
     ),
     "a_layer_shared_by_blocks": (
         """

@@ -34,7 +34,6 @@ __all__ = [
     "Seq",
     "Stmt",
     "call",
-    "ints",
     "kwargs_if",
     "lit",
     "method",
@@ -43,7 +42,6 @@ __all__ = [
     "render",
     "render_block",
     "size",
-    "tuple_expr",
 ]
 
 
@@ -78,15 +76,6 @@ def method(obj: Expr | str, name: str, *args: Expr, **kwargs: Expr) -> Call:
     """`obj.name(args)`."""
     text = obj if isinstance(obj, str) else obj.flat()
     return call(f"{text}.{name}", *args, **kwargs)
-
-
-def ints(values) -> Atom:
-    """A tuple literal of ints (or nested tuples)."""
-    return Atom(lit(tuple(values)))
-
-
-def tuple_expr(items: list[Expr]) -> Seq:
-    return Seq("(", ")", items)
 
 
 def num(value) -> Atom:

@@ -39,7 +39,8 @@ def conv_ctor(e, x, rank: int, n_in: int, n_out: int, groups: int, bias: bool):
     if layer.padding == "causal":
         cls = e.helper("CausalConv1d")
     elif layer.padding == "same":
-        pads = window_padding(lengths, k, s, d)
+        # a shared layer's module serves inputs of any size: pads computed in forward
+        pads = None if e.shared and max(s) > 1 else window_padding(lengths, k, s, d)
         if pads is None:
             cls = e.helper(f"Conv{rank}dSame")
         elif any(pads):

@@ -82,11 +82,16 @@ class TorchGenerator:
         # layers called from more than one scope (a layer handed to blocks): built once,
         # by the model, and handed to each block that calls it
         scopes: dict[int, set] = {}
+        self.calls: dict[int, int] = {}
         for node in graph.nodes:
             scopes.setdefault(id(node.layer), set()).add(node.scope)
+            self.calls[id(node.layer)] = self.calls.get(id(node.layer), 0) + 1
         self.cross_scope = {key for key, s in scopes.items() if len(s) > 1}
         self.root: ScopeEmitter | None = None
         self.hoisted: dict[int, str] = {}
+        #: per layer: the storage order of its first call's inputs, and its module
+        self.call_layouts: dict[int, list] = {}
+        self.shared_ctors: dict[int, str] = {}
 
     def hoist(self, layer, ctor: Expr, weights) -> str:
         """The model's attribute for a layer called from several scopes (created on the
@@ -98,6 +103,9 @@ class TorchGenerator:
             root.layer_attrs[id(layer)] = name
             self.hoisted[id(layer)] = name
         return self.hoisted[id(layer)]
+
+    def called_again(self, layer) -> bool:
+        return self.calls.get(id(layer), 0) > 1
 
     def use_helper(self, name: str) -> str:
         if name not in library():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from transpiler.emit.code.keras_names import CodegenError
-from transpiler.emit.torch.code import Atom, Expr, Stmt
+from transpiler.emit.torch.code import Atom, Expr
 from transpiler.emit.torch.values import TValue, channels_first_perm
 from transpiler.graph.types import TensorType
 
@@ -49,7 +49,6 @@ class LayerEmit:
         self.node = node
         self.owner = owner or layer
         self.prefix = prefix
-        self.module_ref: Expr | None = None
         self.out_types: list[TensorType] | None = None  # a wrapper sets them
 
     @property
@@ -62,6 +61,12 @@ class LayerEmit:
     # ------------------------------------------------------------ the layer's module
 
     @property
+    def shared(self) -> bool:
+        """Whether the layer is called more than once (one module serves every call, so
+        it cannot depend on one call's input size)."""
+        return self.scope.gen.called_again(self.owner)
+
+    @property
     def data_format(self) -> str:
         return getattr(self.layer, "data_format", None) or "channels_last"
 
@@ -71,8 +76,7 @@ class LayerEmit:
         templates/torch_layers/weights.py) and returns how forward refers to it. A
         shared layer's later calls get the module of its first call."""
         named = {f"{self.prefix}{k}": v for k, v in (weights or {}).items()}
-        self.module_ref = self.scope.layer_module(self.owner, ctor, named)
-        return self.module_ref
+        return self.scope.layer_module(self.owner, ctor, named)
 
     def helper(self, name: str) -> str:
         """Marks a definition of templates/torch_layers as used; returns its name."""
@@ -98,9 +102,6 @@ class LayerEmit:
         """An intermediate statement `name = expr`; returns its value."""
         perm = like.perm if perm is SAME else perm
         return self.scope.temp(expr, like.with_(type=type or like.type, perm=perm))
-
-    def stmt(self, stmt: Stmt) -> None:
-        self.scope.stmts.append(stmt)
 
     def logical(self, v: TValue) -> TValue:
         """v in Keras's axis order (one permute, shared by every use of v)."""

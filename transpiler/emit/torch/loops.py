@@ -131,8 +131,11 @@ def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
     if chain is None or scope.values[id(chain[0])].mask is not None:
         return False
     # the layout the chain settles in: how the first iteration returns its result
+    gen = scope.gen
+    saved = dict(gen.shared_ctors), dict(gen.call_layouts)
     probe = fork(scope)
     probe.emit_item(items[0])
+    gen.shared_ctors, gen.call_layouts = saved  # what the probe saw does not count
     result = probe.values.get(id(scope.produced(items[0])[0]))
     if result is None:
         return False

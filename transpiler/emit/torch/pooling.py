@@ -34,7 +34,8 @@ def pooling(e, inputs):
         cls = f"nn.AvgPool{rank}d" if average else f"nn.MaxPool{rank}d"
         ctor = call(cls, size(k), **kwargs_if(stride=stride))
     else:
-        pads = window_padding(lengths, k, s, (1,) * rank)
+        shared = e.shared and max(s) > 1  # a shared layer serves inputs of any size
+        pads = None if shared else window_padding(lengths, k, s, (1,) * rank)
         if pads is None:
             helper = e.helper("AveragePoolingSame" if average else "MaxPoolingSame")
             ctor = call(helper, num(tuple(k)), num(tuple(s)))

@@ -214,6 +214,12 @@ class ScopeEmitter:
         rel = [LayerWeights(layer.name, layer.keras_class(), "", held)] if held else []
         if not layer.trainable and "trainable=False" not in ctor.flat():
             ctor = method(ctor, "requires_grad_", Atom("False"))
+        first = self.gen.shared_ctors.setdefault(id(layer), ctor.flat())
+        if first != ctor.flat():  # a bug in an emitter, not the input's fault
+            raise CodegenError(
+                f"the shared layer '{layer.name}' would need two different modules: "
+                f"{first} and {ctor.flat()}"
+            )
         if id(layer) in self.gen.cross_scope:
             shared = self.gen.hoist(layer, ctor, rel)
             if self.root:
@@ -243,6 +249,9 @@ class ScopeEmitter:
         if entry is None:
             raise CodegenError(f"no PyTorch code is written for {layer.keras_class()} yet")
         inputs = [self.values[id(v)] for v in node.inputs]
+        layouts = self.gen.call_layouts.setdefault(id(layer), [t.perm for t in inputs])
+        if node.call_index:  # a shared layer's module works on its first call's layouts
+            inputs = [self.stored_as(t, perm) for t, perm in zip(inputs, layouts)]
         result = entry.emit(LayerEmit(self, layer, node), inputs)
         outs = result.outs if isinstance(result, Unpack) else result
         if not entry.sets_masks:
