@@ -7,7 +7,9 @@ mask (batch, steps) skips masked steps: the states carry over and the step repea
 previous output (zeros with zero_output_for_mask, which Bidirectional sets). go_backwards
 runs over the reversed sequence and returns its outputs in that order, as Keras does.
 In training, dropout and recurrent_dropout draw one mask per sequence (one per gate with
-recurrent_dropout, as Keras's implementation 1 does).
+recurrent_dropout, as Keras's implementation 1 does). Where torch's fused kernel computes
+exactly this loop (no mask, the default activations, no dropout in training), forward
+runs it instead, on the same Keras-layout weights.
 """
 
 import torch
@@ -83,10 +85,23 @@ class RecurrentLayer(nn.Module):
         kernels = kernel.chunk(len(masks), dim=1)
         return torch.cat([(h * m) @ k for m, k in zip(masks, kernels)], -1)
 
+    def default_activations(self) -> bool:
+        tanh = self.activation is torch.tanh
+        return tanh and self.recurrent_activation is torch.sigmoid
+
+    def fused(self):
+        """torch's fused kernel for this layer and its weights in torch's layout (gates
+        in torch's order), or None where the kernel computes something else."""
+        return None
+
     def forward(self, x: torch.Tensor, mask=None, initial_state=None):
         batch, steps = x.shape[0], x.shape[1]
         if initial_state is None:
             initial_state = [x.new_zeros(batch, self.units)] * self.states
+        dropping = self.training and (self.dropout > 0 or self.recurrent_dropout > 0)
+        kernel = None if mask is not None or dropping else self.fused()
+        if kernel is not None:
+            return self.forward_fused(x, initial_state, *kernel)
         states = list(initial_state)
         recurrent_masks = self.dropout_masks(states[0], self.recurrent_dropout)
         xw = self.project(x)
@@ -106,9 +121,42 @@ class RecurrentLayer(nn.Module):
         y = torch.stack(outputs, 1) if self.return_sequences else last
         return (y, *states) if self.return_state else y
 
+    def forward_fused(self, x, initial_state, op, weights):
+        if self.go_backwards:  # Keras runs over the reversed sequence
+            x = x.flip(1)
+        hx = [s[None] for s in initial_state]
+        hx = tuple(hx) if len(hx) > 1 else hx[0]
+        bias = self.bias is not None
+        y, *states = op(x, hx, weights, bias, 1, 0.0, self.training, False, True)
+        states = [s[0] for s in states]
+        y = y if self.return_sequences else y[:, -1]
+        return (y, *states) if self.return_state else y
+
+    def torch_weights(self, order=None):
+        """kernel, recurrent_kernel, bias in torch's layout: (gates * units, in), gate
+        blocks reordered by `order`; the recurrent bias Keras has not is zeros."""
+
+        def gates(w):
+            if order is None:
+                return w
+            blocks = w.chunk(self.gates, -1)
+            return torch.cat([blocks[g] for g in order], -1)
+
+        weights = [gates(self.kernel).T, gates(self.recurrent_kernel).T]
+        if self.bias is None:
+            return weights
+        bias = self.bias if self.bias.dim() == 1 else self.bias[0]
+        recurrent = torch.zeros_like(bias) if self.bias.dim() == 1 else self.bias[1]
+        return [*weights, gates(bias), gates(recurrent)]
+
 
 class SimpleRNN(RecurrentLayer):
     """Keras's SimpleRNN: h = activation(x @ kernel + bias + h @ recurrent_kernel)."""
+
+    def fused(self):
+        ops = {torch.tanh: torch.rnn_tanh, torch.relu: torch.rnn_relu}
+        op = ops.get(self.activation)
+        return None if op is None else (op, self.torch_weights())
 
     def step(self, xw, states, recurrent_masks):
         z = xw + self.recur(states[0], self.recurrent_kernel, recurrent_masks)
@@ -120,6 +168,11 @@ class LSTM(RecurrentLayer):
 
     gates = 4
     states = 2
+
+    def fused(self):
+        if not self.default_activations():
+            return None
+        return torch.lstm, self.torch_weights()
 
     def step(self, xw, states, recurrent_masks):
         h, c = states
@@ -151,6 +204,12 @@ class GRU(RecurrentLayer):
         if self.bias is not None and self.reset_after:
             return self.bias[0]
         return self.bias
+
+    def fused(self):
+        if not (self.default_activations() and self.reset_after):
+            return None
+        # Keras's gates are z, r, h; torch's r, z, n
+        return torch.gru, self.torch_weights(order=(1, 0, 2))
 
     def step(self, xw, states, recurrent_masks):
         (h,) = states
