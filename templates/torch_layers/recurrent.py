@@ -92,7 +92,6 @@ class RecurrentLayer(nn.Module):
     def fused(self):
         """torch's fused kernel for this layer and its weights in torch's layout (gates
         in torch's order), or None where the kernel computes something else."""
-        return None
 
     def forward(self, x: torch.Tensor, mask=None, initial_state=None):
         batch, steps = x.shape[0], x.shape[1]
