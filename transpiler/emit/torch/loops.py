@@ -38,6 +38,7 @@ def fork(scope: ScopeEmitter) -> ScopeEmitter:
     other.uses = dict(scope.uses)
     other.owner = dict(scope.owner)
     other.converted = dict(scope.converted)
+    other.loop_vars = set(scope.loop_vars)
     return other
 
 
@@ -146,7 +147,8 @@ def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
         var = base.free_chain() or base.locals.fresh("x")
         base.stmts.append(Stmt(f"{base.claim(var, None)} = ", Atom(start.var)))
     hint = "block" if isinstance(items[0], Instance) else snake_case(items[0].layer.keras_class())
-    loop_var = base.locals.fresh(hint)
+    # a loop variable is free again after its loop: every loop over blocks uses `block`
+    loop_var = hint if hint in scope.loop_vars else base.locals.fresh(hint)
     bodies, captured = [], []
     for item, value in zip(items, chain):
         trial = fork(base)
@@ -194,5 +196,6 @@ def _commit(scope, base, items, real, body, captured, loop) -> None:
         for part in parts:
             scope.consume(scope.consumed(part))
     scope.stmts.append(Stmt(header=f"for {loop_var} in self.{name}:", body=body))
+    scope.loop_vars.add(loop_var)
     last = scope.produced(items[-1])[0]
     scope.define(last, TValue(var, last.type, result.perm))

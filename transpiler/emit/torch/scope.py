@@ -79,6 +79,7 @@ class ScopeEmitter:
         self.force_target: str | None = None
         self.loop_var = ""
         self.loop_capture: list | None = None
+        self.loop_vars: set[str] = set()  # the variables of the loops written so far
 
     # ------------------------------------------------------------ set-up
 
