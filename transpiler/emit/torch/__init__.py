@@ -30,10 +30,25 @@ file. Outputs carry their storage order and, where the emitter sets them
 (`@torch_layer(..., sets_masks=True)`), their Keras masks; otherwise the first input's
 mask passes on when the layer supports masking.
 
-The generated module's API (what training code builds on) is in the docstring of
-templates/torch_model.py.j2: `Model()`, `forward(*inputs, return_masks=False)`,
-`load_keras_weights(arrays)`, `keras_weights()`, `Model.from_keras_weights(path)`,
-`input_names`, `output_names`, and KERAS_WEIGHTS.
+The rest of the package turns the graph into classes: structure.py finds the block
+instances (each a scope) and the runs a `repeat` made; scope.py writes one scope's
+forward (chain variables, layout conversions, masks) and collects its attributes;
+loops.py turns a repeat into a loop over an nn.ModuleList where its iterations write the
+same code; generator.py makes one class per block (and variant), module.py the file.
+
+The generated module's API (what training code builds on), the same for every model:
+
+- `Model()` builds it (torch's default initialization); `Model.from_keras_weights(path)`
+  with the weights of a Keras-layout .npz (the `<Model>.init.npz` codegen writes);
+- `forward(*inputs, return_masks=False)`: the inputs by position in the .kdl's order
+  (`Model.input_names`), as declared (batch first, channels last by default); it returns
+  the output, or a tuple in `Model.output_names` order; with `return_masks=True`,
+  `(outputs, masks)`, masks mirroring outputs (the Keras mask of each, or None);
+- `train()` / `eval()`: Dropout, noise and recurrent dropout only in training;
+  BatchNormalization's batch statistics and its Keras-style moving averages in training;
+- `load_keras_weights(arrays)` / `keras_weights()`: `"<layer>/<weight>"` arrays in Keras
+  layout in and out; `KERAS_LAYERS` (and `keras_weight_places()`) say which parameter or
+  buffer holds each; frozen layers' parameters have requires_grad False.
 """
 
 from transpiler.emit.torch import (  # noqa: F401  (importing registers the emitters)
