@@ -23,28 +23,25 @@ def pad_same(x, kernel_size, stride, dilation, value: float = 0.0):
     return nn.functional.pad(x, pads, value=value)
 
 
-class Conv1dSame(nn.Conv1d):
-    """nn.Conv1d with Keras's padding='same' for any stride (padded in forward)."""
+class SamePadding:
+    """Keras's padding='same' for any stride, mixed into a torch convolution: the input
+    is padded in forward, from its size (as timm's Conv2dSame does)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, self.dilation)
         return self._conv_forward(x, self.weight, self.bias)
 
 
-class Conv2dSame(nn.Conv2d):
-    """nn.Conv2d with Keras's padding='same' for any stride (padded in forward)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return self._conv_forward(x, self.weight, self.bias)
+class Conv1dSame(SamePadding, nn.Conv1d):
+    """nn.Conv1d with Keras's padding='same' for any stride."""
 
 
-class Conv3dSame(nn.Conv3d):
-    """nn.Conv3d with Keras's padding='same' for any stride (padded in forward)."""
+class Conv2dSame(SamePadding, nn.Conv2d):
+    """nn.Conv2d with Keras's padding='same' for any stride."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return self._conv_forward(x, self.weight, self.bias)
+
+class Conv3dSame(SamePadding, nn.Conv3d):
+    """nn.Conv3d with Keras's padding='same' for any stride."""
 
 
 class CausalConv1d(nn.Conv1d):
@@ -64,9 +61,9 @@ def crop_spatial(y, crop):
     return y
 
 
-class CroppedConvTranspose1d(nn.ConvTranspose1d):
-    """nn.ConvTranspose1d whose output loses `crop` = ((begin, end),) more: Keras's
-    transposed convolutions may trim the two ends unevenly."""
+class Cropped:
+    """A transposed convolution whose output loses `crop` ((begin, end) per spatial
+    axis) more: Keras's may trim the two ends unevenly, torch's padding cannot."""
 
     def __init__(self, *args, crop: tuple, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -76,13 +73,9 @@ class CroppedConvTranspose1d(nn.ConvTranspose1d):
         return crop_spatial(super().forward(x), self.crop)
 
 
-class CroppedConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d whose output loses `crop` ((begin, end) per axis) more: Keras's
-    transposed convolutions may trim the two ends unevenly."""
+class CroppedConvTranspose1d(Cropped, nn.ConvTranspose1d):
+    """nn.ConvTranspose1d, cropped as Keras's Conv1DTranspose."""
 
-    def __init__(self, *args, crop: tuple, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.crop = crop
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return crop_spatial(super().forward(x), self.crop)
+class CroppedConvTranspose2d(Cropped, nn.ConvTranspose2d):
+    """nn.ConvTranspose2d, cropped as Keras's Conv2DTranspose."""

@@ -13,15 +13,19 @@ def broadcast_ranks(inputs):
     return [x.reshape(x.shape[0], *o, *x.shape[1:]) for x, o in zip(inputs, ones)]
 
 
+def total(inputs):
+    """The inputs added up, left to right, as Keras adds them."""
+    out = inputs[0]
+    for x in inputs[1:]:
+        out = out + x
+    return out
+
+
 class Add(nn.Module):
     """Keras's Add: the element-wise sum of the inputs."""
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        inputs = broadcast_ranks(inputs)
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = out + x
-        return out
+        return total(broadcast_ranks(inputs))
 
 
 class Subtract(nn.Module):
@@ -36,11 +40,7 @@ class Average(nn.Module):
     """Keras's Average: the sum of the inputs divided by their number."""
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        inputs = broadcast_ranks(inputs)
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = out + x
-        return out / len(inputs)
+        return total(broadcast_ranks(inputs)) / len(inputs)
 
 
 class Multiply(nn.Module):

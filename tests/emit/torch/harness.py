@@ -129,3 +129,68 @@ def compare_torch(
     theirs = keras_outputs(keras_model, [inputs[v.name] for v in graph.inputs], list(graph.outputs))
     assert_close(ours, theirs)
     return ours, theirs
+
+
+# ---------------------------------------------------------------- the Keras target's twin
+
+
+def keras_model_of(program, graph, source):
+    """The Keras model `codegen --target keras` writes for the graph (layer names agree,
+    so weights pair by name)."""
+    import keras
+
+    from transpiler.emit.code.keras import generate_keras
+
+    keras.utils.set_random_seed(0)  # Keras's initializers: the same kernels every run
+    return import_code(generate_keras(graph, program, source), "keras").build_model()
+
+
+def keras_arrays(graph, model) -> dict[str, np.ndarray]:
+    """The Keras model's weights as `<layer>/<weight>`, paired with ours by layer name."""
+    import keras
+
+    arrays = {}
+    for layer in graph.layers:
+        if not layer.weights:
+            continue
+        values = model.get_layer(layer.name).weights
+        assert [tuple(v.shape) for v in values] == [w.shape for w in layer.weights]
+        for w, v in zip(layer.weights, values):
+            arrays[f"{layer.name}/{w.name}"] = np.asarray(keras.ops.convert_to_numpy(v))
+    return arrays
+
+
+def example_inputs(graph, batch: int, rng) -> dict[str, np.ndarray]:
+    """Random inputs: token ids below every Embedding's vocabulary for integer inputs
+    (a `?` length becomes 9), uniform floats in [-1, 1) otherwise."""
+    vocab = min(
+        (la.input_dim for la in graph.layers if la.keras_class() == "Embedding"), default=10
+    )
+    feeds = {}
+    for v in graph.inputs:
+        shape = (batch, *(d if isinstance(d, int) else 9 for d in v.type.shape[1:]))
+        if v.type.dtype.startswith("int"):
+            feeds[v.name] = rng.integers(0, vocab, size=shape).astype(v.type.dtype)
+        else:
+            feeds[v.name] = rng.uniform(-1, 1, size=shape).astype(np.float32)
+    return feeds
+
+
+def compare_with_keras_target(
+    program, graph, source, randomize, batch: int = 2, rtol: float = RTOL
+) -> tuple[str, list[np.ndarray]]:
+    """The generated module against the Keras target's model of the same graph, on the
+    same weights (the Keras model's after `randomize(model)`), and inputs; returns the
+    generated code and Keras's outputs."""
+    model = keras_model_of(program, graph, source)
+    randomize(model)
+    net, code = torch_model(graph, program, source)
+    arrays = keras_arrays(graph, model)
+    net.load_keras_weights(arrays)
+    assert_round_trip(net, arrays)
+    net.eval()
+    feeds = example_inputs(graph, batch, np.random.default_rng(1))
+    ours = run_torch(net, graph, feeds)
+    theirs = keras_outputs(model, [feeds[v.name] for v in graph.inputs], list(graph.outputs))
+    assert_close(ours, theirs, rtol)
+    return code, theirs

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.emit.torch.harness import assert_close, import_code, model_class, run_torch
+from tests.emit.torch.harness import import_code, model_class, run_torch
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.kdl"))
@@ -145,15 +145,9 @@ def test_codegen_refuses_a_file_as_the_folder(tmp_path, capsys):
 
 def ruff(path: Path) -> None:
     """ruff's defaults (line length 88) and the project's rules (line length 100)."""
-    exe = Path(sys.executable).with_name("ruff")
-    if not exe.exists():
-        pytest.skip("ruff is not installed")
-    for config in (["--isolated"], ["--config", str(ROOT / "pyproject.toml")]):
-        for args in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
-            r = subprocess.run(
-                [str(exe), *args, *config, str(path)], capture_output=True, text=True
-            )
-            assert r.returncode == 0, f"ruff {' '.join(args + config)}:\n{r.stdout}{r.stderr}"
+    from tests.emit.test_codegen_keras import check_ruff
+
+    check_ruff(path)
 
 
 @pytest.fixture(scope="module")
@@ -297,36 +291,19 @@ def test_a_quoted_name_is_an_error_before_any_code(tmp_path):
 # ---------------------------------------------------------------- a file using most layers
 
 
-def _keras_twin(graph, program, source):
-    from tests.emit.torch.test_examples_match_keras import keras_model_of
-
-    return keras_model_of(program, graph, source)
-
-
 @pytest.mark.parametrize("which", ["KITCHEN_SINK", "CHANNELS_FIRST"])
 def test_kitchen_sink_matches_keras(tmp_path, which):
     """The Keras target's test files: most layer families, wrappers, initial states,
     shared layers, blocks, frozen layers and every kind of expression."""
     import tests.emit.test_codegen_keras as keras_tests
     from tests.emit.parity import randomize_keras
-    from tests.emit.torch.harness import assert_round_trip, keras_outputs, load_graph, torch_model
-    from tests.emit.torch.test_examples_match_keras import example_inputs, keras_arrays
+    from tests.emit.torch.harness import compare_with_keras_target, load_graph
 
     program, graph, src = load_graph(getattr(keras_tests, which), tmp_path)
-    model = _keras_twin(graph, program, str(src))
-    randomize_keras(model)
-    net, code = torch_model(graph, program, str(src))
+    code, _ = compare_with_keras_target(program, graph, str(src), randomize_keras)
     path = tmp_path / "sink_torch.py"
     path.write_text(code)
     ruff(path)
-    arrays = keras_arrays(graph, model)
-    net.load_keras_weights(arrays)
-    assert_round_trip(net, arrays)
-    net.eval()
-    feeds = example_inputs(graph, 2, np.random.default_rng(4))
-    ours = run_torch(net, graph, feeds)
-    theirs = keras_outputs(model, [feeds[v.name] for v in graph.inputs], list(graph.outputs))
-    assert_close(ours, theirs, rtol=1e-4)
 
 
 def _permutes(code: str) -> int:

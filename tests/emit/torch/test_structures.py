@@ -8,17 +8,9 @@ for the same file, on the same random weights."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from tests.emit.torch.harness import (
-    assert_close,
-    assert_round_trip,
-    keras_outputs,
-    load_graph,
-    run_torch,
-    torch_model,
-)
+from tests.emit.torch.harness import compare_with_keras_target, load_graph, torch_model
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("torch")
@@ -188,34 +180,19 @@ model E {
 @pytest.mark.parametrize("name", list(CASES))
 def test_structure_matches_keras(tmp_path, name):
     from tests.emit.parity import randomize_keras
-    from tests.emit.torch.test_examples_match_keras import (
-        example_inputs,
-        keras_arrays,
-        keras_model_of,
-    )
 
     text, fragments = CASES[name]
     program, graph, src = load_graph(text, tmp_path)
-    model = keras_model_of(program, graph, str(src))
-    randomize_keras(model)
-    net, code = torch_model(graph, program, str(src))
+    code, _ = compare_with_keras_target(program, graph, str(src), randomize_keras)
     for fragment in fragments:
         assert fragment in code, fragment
-    arrays = keras_arrays(graph, model)
-    net.load_keras_weights(arrays)
-    assert_round_trip(net, arrays)
-    net.eval()
-    feeds = example_inputs(graph, 2, np.random.default_rng(0))
-    ours = run_torch(net, graph, feeds)
-    theirs = keras_outputs(model, [feeds[v.name] for v in graph.inputs], list(graph.outputs))
-    assert_close(ours, theirs)
 
 
 def test_structures_pass_ruff(tmp_path):
-    from tests.emit.torch.test_codegen_torch import ruff
+    from tests.emit.test_codegen_keras import check_ruff
 
     for name, (text, _) in CASES.items():
         program, graph, src = load_graph(text, tmp_path)
         _, code = torch_model(graph, program, str(src))
         (tmp_path / f"{name}.py").write_text(code)
-    ruff(tmp_path)
+    check_ruff(tmp_path)

@@ -77,5 +77,5 @@ def embedding(e, inputs):
     ids = e.ref(x)
     if x.type.dtype not in ("int64", "int32"):
         ids = method(ids, "long")
-    mask = Atom(f"{x.var} != 0") if layer.mask_zero else None
+    mask = Atom(f"{x.name} != 0") if layer.mask_zero else None
     return [Out(call(module, ids), e.types[0], None, mask)]

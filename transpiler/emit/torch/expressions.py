@@ -9,6 +9,7 @@ axis down.
 
 from __future__ import annotations
 
+from transpiler.emit.code.keras_ops import subscript
 from transpiler.emit.torch.activations import activation_expr
 from transpiler.emit.torch.code import Atom, Seq, call, lit, method, num
 from transpiler.emit.torch.layer_emit import Out
@@ -53,14 +54,14 @@ def elementwise(e, inputs):
         if op in ("maximum", "minimum"):
             bound = "min" if op == "maximum" else "max"
             return [Out(method(e.ref(x), "clamp", **{bound: Atom(scalar)}), e.types[0], x.perm)]
-        a, b = (scalar, x.var) if e.layer.scalar_left else (x.var, scalar)
+        a, b = (scalar, x.name) if e.layer.scalar_left else (x.name, scalar)
         return [Out(_binary(op, a, b), e.types[0], x.perm)]
     a, b = inputs
     if a.perm != b.perm or a.rank != b.rank:
         a, b = e.logical(a), e.logical(b)
     if op in ("maximum", "minimum"):
         return [Out(call(f"torch.{op}", e.ref(a), e.ref(b)), e.types[0], a.perm)]
-    return [Out(_binary(op, a.var, b.var), e.types[0], a.perm)]
+    return [Out(_binary(op, a.name, b.name), e.types[0], a.perm)]
 
 
 @torch_layer("Unary")
@@ -95,7 +96,7 @@ def reduce(e, inputs):
 @torch_layer("MatMul")
 def matmul(e, inputs):
     a, b = (e.logical(t) for t in inputs)
-    return [Out(Atom(f"{a.var} @ {b.var}"), e.types[0])]
+    return [Out(Atom(f"{a.name} @ {b.name}"), e.types[0])]
 
 
 @torch_layer("Clip")
@@ -112,7 +113,7 @@ def reshape_to(e, inputs):
     if all(isinstance(d, int) for d in resolved):
         dims = [num(-1), *(num(d) for d in resolved)]
     else:
-        dims = [Atom(f"{x.var}.shape[0]"), *(num(d) for d in e.layer.target)]
+        dims = [Atom(f"{x.name}.shape[0]"), *(num(d) for d in e.layer.target)]
     return [Out(method(e.ref(x), "reshape", *dims), e.types[0])]
 
 
@@ -146,22 +147,7 @@ def squeeze(e, inputs):
     return [Out(method(e.ref(x), "squeeze", num(e.layer.resolved)), e.types[0])]
 
 
-def subscript(items) -> str:
-    """`:, 0, 1:5, ::2`: the batch axis whole, then each indexed axis."""
-    parts = [":"]
-    for item in items:
-        if item[0] == "index":
-            parts.append(str(int(item[1])))
-            continue
-        _, start, stop, step = item
-        text = f"{'' if start is None else int(start)}:{'' if stop is None else int(stop)}"
-        if step not in (None, 1):
-            text += f":{int(step)}"
-        parts.append(text)
-    return ", ".join(parts)
-
-
 @torch_layer("Index")
 def index(e, inputs):
     x = e.logical(inputs[0])
-    return [Out(Atom(f"{x.var}[{subscript(e.layer.resolved)}]"), e.types[0])]
+    return [Out(Atom(f"{x.name}[{subscript(e.layer.resolved)}]"), e.types[0])]

@@ -210,7 +210,7 @@ class TorchGenerator:
 
 def block_return(stmts: list[Stmt], results: list[TValue]) -> list[Stmt]:
     """A block's return statement; `x = expr` then `return x` becomes `return expr`."""
-    names = [tv.var for tv in results] + [tv.mask for tv in results if tv.mask]
+    names = [tv.name for tv in results] + [tv.mask for tv in results if tv.mask]
     last = stmts[-1] if stmts else None
     if len(names) == 1 and last is not None and last.prefix == f"{names[0]} = ":
         stmts.pop()

@@ -4,7 +4,7 @@ conversions), and `Out` / `Unpack`, how an emitter hands back its outputs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transpiler.emit.code.keras_names import CodegenError
 from transpiler.emit.torch.code import Atom, Expr
@@ -101,7 +101,7 @@ class LayerEmit:
     def temp(self, expr: Expr, like: TValue, type: TensorType | None = None, perm=SAME):
         """An intermediate statement `name = expr`; returns its value."""
         perm = like.perm if perm is SAME else perm
-        return self.scope.temp(expr, like.with_(type=type or like.type, perm=perm))
+        return self.scope.temp(expr, replace(like, type=type or like.type, perm=perm))
 
     def logical(self, v: TValue) -> TValue:
         """v in Keras's axis order (one permute, shared by every use of v)."""

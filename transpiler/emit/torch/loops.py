@@ -142,10 +142,10 @@ def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
         return False
     base = fork(scope)
     start = base.stored_as(base.values[id(chain[0])], result.perm)
-    var = start.var
+    var = start.name
     if not (var in CHAIN and base.dying(var)):
         var = base.free_chain() or base.locals.fresh("x")
-        base.stmts.append(Stmt(f"{base.claim(var, None)} = ", Atom(start.var)))
+        base.stmts.append(Stmt(f"{base.claim(var, None)} = ", Atom(start.name)))
     hint = "block" if isinstance(items[0], Instance) else snake_case(items[0].layer.keras_class())
     # a loop variable is free again after its loop: every loop over blocks uses `block`
     loop_var = hint if hint in scope.loop_vars else base.locals.fresh(hint)
@@ -158,7 +158,7 @@ def emit_repeat(scope: ScopeEmitter, run: Repeat) -> bool:
         trial.force_target, trial.loop_var, trial.loop_capture = var, loop_var, []
         trial.emit_item(item)
         out = trial.values.get(id(scope.produced(item)[0]))
-        if out is None or (out.var, out.perm, out.mask) != (var, result.perm, None):
+        if out is None or (out.name, out.perm, out.mask) != (var, result.perm, None):
             return False
         if len(trial.loop_capture) != 1:
             return False

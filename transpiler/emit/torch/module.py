@@ -11,6 +11,7 @@ from pathlib import Path
 
 from transpiler import __version__
 from transpiler.emit.code.keras_names import CodegenError, is_safe_name_text, pystr
+from transpiler.emit.code.templates import load_template
 from transpiler.emit.torch.code import (
     INDENT,
     KW,
@@ -35,26 +36,6 @@ from transpiler.layers.base import snake_case
 
 #: definitions every generated module holds
 ALWAYS = ("keras_to_torch", "torch_to_keras")
-
-
-def _template():
-    import jinja2
-
-    try:
-        from importlib import resources
-
-        text = resources.files("transpiler.templates").joinpath("torch_model.py.j2").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        here = Path(__file__).resolve().parents[3] / "templates" / "torch_model.py.j2"
-        text = here.read_text("utf-8")
-    env = jinja2.Environment(
-        autoescape=False,  # Python code, not HTML: every value is checked code already
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return env.from_string(text)
 
 
 def signature(name: str, params: list[str], returns: str | None, indent: int) -> list[str]:
@@ -202,7 +183,7 @@ def _render(graph: Graph, program, source: str | None, generated: Generated) -> 
     import_lines += ["import numpy as np", "import torch", "from torch import nn"]
     ins = [v.name for v in graph.inputs]
     outs = list(graph.outputs)
-    code = _template().render(
+    code = load_template("torch_model.py.j2").render(
         model=graph.name if is_safe_name_text(graph.name) else "",
         doc=_docstring(graph, source_name, model_class, root.params),
         cls=model_class,
@@ -275,7 +256,7 @@ def _model_return(generated: Generated) -> list[Stmt]:
     root = generated.root
     by_value = {id(v): tv for v, tv in zip(root.returned, generated.results)}
     per_output = [by_value[id(v)] for v in root.gen.graph.outputs.values()]
-    outs = [Atom(tv.var) for tv in per_output]
+    outs = [Atom(tv.name) for tv in per_output]
     masks = [Atom(tv.mask or "None") for tv in per_output]
     if len(outs) == 1:
         pair = BareTuple(items=[outs[0], masks[0]])

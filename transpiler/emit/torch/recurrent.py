@@ -9,6 +9,8 @@ returned sequence.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from transpiler.emit.torch.activations import activation_callable
 from transpiler.emit.torch.code import Atom, Seq, call, method, num, pystr
 from transpiler.emit.torch.layer_emit import Out, Unpack
@@ -117,7 +119,7 @@ def time_distributed(e, inputs):
                 "its input carries a Keras mask, which Keras hands, one time slice at a "
                 f"time, to the wrapped {inner.keras_class()}; that is not reproduced"
             )
-        x = x.with_(mask=None)
+        x = replace(x, mask=None)
     if inner.keras_class() in STEPWISE:
         (out,) = emitter.emit(e.wrapped(inner, f"{inner.name}/", [out_type]), [x])
         out.perm = None
@@ -127,5 +129,5 @@ def time_distributed(e, inputs):
     result = emitter.emit(e.wrapped(inner, f"{inner.name}/", [child_out]), [folded])
     (out,) = result if isinstance(result, list) else result.outs
     y = e.logical(e.temp(out.expr, folded, child_out, perm=out.perm))
-    unfolded = method(e.ref(y), "unflatten", num(0), Atom(f"{x.var}.shape[:2]"))
+    unfolded = method(e.ref(y), "unflatten", num(0), Atom(f"{x.name}.shape[:2]"))
     return [Out(unfolded, out_type)]

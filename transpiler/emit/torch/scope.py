@@ -12,7 +12,7 @@ its variable.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from transpiler.emit.code.keras_names import CodegenError
 from transpiler.emit.torch.code import Atom, Call, Expr, Stmt, method
@@ -119,7 +119,7 @@ class ScopeEmitter:
     # ------------------------------------------------------------ variables
 
     def ref(self, v: TValue) -> Atom:
-        return Atom(v.var)
+        return Atom(v.name)
 
     def dying(self, var: str) -> bool:
         owner = self.owner.get(var)
@@ -144,31 +144,31 @@ class ScopeEmitter:
         return name
 
     def temp(self, expr: Expr, like: TValue, hint: str = "") -> TValue:
-        var = self.locals.fresh(hint or like.var)
+        var = self.locals.fresh(hint or like.name)
         self.stmts.append(Stmt(f"{var} = ", expr))
         self.owner[var] = None
-        return like.with_(var=var)
+        return replace(like, name=var)
 
     def stored_as(self, v: TValue, perm) -> TValue:
         """v stored with `perm` (None: Keras's order); one permute per value and order."""
         dims = permute_between(v.perm, perm, v.rank)
         if dims is None:
             return v
-        owner = self.owner.get(v.var)
+        owner = self.owner.get(v.name)
         key = (owner, perm)
         if owner is not None and key in self.converted:
             return self.converted[key]
-        expr = method(v.var, "permute", *(Atom(str(d)) for d in dims))
-        if self.dying(v.var):
-            target = v.var if v.var in CHAIN else (self.free_chain() or v.var)
+        expr = method(v.name, "permute", *(Atom(str(d)) for d in dims))
+        if self.dying(v.name):
+            target = v.name if v.name in CHAIN else (self.free_chain() or v.name)
         else:
-            target = self.locals.fresh(v.var)
+            target = self.locals.fresh(v.name)
         target = self.claim(target, owner)
         self.stmts.append(Stmt(f"{target} = ", expr))
-        out = v.with_(var=target, perm=perm)
+        out = replace(v, name=target, perm=perm)
         if owner is not None:
-            if target == v.var:  # v's variable now holds the permuted tensor
-                self.converted = {k: t for k, t in self.converted.items() if t.var != target}
+            if target == v.name:  # v's variable now holds the permuted tensor
+                self.converted = {k: t for k, t in self.converted.items() if t.name != target}
                 self.values[owner] = out
             self.converted[key] = out
         return out
@@ -182,11 +182,11 @@ class ScopeEmitter:
             dying = {id(u) for u in inputs if self.uses.get(id(u), 0) <= 1}
             for u in inputs:
                 tv = self.values.get(id(u))
-                if tv is not None and tv.var in CHAIN and id(u) in dying:
-                    return tv.var
+                if tv is not None and tv.name in CHAIN and id(u) in dying:
+                    return tv.name
             for (owner, _), tv in self.converted.items():
-                if owner in dying and tv.var in CHAIN and self.owner.get(tv.var) == owner:
-                    return tv.var
+                if owner in dying and tv.name in CHAIN and self.owner.get(tv.name) == owner:
+                    return tv.name
             free = self.free_chain()
             if free:
                 return free
@@ -271,7 +271,7 @@ class ScopeEmitter:
             name = self.add_attr(hint, block.ctor, block.weights)
             self.layer_attrs[id(inst)] = name
             ref = Atom(f"self.{name}")
-        args = [Atom(tv.var) for tv in block.inputs]
+        args = [Atom(tv.name) for tv in block.inputs]
         args += [Atom(tv.mask) for tv in block.inputs if tv.mask]
         expr = Call(ref, args)
         outs = [
@@ -330,8 +330,8 @@ class ScopeEmitter:
 
     def define(self, value: Value, tv: TValue) -> None:
         self.values[id(value)] = tv
-        self.owner[tv.var] = id(value)
-        self.converted = {k: t for k, t in self.converted.items() if t.var != tv.var}
+        self.owner[tv.name] = id(value)
+        self.converted = {k: t for k, t in self.converted.items() if t.name != tv.name}
         if tv.mask:
             self.owner.setdefault(tv.mask, None)
 

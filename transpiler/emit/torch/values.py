@@ -1,9 +1,10 @@
 """Tensors in a generated `forward`, with the axis order they are stored in.
 
-A `TValue` is a local variable of the forward function, the value's logical (Keras) type,
-`perm` (how the stored axes relate to the logical ones: stored = logical.permute(perm);
-None means stored as Keras orders it) and `mask`, the variable holding its Keras mask (a
-bool tensor shaped like the logical value without its last axis), if it carries one.
+A `TValue` (the ONNX emitter's LTensor) is a local variable of the forward function
+(`name`), the value's logical (Keras) type, `perm` (how the stored axes relate to the
+logical ones: stored = logical.permute(perm); None means stored as Keras orders it) and
+`mask`, the variable holding its Keras mask (a bool tensor shaped like the logical value
+without its last axis), if it carries one.
 
 Convolutions and pooling ask for channels-first storage, layout-agnostic layers
 (activations, BatchNormalization, Add...) keep whatever they get, and layers that need
@@ -14,41 +15,13 @@ as transpiler/emit/onnx does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from transpiler.emit.onnx.tensors import LTensor, channels_first_perm, inverse
 
-from transpiler.graph.types import TensorType
-
-
-@dataclass(frozen=True)
-class TValue:
-    var: str
-    type: TensorType
-    perm: tuple[int, ...] | None = None
-    mask: str | None = None
-
-    @property
-    def rank(self) -> int:
-        return self.type.rank
-
-    def physical_axis(self, logical_axis: int) -> int:
-        """Where a logical axis (negative allowed) is stored."""
-        axis = logical_axis % self.rank
-        return axis if self.perm is None else self.perm.index(axis)
-
-    def with_(self, **changes) -> TValue:
-        return replace(self, **changes)
+__all__ = ["TValue", "channels_first_perm", "inverse", "permute_between"]
 
 
-def channels_first_perm(rank: int) -> tuple[int, ...]:
-    """channels_last (N, spatial..., C) stored as (N, C, spatial...)."""
-    return (0, rank - 1, *range(1, rank - 1))
-
-
-def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
-    out = [0] * len(perm)
-    for i, p in enumerate(perm):
-        out[p] = i
-    return tuple(out)
+#: the ONNX emitter's tensor: its `name` here is the forward function's variable
+TValue = LTensor
 
 
 def permute_between(src: tuple[int, ...] | None, dst: tuple[int, ...] | None, rank: int):
