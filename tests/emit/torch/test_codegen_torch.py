@@ -329,3 +329,18 @@ def test_channels_last_cnns_permute_only_at_the_edges(generated, name, permutes)
     meets a layer that needs Keras's order (mnist_cnn's Flatten); the global poolings
     reduce the channels-first tensor as it is."""
     assert _permutes(generated[name].read_text()) == permutes
+
+
+def test_what_the_target_does_not_write_is_an_error_and_writes_nothing(tmp_path, capsys):
+    """As for ONNX, attention over other axes than Keras's default is refused, with the
+    layer named; no file is written."""
+    src = tmp_path / "m.kdl"
+    src.write_text(
+        "model M {\n input q: float32[2, 3, 4]\n"
+        " output y = MultiHeadAttention(num_heads=2, key_dim=2, attention_axes=[2])(q, q)\n}\n"
+    )
+    out = tmp_path / "out"
+    assert codegen([str(src), "--target", "torch", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "multi_head_attention" in err and "attention_axes=[2]" in err
+    assert not out.exists()

@@ -5,8 +5,6 @@ a masked output needs)."""
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -19,24 +17,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 
 def two_inputs(tmp_path, body: str, make, steps_b: int):
-    """tests/emit/test_lower_masking.py's two_inputs, against the generated module."""
+    """tests/emit/test_lower_masking.py's two-input cases, against the generated module."""
     from tests.emit.parity import randomize_keras
-    from tests.emit.test_lower_masking import IDS, IDS_B, STEPS, VOCAB, keras_weights_by_shape
+    from tests.emit.test_lower_masking import keras_weights_by_shape, two_input_case
 
-    layers = keras.layers
-    uses_g = re.search(r"\bg\b", body) is not None
-    kdl = "model M {\n" + f"    input x: int64[{STEPS}]\n"
-    kdl += f"    input z: int64[{steps_b}]\n" if uses_g else ""
-    kdl += f"    h = x |> Embedding({VOCAB}, 3, mask_zero=true)\n"
-    kdl += f"    g = z |> Embedding({VOCAB + 1}, 3, mask_zero=true)\n" if uses_g else ""
-    kdl += f"{body}\n}}\n"
-    x, z = keras.Input((STEPS,), dtype="int64"), keras.Input((steps_b,), dtype="int64")
-    h = layers.Embedding(VOCAB, 3, mask_zero=True)(x)
-    g = layers.Embedding(VOCAB + 1, 3, mask_zero=True)(z) if uses_g else None
-    model = keras.Model([x, z] if uses_g else x, make(h, g))
-    feeds = {"x": IDS}
-    if uses_g:
-        feeds["z"] = IDS_B if steps_b == 4 else IDS[:, ::-1].copy()
+    kdl, model, feeds = two_input_case(body, make, steps_b)
     program, graph, src = load_graph(kdl, tmp_path)
     randomize_keras(model)
     weights = keras_weights_by_shape(graph, model)
@@ -44,7 +29,7 @@ def two_inputs(tmp_path, body: str, make, steps_b: int):
     net.load_keras_weights({f"{la}/{w}": a for la, ws in weights.items() for w, a in ws.items()})
     net.eval()
     ours = run_torch(net, graph, feeds)
-    theirs = model.predict(list(feeds.values()) if uses_g else IDS, verbose=0)
+    theirs = model.predict(list(feeds.values()), verbose=0)
     assert_close(ours, [np.asarray(theirs)])
 
 
