@@ -33,6 +33,8 @@ def test_wheel_ships_grammar_templates_and_runtime(wheel):
     assert "transpiler/grammar/kdl.lark" in names
     assert "transpiler/grammar/kdl_parser.json" in names  # the parse tables, no pickle
     assert any(n.startswith("transpiler/templates/") and n.endswith(".j2") for n in names)
+    assert "transpiler/templates/torch_model.py.j2" in names
+    assert "transpiler/templates/torch_layers/recurrent.py" in names  # codegen --target torch
     assert "transpiler/cli.py" in names
     for module in RUNTIME:
         assert f"transpiler/templates/ktrans_runtime/{module}" in names, module
