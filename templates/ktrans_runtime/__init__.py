@@ -1,0 +1,1 @@
+"""The training runtime every bundle carries (see the package docstring once written)."""
