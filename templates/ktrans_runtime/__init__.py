@@ -22,6 +22,7 @@ package needs Python 3.10+ and numpy; an engine imports its own framework when i
     history     history.json, history.csv, results.json
     loop        TrainingRun: where a run stands, what it writes, how it ends
     ort_engine  the onnxruntime engine: sessions, device, IO binding, export
+    cuda        whether onnxruntime can run on CUDA here, and if not, why (one line)
 
 and the data sources and reports of the data helper (not yet wired into the loop; their
 `sources.open_data` is the entry point):
@@ -36,6 +37,7 @@ and the data sources and reports of the data helper (not yet wired into the loop
     prefetch    batches read ahead on a background thread
     onnx_metadata  metadata entries added to a serialized ONNX model
     report      history.png and report.html
+    keras_export  trained weights for Keras: .weights.h5, .keras, Keras-layout .npz
 
 Submodules load when first used (`ktrans_runtime.data` imports data.py then), so a
 script installs its signal handling before numpy loads.

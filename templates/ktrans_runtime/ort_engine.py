@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cuda import cuda_problem, fell_back
 from .errors import TrainingError
 from .files import write_bytes
 
@@ -40,16 +41,9 @@ def open_sessions(folder: Path, files: dict, device: str, threads: int | None = 
         ) from None
     providers = ["CPUExecutionProvider"]
     if device == "cuda":
-        if hasattr(ort, "preload_dlls"):
-            try:
-                ort.preload_dlls()
-            except Exception as e:  # any failure means no CUDA
-                raise TrainingError(f"--device cuda: cannot load CUDA: {e}") from e
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise TrainingError(
-                "--device cuda: this onnxruntime has no CUDA support; install "
-                "onnxruntime-gpu, or use --device cpu"
-            )
+        problem = cuda_problem(ort)  # one line naming what is missing, no log wall
+        if problem:
+            raise TrainingError(f"--device cuda: {problem}")
         providers = ["CUDAExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -63,11 +57,9 @@ def open_sessions(folder: Path, files: dict, device: str, threads: int | None = 
         except Exception as e:  # onnxruntime raises many types
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise TrainingError(f"cannot load {path}: {message}") from e
-        if session.get_providers()[0] != providers[0]:
-            raise TrainingError(
-                "--device cuda: onnxruntime could not start CUDA (it would run on the "
-                "CPU); check the GPU driver and the CUDA and cuDNN libraries"
-            )
+        problem = fell_back(device == "cuda", session.get_providers(), ort)
+        if problem:
+            raise TrainingError(f"--device cuda: {problem}")
         sessions.append(session)
     return ort, sessions[0], sessions[1]
 
