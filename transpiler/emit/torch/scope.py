@@ -179,14 +179,15 @@ class ScopeEmitter:
 
     def autocast(self, v: TValue) -> TValue:
         """v as float32 where it is a float of another precision: Keras's layers cast
-        their float inputs to their compute dtype (`Layer.autocast`). At v's last use its
-        variable is reused (`x = x.float()`)."""
+        their float inputs to their compute dtype (`Layer.autocast`). Where every reader
+        of v casts it (or this is its last one), v's variable is cast once, in place
+        (`x = x.float()`); otherwise this reader gets its own cast."""
         cast = autocast_type(v.type)
         if cast == v.type:
             return v
         expr = method(v.name, "float")
         owner = self.owner.get(v.name)
-        if owner is None or not self.dying(v.name):
+        if owner is None or not (self.dying(v.name) or self.gen.all_readers_cast(owner)):
             return self.temp(expr, replace(v, type=cast))
         self.stmts.append(Stmt(f"{v.name} = ", expr))
         out = replace(v, type=cast)
