@@ -79,6 +79,7 @@ def test_explicit_masks_with_a_dropped_feature_mask(tmp_path):
     output y = Concatenate()(GlobalAveragePooling1D()(a), GlobalAveragePooling1D()(b), c)
 }
 """
+
     def model():
         ids, m = keras.Input((6,), dtype="int64"), keras.Input((6,))
         h, g = keras.Input((4,)), keras.Input((2,))
