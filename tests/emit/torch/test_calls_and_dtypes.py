@@ -104,6 +104,38 @@ def test_explicit_masks_with_a_dropped_feature_mask(tmp_path):
     compare_torch(kdl, model(), inputs, tmp_path)
 
 
+def test_a_mask_given_to_a_channels_first_tensor(tmp_path):
+    """A conv output (stored channels-first) read with mask= by two layers and plainly by
+    a third: each gets the permute it needs once, the mask only where it was given."""
+    kdl = """model M {
+    input x: float32[7, 3]
+    input m: bool[7]
+    c = x |> Conv1D(4, 3, padding=same)
+    a = GlobalAveragePooling1D()(c, mask=m)
+    b = LSTM(2)(c, mask=m)
+    output y = Concatenate()(a, b, GlobalAveragePooling1D()(c), Flatten()(c))
+}
+"""
+
+    def model():
+        x, m = keras.Input((7, 3)), keras.Input((7,), dtype="bool")
+        c = L.Conv1D(4, 3, padding="same")(x)
+        a = L.GlobalAveragePooling1D()(c, mask=m)
+        b = L.LSTM(2)(c, mask=m)
+        rest = [L.GlobalAveragePooling1D()(c), L.Flatten()(c)]
+        return keras.Model([x, m], L.Concatenate()([a, b, *rest]))
+
+    m = RNG.random((3, 7)) < 0.6
+    m[:, 0] = True
+    inputs = {"x": RNG.normal(size=(3, 7, 3)).astype(np.float32), "m": m}
+    compare_torch(kdl, model(), inputs, tmp_path)
+    from tests.emit.torch.test_codegen_torch import _permutes
+
+    program, graph, src = load_graph(kdl, tmp_path)
+    _, code = torch_model(graph, program, str(src))
+    assert _permutes(code) == 2  # to channels-first for the conv, back once
+
+
 @pytest.mark.parametrize(("len_in", "len_out"), [(7, 5), (3, 9)])
 def test_seq2seq_example_matches_its_keras_twin(tmp_path, len_in, len_out):
     """examples/lstm_seq2seq.kdl against the Keras example's model (tests/test_examples.py)
@@ -161,6 +193,30 @@ def test_merge_helpers_write_the_merge_layers_code(tmp_path):
     assert codes[0] == codes[1]
     assert "self.add = Add()" in codes[0] and "self.add_1 = Add()" in codes[0]
     assert "self.concatenate_1 = Concatenate(dim=1)" in codes[0]
+
+
+def test_tensors_by_name_give_the_code_of_tensors_by_position(tmp_path):
+    by_name = """model M {
+    input x: float32[5, 3]
+    input h: float32[4]
+    a = Dense(3)(inputs=x)
+    b = LSTM(4, return_sequences=true)(sequences=a, initial_state=[h, h])
+    output y = Add()(inputs=[b, MultiHeadAttention(2, 2)(value=b, query=b)])
+}
+"""
+    by_position = (
+        by_name.replace("(inputs=x)", "(x)")
+        .replace("(sequences=a, initial_state=[h, h])", "(a, h, h)")
+        .replace("(value=b, query=b)", "(b, b)")
+        .replace("(inputs=[b, M", "(b, M")
+        .replace("b)])", "b))")
+    )
+    assert by_position != by_name
+    codes = []
+    for text in (by_name, by_position):
+        program, graph, _ = load_graph(text, tmp_path)
+        codes.append(torch_model(graph, program, None)[1])
+    assert codes[0] == codes[1]
 
 
 # ---------------------------------------------------------------- dtypes
