@@ -11,7 +11,8 @@ feeds. `prepare.py` turns a data array into a feed's array, and checks it.
 slice). `ArrayDataset` holds arrays in memory.
 
 **Sources.** `open_data(path, feeds, options)` returns {"train": dataset, "val": dataset
-or None, "test": dataset or None}, from the first registered source that accepts the
+or None, "test": dataset or None}, and optionally "class_names" ({output: names}, which
+the trained model's metadata keeps), from the first registered source that accepts the
 path. Registered below: the .npz source (npz_source.py), and image folders, CSV tables
 and .npy folders (sources.py, with the train block's `data { }` section). Another format
 registers its own:
@@ -164,7 +165,8 @@ def _load_other(path: Path, feeds: list[Feed], options: dict) -> dict:
         raise TrainingError(str(e)) from None
     if options.get("out"):
         write_data_info(options["out"], opened.info)
-    return {"train": opened.train, "val": opened.val, "test": opened.test}
+    names = {out: list(n) for out, n in opened.info.class_names.items() if out}
+    return {"train": opened.train, "val": opened.val, "test": opened.test, "class_names": names}
 
 
 def _is_other(path: Path) -> bool:

@@ -90,11 +90,11 @@ class NumpyEngine:
         return {"engine": self.name, "device": "cpu"}
 
 
-def fit(args, engine, interrupt, callbacks=()) -> int:
+def fit(args, engine, interrupt, callbacks=(), keras=None) -> int:
     """The loop of the package docstring, as a model script writes it."""
     compiled = {"model": "Lin", "train_block": "default", "seed": 0, "fit": FIT,
                 "losses": LOSSES, "metric_plan": PLAN, "learning_rate": 0.05,
-                "callbacks": list(callbacks)}  # fmt: skip
+                "callbacks": list(callbacks), "keras": keras}  # fmt: skip
     run = kt.loop.TrainingRun(args, engine, interrupt, compiled)
     train, val, test = run.open_data(FEEDS)
     run.begin()
@@ -123,12 +123,12 @@ def fit(args, engine, interrupt, callbacks=()) -> int:
     return run.finish(test)
 
 
-def main(out, data, engine=None, callbacks=(), **flags) -> tuple[int, NumpyEngine]:
+def main(out, data, engine=None, callbacks=(), keras=None, **flags) -> tuple[int, NumpyEngine]:
     engine = engine or NumpyEngine()
     args = argparse.Namespace(out=out, data=data, resume=False, verbose=0, seed=None,
                               batch_size=None, validation_split=None, epochs=None)  # fmt: skip
     vars(args).update(flags)
-    code = kt.cli.run(lambda interrupt, argv: fit(args, engine, interrupt, callbacks))
+    code = kt.cli.run(lambda interrupt, argv: fit(args, engine, interrupt, callbacks, keras))
     return code, engine
 
 
@@ -185,7 +185,7 @@ def test_callbacks_act_on_the_engine(tmp_path, data):
     stop = {"name": "EarlyStopping", "monitor": "loss", "mode": "max", "patience": 0,
             "restore_best_weights": True, "min_delta": 0, "verbose": 0, "baseline": None,
             "start_from_epoch": 0}  # fmt: skip
-    checkpoint = {"name": "ModelCheckpoint", "filepath": "e{epoch}.keras", "monitor": "loss",
+    checkpoint = {"name": "ModelCheckpoint", "filepath": "e{epoch}.onnx", "monitor": "loss",
                   "verbose": 0, "save_best_only": False, "save_weights_only": False,
                   "mode": "min", "save_freq": "epoch", "initial_value_threshold": None}  # fmt: skip
     code, _ = main(tmp_path / "o", data, callbacks=[stop, checkpoint])
@@ -204,3 +204,53 @@ def test_errors_end_the_run_in_one_line(tmp_path, data, capsys):
     )
     assert main(tmp_path / "o", data, resume=True)[0] == 1
     assert "--resume: there is no checkpoint" in capsys.readouterr().err
+
+
+class KerasLayoutEngine(NumpyEngine):
+    """An engine that holds its weights in Keras's layout (as the torch engine does)."""
+
+    def keras_weights(self):
+        return self.weights()
+
+
+def test_an_engine_in_keras_layout_writes_the_keras_files(tmp_path, data, capsys):
+    """The end of every run writes <Model>.weights.h5 and .weights.npz from the engine's
+    own Keras-layout weights; ModelCheckpoint's .weights.h5 too; a part of the export
+    description that the bundle lacks (here the archive's config) is a note, not a
+    failed run. The report is written, and results.json has the run's wall time."""
+    h5py = pytest.importorskip("h5py")
+    layout = {"datasets": [["layers/dense/vars/0", "dense/kernel"],
+                           ["layers/dense/vars/1", "dense/bias"]],
+              "names": {"layers/dense/vars": "dense"}}  # fmt: skip
+    info = {"format": 1, "model": "Lin", "recipes": None, "recipes_error": "not ONNX",
+            "weights_h5": layout, "keras_config": None,
+            "keras_config_error": "no Keras config here"}  # fmt: skip
+    (tmp_path / "Lin.keras.json").write_text(json.dumps(info))
+    weights = {"name": "ModelCheckpoint", "filepath": "w{epoch}.weights.h5", "monitor": "loss",
+               "verbose": 0, "save_best_only": False, "save_weights_only": True,
+               "mode": "min", "save_freq": "epoch", "initial_value_threshold": None}  # fmt: skip
+    archive = {**weights, "filepath": "m.keras", "save_weights_only": False}
+    described = tmp_path / "Lin.keras.json"
+    code, engine = main(
+        tmp_path / "o",
+        data,
+        engine=KerasLayoutEngine(),
+        callbacks=[weights, archive],
+        keras=described,
+    )
+    assert code == 0
+    out = tmp_path / "o"
+    captured = capsys.readouterr()
+    assert f"wrote {out / 'Lin.weights.h5'}" in captured.out
+    assert "note: m.keras was not written: no Keras config here" in captured.err
+    with h5py.File(out / "Lin.weights.h5") as f, np.load(out / "Lin.weights.npz") as npz:
+        for i, key in enumerate(("dense/kernel", "dense/bias")):
+            np.testing.assert_array_equal(f[f"layers/dense/vars/{i}"][()], engine.params[key])
+            np.testing.assert_array_equal(npz[key], engine.params[key])
+    assert sorted(p.name for p in out.glob("w*.weights.h5")) == [
+        f"w{e}.weights.h5" for e in (1, 2, 3)
+    ]
+    assert not (out / "m.keras").exists()
+    assert (out / "report.html").is_file() and (out / "history.png").is_file()
+    results = json.loads((out / "results.json").read_text())
+    assert results["seconds"] > 0 and results["step_seconds"] <= results["seconds"]
