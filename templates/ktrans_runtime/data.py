@@ -137,7 +137,10 @@ def _load_npz(path: Path, feeds: list[Feed], options: dict) -> dict:
 
     if options.get("settings"):
         key = next(iter(options["settings"]))
-        raise TrainingError(f"--data: {path}: the data section's '{key}' does not apply to .npz")
+        raise TrainingError(
+            f"--data: {path}: '{key}' does not apply to .npz archives (it comes from the "
+            "train block's data section or a data flag)"
+        )
     return load_npz(path, feeds)
 
 
@@ -211,6 +214,12 @@ def epoch_order(seed: int, epoch: int, size: int, shuffle: bool) -> np.ndarray:
 def batch_rows(order: np.ndarray, batch: int, batch_size: int) -> np.ndarray:
     """The rows of batch number `batch` of an epoch (the last batch may be smaller)."""
     return order[batch * batch_size : (batch + 1) * batch_size]
+
+
+def rows_in(batch: dict[str, np.ndarray]) -> int:
+    """The number of rows of a batch ({feed name: array}): a dataset may return fewer
+    than it was asked for (an image that fails to decode is dropped)."""
+    return len(next(iter(batch.values()))) if batch else 0
 
 
 def steps_per_epoch(size: int, batch_size: int, limit: int | None = None) -> int:

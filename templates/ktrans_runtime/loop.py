@@ -15,17 +15,20 @@ the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from . import checkpoint, console, run_end
 from .callbacks import make_callbacks
-from .data import feeds_from, open_data, split_validation, steps_per_epoch
+from .cli import data_flags
+from .data import batch_rows, feeds_from, open_data, rows_in, split_validation, steps_per_epoch
 from .errors import EXIT_ERROR, EXIT_OK, TrainingError
 from .files import inside, remove_stale_temporaries
 from .history import write_history, write_results
 from .metrics import Averages, evaluate
+from .prefetch import Prefetcher
 from .progress import Progress, format_logs
 from .schedules import is_schedule, schedule_value
 
@@ -84,6 +87,7 @@ class TrainingRun:
         self.steps_here, self.step_seconds = 0, 0.0
         self._resumed = resumed
         self.data_path = args.data
+        self.data_flags = data_flags(args)  # --image-size, --columns, ...: over DATA
         self.steps = 0
         self._step_started = 0.0
 
@@ -111,10 +115,14 @@ class TrainingRun:
 
     def open_data(self, feeds: dict, settings: dict | None = None):
         """(train, val, test) datasets of --data for the script's FEEDS literal (and the
-        train block's data { } section, `settings`), with the validation split made; a
-        resumed run must see the same numbers of rows."""
+        train block's data { } section, `settings`, with the command line's data flags
+        over it), with the validation split made; a resumed run must see the same
+        numbers of rows."""
+        from .sources import apply_flags
+
         self.interrupt.at_startup()
-        options = {"settings": settings or {}, "seed": self.seed, "out": self.out}
+        settings = apply_flags(settings or {}, self.data_flags)
+        options = {"settings": settings, "seed": self.seed, "out": self.out}
         data = open_data(self.data_path, feeds_from(feeds), options)
         self.class_names = data.get("class_names") or {}
         split = self.settings["validation_split"]
@@ -193,6 +201,25 @@ class TrainingRun:
         ReduceLROnPlateau and LearningRateScheduler change)."""
         rate = self.compiled["learning_rate"]
         return schedule_value(rate, self.step) if is_schedule(rate) else self.lr
+
+    @contextlib.contextmanager
+    def batches(self, data, order) -> Iterator[Iterator[dict]]:
+        """The epoch's remaining batches of `data` in `order` (the feeds of each step),
+        read ahead of the step on a background thread (prefetch.py); leaving the `with`
+        stops the thread. A batch may come back shorter than its rows (an image that
+        fails to decode is dropped): the step and `end_batch` take its own length
+        (`data.rows_in`); a batch left with no row at all is passed over, counted done."""
+        todo = [batch_rows(order, b, self.batch_size) for b in range(self.batch, self.steps)]
+        with Prefetcher(data, todo) as ahead:
+            yield self._with_rows(ahead)
+
+    def _with_rows(self, ahead) -> Iterator[dict]:
+        for _, feeds in ahead:
+            if rows_in(feeds):
+                yield feeds
+                continue
+            console.note(f"batch {self.batch + 1} of epoch {self.epoch + 1} has no readable row")
+            self.batch += 1
 
     def begin_step(self) -> float:
         """The next step's learning rate; starts the clock of the step (`end_batch`

@@ -26,10 +26,10 @@ import base64
 import html
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .files import write_bytes
 
 HISTORY_PNG = "history.png"
 REPORT_HTML = "report.html"
@@ -60,27 +60,6 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, OSError):
         return None
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _model_name(run_dir: Path, results: dict | None) -> str | None:
@@ -141,7 +120,7 @@ def plot_history(history: dict, path: Path) -> Path | None:
         axes.legend(fontsize="small")
         axes.xaxis.get_major_locator().set_params(integer=True)
     buffer = _png_bytes(figure)
-    return _atomic_write(path, buffer)
+    return write_bytes(path, buffer)
 
 
 def _png_bytes(figure) -> bytes:
@@ -296,5 +275,5 @@ def write_report(run_dir: str | Path) -> list[Path]:
         if png:
             written.append(png)
     page = render_html(run_dir).encode("utf-8")
-    written.append(_atomic_write(run_dir / REPORT_HTML, page))
+    written.append(write_bytes(run_dir / REPORT_HTML, page))
     return written

@@ -101,16 +101,16 @@ def fit(args, engine, interrupt, callbacks=(), keras=None) -> int:
     while run.epoch < run.epochs and not run.stop:
         run.begin_epoch()
         order = kt.data.epoch_order(run.seed, run.epoch, train.size, FIT["shuffle"])
-        for batch in range(run.batch, run.steps):
-            rows = kt.data.batch_rows(order, batch, run.batch_size)
-            lr = run.begin_step()
-            values = engine.step(train.take(rows), run.step, lr)
-            if not math.isfinite(values["loss"]):
-                return run.stop_on_nan(values["loss"])
-            engine.commit()
-            run.end_batch(values, len(rows))
-            if interrupt.signum:
-                return run.interrupted()
+        with run.batches(train, order) as batches:
+            for batch in batches:
+                lr = run.begin_step()
+                values = engine.step(batch, run.step, lr)
+                if not math.isfinite(values["loss"]):
+                    return run.stop_on_nan(values["loss"])
+                engine.commit()
+                run.end_batch(values, kt.data.rows_in(batch))
+                if interrupt.signum:
+                    return run.interrupted()
         logs = run.averages.result()
         if val is not None and run.validation_due():
             val_logs = run.evaluate(val)
@@ -254,3 +254,60 @@ def test_an_engine_in_keras_layout_writes_the_keras_files(tmp_path, data, capsys
     assert (out / "report.html").is_file() and (out / "history.png").is_file()
     results = json.loads((out / "results.json").read_text())
     assert results["seconds"] > 0 and results["step_seconds"] <= results["seconds"]
+
+
+class RecordingEngine(NumpyEngine):
+    """Records (loss, rows) of every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[float, int]] = []
+
+    def step(self, batch, step, learning_rate):
+        values = super().step(batch, step, learning_rate)
+        self.steps.append((values["loss"], len(batch["x"])))
+        return values
+
+
+def test_a_batch_that_comes_back_short_counts_its_own_rows(tmp_path, data, capsys):
+    """A dataset may return fewer rows than asked (an image that fails to decode is
+    dropped): the step trains on what came back, the epoch's averages weight it by its
+    own length, and a batch with no row left is passed over (counted done)."""
+
+    class Dropping:
+        def __init__(self, inner):
+            self.inner, self.size = inner, inner.size
+
+        def take(self, rows):
+            rows = np.arange(self.size)[rows] if isinstance(rows, slice) else np.asarray(rows)
+            kept = rows[rows % 5 != 0]  # every fifth row "fails to decode"
+            if 0 in rows:
+                kept = kept[:0]  # the batch holding row 0 loses every row
+            return self.inner.take(kept)
+
+    def load(path, feeds, options):
+        from transpiler.templates.ktrans_runtime.npz_source import load_npz
+
+        splits = load_npz(path.with_suffix(".npz"), feeds)
+        return {**splits, "train": Dropping(splits["train"])}
+
+    short = tmp_path / "d.short"
+    short.write_bytes(b"")
+    kt.data.register_source("test: rows dropped", lambda p: p.suffix == ".short", load)
+    try:
+        code, engine = main(tmp_path / "o", short, engine=RecordingEngine(), validation_split=0.0)
+    finally:
+        kt.data._SOURCES.pop()
+    assert code == 0
+    history = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert "has no readable row" in capsys.readouterr().err
+    # 50 rows in batches of 8: 7 an epoch, the one holding row 0 empty: 6 steps an epoch
+    assert len(engine.steps) == 18
+    for epoch in range(3):
+        order = kt.data.epoch_order(0, epoch, 50, True)
+        batches = [order[i : i + 8] for i in range(0, 50, 8)]
+        want = [int(np.sum(b % 5 != 0)) for b in batches if 0 not in b]
+        losses, rows = zip(*engine.steps[epoch * 6 : (epoch + 1) * 6])
+        assert list(rows) == want
+        expected = sum(loss * n for loss, n in zip(losses, rows)) / sum(rows)
+        np.testing.assert_allclose(history["loss"][epoch], expected, rtol=1e-12)
