@@ -119,14 +119,30 @@ def _missing_arrays(graph, missing, files: list[str]) -> str:
     )
 
 
+def check_data_path(data: str) -> None:
+    """--data must be a file or a folder: a FIFO would block the reader, a device such as
+    /dev/zero never ends; each is refused before anything is opened."""
+    import os
+    import stat
+
+    from transpiler.input_files import kind_of
+
+    try:
+        mode = os.stat(data).st_mode
+    except OSError:
+        raise KdlErrors([KdlError(None, f"--data: no such file or folder {data}")]) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        message = f"--data: {data} is {kind_of(mode)}, neither a file nor a folder"
+        raise KdlErrors([KdlError(None, message)])
+
+
 def cmd_train(args) -> int:
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.emit.file_names import file_stem
     from transpiler.errors import printable
     from transpiler.graph import load_one
 
-    if not (Path(args.data).is_file() or Path(args.data).is_dir()):
-        raise KdlErrors([KdlError(None, f"--data: no such file or folder {args.data}")])
+    check_data_path(args.data)
     _, graph = load_one(args.file, args.model)
     trained = fix_axes_to_data(graph, args)
     config = pick_train(trained, args.train)

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import console
 from .errors import TrainingError
+from .files import special_kind
 
 SPLITS = ("train", "val", "test")
 
@@ -119,8 +120,11 @@ def open_data(path, feeds: list[Feed], options: dict | None = None) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainingError(f"--data: there is no {path}")
-    if not (path.is_file() or path.is_dir()):
-        raise TrainingError(f"--data: {path} is neither a file nor a folder")
+    kind = special_kind(path)
+    if kind or not (path.is_file() or path.is_dir()):
+        raise TrainingError(
+            f"--data: {path} is {kind or 'something else'}, neither a file nor a folder"
+        )
     for _, accepts, load in _SOURCES:
         try:
             accepted = accepts(path)

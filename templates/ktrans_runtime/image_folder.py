@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .data_errors import DataError
+from .files import special_kind
 from .image_resize import INTERPOLATIONS, resize
 
 FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -168,7 +169,11 @@ def read_image(path: str, channels: int, size: tuple[int, int], interpolation: s
 
 
 def unreadable(path: str) -> str | None:
-    """Why Pillow cannot read `path` (its header and chunks), or None if it can."""
+    """Why Pillow cannot read `path` (its header and chunks), or None if it can. A FIFO
+    or a device under an image's name is never opened (it would block or never end)."""
+    kind = special_kind(path)
+    if kind:
+        return f"it is {kind}, not a file"
     image_module = _pillow()
     try:
         with image_module.open(path) as image:

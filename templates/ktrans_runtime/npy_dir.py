@@ -31,6 +31,7 @@ import numpy as np
 
 from .data_errors import DataError
 from .feeds import Feed, fits, one_hot
+from .files import special_kind
 from .npz_source import PREFIX, array_names
 
 CHUNK_ROWS = 1 << 16
@@ -68,6 +69,9 @@ def find_split(files, feeds: list[Feed], split: str) -> dict | None:
 
 
 def open_array(path: Path) -> np.ndarray:
+    kind = special_kind(path)
+    if kind:
+        raise DataError(f"{path} is {kind}, not an .npy file")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:

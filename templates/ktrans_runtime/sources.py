@@ -29,7 +29,7 @@ import numpy as np
 from .csv_table import CsvSettings, open_csv
 from .data_errors import DataError
 from .feeds import Feed
-from .files import write_json
+from .files import special_kind, write_json
 from .image_folder import CHANNELS, ImageSettings, open_image_folder
 from .npy_dir import open_npy_dir
 
@@ -65,6 +65,9 @@ def data_kind(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise DataError(f"--data: no such file or folder {path}")
+    kind = special_kind(path)
+    if kind:
+        raise DataError(f"--data: {path} is {kind}, neither a file nor a folder")
     if path.is_dir():
         return "npy" if any(path.glob("*.npy")) else "images"
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
