@@ -150,16 +150,16 @@ class _RateLayer(Layer):
         if noise is not None:
             if len(noise) != x.rank:
                 self.fail(
-                    f"{self.keras_class()}: noise_shape has {len(noise)} entries; the input "
-                    f"{format_shape(x.shape)} has {x.rank} axes",
+                    f"{self.keras_class()}: noise_shape {describe(list(noise))} has "
+                    f"{len(noise)} entries; the input {format_shape(x.shape)} has {x.rank} axes",
                     "one entry per axis, the batch axis first: none keeps the input's size",
                     arg="noise_shape",
                 )
             for d, n in zip(x.shape, noise):
                 if n is not None and n != 1 and isinstance(d, int) and n != d:
                     self.fail(
-                        f"{self.keras_class()}: noise_shape {list(noise)} does not broadcast "
-                        f"to the input {format_shape(x.shape)}",
+                        f"{self.keras_class()}: noise_shape {describe(list(noise))} does not "
+                        f"broadcast to the input {format_shape(x.shape)}",
                         "each entry is 1, none or the input's size on that axis",
                         arg="noise_shape",
                     )
