@@ -1,6 +1,8 @@
 # Two entry points; each sets everything up from nothing (Debian, Python 3.11).
 #   make demo   create .venv-demo, install ktrans with what a user needs (no torch, no
-#               Keras: the `data` extra only), run it on the bundled examples
+#               Keras: the `data` extra only), run it on the bundled examples: check,
+#               summary, build, a diagram, two trainings (mnist_mlp on an .npz, digits_cnn
+#               on an image folder), a prediction on one image file, the runs' reports
 #   make test   create .venv, install ktrans with the dev extras, run the whole suite
 
 PYTHON ?= python3
@@ -10,6 +12,9 @@ STAMP  := $(VENV)/.installed
 DEMO_VENV  := .venv-demo
 DEMO_BIN   := $(DEMO_VENV)/bin
 DEMO_STAMP := $(DEMO_VENV)/.installed
+# one image file of the digits folder for `ktrans predict`: a 7 that training holds out
+# (in the validation subset of digits_cnn's data section: validation_split 0.2, seed 1337)
+DEMO_IMAGE := examples/data/digits_png/7/0118.png
 
 .PHONY: demo test lint graphviz chromium clean
 
@@ -54,9 +59,11 @@ demo: graphviz $(DEMO_STAMP)
 	$(DEMO_BIN)/ktrans build examples/mnist_cnn.kdl -o build/demo/mnist_cnn.onnx
 	$(DEMO_BIN)/ktrans viz examples/toy_resnet.kdl -o build/demo/toy_resnet.svg --show-params
 	$(DEMO_BIN)/ktrans train examples/mnist_mlp.kdl --data examples/data/mnist_5k.npz --epochs 3 \
-	    --out build/demo/MnistMLP
-	$(DEMO_BIN)/ktrans report build/demo/MnistMLP
-	@echo "the run's report: build/demo/MnistMLP/report.html (open it in a browser)"
+	    --out build/demo/MnistMLP --verbose 2
+	$(DEMO_BIN)/ktrans train examples/digits_cnn.kdl --data examples/data/digits_png \
+	    --out build/demo/DigitsCNN --verbose 2
+	$(DEMO_BIN)/ktrans predict build/demo/DigitsCNN --input $(DEMO_IMAGE) --top-k 3
+	@echo "the runs' reports: build/demo/MnistMLP/report.html and build/demo/DigitsCNN/report.html (open them in a browser)"
 
 test: graphviz chromium $(STAMP)
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Convergence on the bundled MNIST subset (4,000 train / 1,000 test): each example
 trained by `ktrans train` (the generated script) and by Keras 3 fit (torch backend) with
-the same hyperparameters from the example's train block; test accuracy of both.
+the same hyperparameters from the example's train block; test accuracy of both. Both
+get the raw 0..255 pixels: each model's first layer is Rescaling(1 / 255).
 
 Run: .venv/bin/python bench/convergence.py [--models mnist_mlp mnist_cnn] [--epochs N]
        [--seeds 0 1 2]
@@ -56,8 +57,9 @@ def keras_accuracy(name: str, epochs: int | None, seed: int) -> tuple[float, flo
         **{k: v for k, v in spec.kwargs.items() if v is not None}
     )
     data = np.load(DATA)
-    x = (data["x_train"].astype(np.float32) / 255).reshape(-1, *SHAPES[name])
-    xt = (data["x_test"].astype(np.float32) / 255).reshape(-1, *SHAPES[name])
+    # the raw 0..255 pixels, as ktrans gets them: both models scale with their Rescaling
+    x = data["x_train"].astype(np.float32).reshape(-1, *SHAPES[name])
+    xt = data["x_test"].astype(np.float32).reshape(-1, *SHAPES[name])
     y, yt = np.eye(10)[data["y_train"]], np.eye(10)[data["y_test"]]
     keras.utils.set_random_seed(seed)
     model = KERAS_TWINS[name]()

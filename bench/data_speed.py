@@ -1,20 +1,29 @@
-"""How much reading the data costs a training step: DigitsCNN's real step model
-(`ktrans codegen --target train`, run with onnxruntime on the CPU) fed batches of 32 from
-memory, from the bundled image folder (examples/data/digits_png, decoded and resized on
-the prefetch thread) and from memory-mapped .npy files (prefetched). The three feeds run
-in alternating blocks of steps, so that drifts of the machine fall on all of them, and
-the result is each feed's median time per step as a ratio to memory's.
+"""How much reading the data costs a training step, through the real training loop: the
+DigitsCNN bundle (`ktrans codegen --target train` of examples/digits_cnn.kdl) trained by
+its own script (TrainingRun, the onnxruntime engine, batches read ahead on the prefetch
+thread) on the same 1,797 digits from three sources:
 
-    python bench/data_speed.py [--blocks 7] [--steps 40]
+- memory: an .npz of the decoded images (arrays in memory);
+- the bundled image folder (examples/data/digits_png: PNG files decoded and resized on the
+  prefetch thread in the first epoch, kept decoded after it, as tf.data's cache());
+- memory-mapped .npy files of the same arrays (each batch gathered from the files).
 
-Until the runtime loop reads image folders and .npy folders itself, this drives the step
-model directly with `session.run` (the loop binds its state on the device instead), so
-the ratio it reports is the loader's overhead against the real step's cost.
+Each run trains a few epochs (no validation, verbose 0); the wall time of every epoch's
+training steps (from the loop's begin_epoch to its end_epoch: the steps and any wait for
+a batch, not the checkpoint) is recorded. The sources run in alternating blocks, so that
+drifts of a shared machine fall on all of them; the result is each source's median
+time per step as a ratio to memory's, and the median of the ratios block by block (each
+block against memory's run beside it), with the image folder's first (decoding) epoch
+apart.
+
+    python bench/data_speed.py [--blocks 5] [--epochs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -27,102 +36,127 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from transpiler.cli import main as ktrans  # noqa: E402
-from transpiler.templates.ktrans_runtime.feeds import ArrayDataset, Feed  # noqa: E402
-from transpiler.templates.ktrans_runtime.npy_dir import open_npy_dir  # noqa: E402
-from transpiler.templates.ktrans_runtime.prefetch import Prefetcher  # noqa: E402
-from transpiler.templates.ktrans_runtime.sources import open_data  # noqa: E402
 
-BATCH = 32
-
-
-def step_model(out: Path):
-    import onnxruntime as ort
-
-    assert ktrans(["codegen", str(ROOT / "examples/digits_cnn.kdl"), "--target", "train",
-                   "-o", str(out)]) == 0  # fmt: skip
-    options = ort.SessionOptions()
-    session = ort.InferenceSession(str(out / "DigitsCNN.train.onnx"), options,
-                                   providers=["CPUExecutionProvider"])  # fmt: skip
-    with np.load(out / "DigitsCNN.init.npz") as init:
-        state = {k: init[k] for k in init.files}
-    scalars = {i.name: i for i in session.get_inputs() if not i.shape}
-    for name, info in scalars.items():
-        state[name] = np.array(1e-3 if "float" in info.type else 1, np.float32
-                               if "float" in info.type else np.int64)  # fmt: skip
-    outputs = [o.name for o in session.get_outputs() if not o.name.startswith("new:")]
-    return session, state, outputs
+SOURCE = (ROOT / "examples/digits_cnn.kdl").read_text()
+# the same model without the data section's validation split, so every source trains on
+# all 1,797 images; the arrays' bundle has no data section at all (it reads an .npz)
+FOLDER_KDL = SOURCE.replace("        validation_split = 0.2", "")
+ARRAYS_KDL = FOLDER_KDL[: FOLDER_KDL.index("    data {")] + "}\n"
 
 
-def datasets(tmp: Path):
-    feeds = [Feed("image", "image", (8, 8, 1), np.float32),
-             Feed("target:output", "output", (), np.int64)]  # fmt: skip
-    settings = {"image_size": [8, 8], "color_mode": "grayscale"}
-    images = open_data(ROOT / "examples/data/digits_png", feeds, settings, seed=1).train
-    uncached = open_data(ROOT / "examples/data/digits_png", feeds, settings, seed=1).train
-    uncached.cache = None  # every batch decodes its files (the first epoch's cost)
-    everything = images.take(np.arange(images.size))  # fills the decoded-image cache
-    memory = ArrayDataset(everything)
-    npy = tmp / "npy"
-    npy.mkdir()
-    np.save(npy / "image.npy", everything["image"])
-    np.save(npy / "output.npy", everything["target:output"])
-    mapped = open_npy_dir(npy, feeds)["train"]
-    return {
-        "memory": memory,
-        "image folder": images,
-        "images, 1st epoch": uncached,
-        "mmap .npy": mapped,
-    }
+def bundles(tmp: Path) -> dict[str, Path]:
+    """{"folder": script, "arrays": script}: the two bundles of one model."""
+    scripts = {}
+    for name, text in (("folder", FOLDER_KDL), ("arrays", ARRAYS_KDL)):
+        (tmp / f"{name}.kdl").write_text(text)
+        out = tmp / f"bundle_{name}"
+        assert ktrans(["codegen", str(tmp / f"{name}.kdl"), "--target", "train",
+                       "-o", str(out)]) == 0  # fmt: skip
+        scripts[name] = out / "train_DigitsCNN.py"
+    return scripts
 
 
-def run_block(session, state, outputs, dataset, orders, prefetch: bool) -> list[float]:
-    times = []
+def arrays(tmp: Path, folder: Path) -> tuple[Path, Path]:
+    """The image folder's images, decoded as training decodes them, as an .npz and as a
+    folder of .npy files."""
+    from transpiler.templates.ktrans_runtime.image_folder import index_folder, read_image
 
-    def step(batch):
-        started = time.perf_counter()
-        session.run(outputs, {**batch, **state})
-        return time.perf_counter() - started
+    index = index_folder(folder, seed=1)
+    images = np.stack([read_image(p, 1, (8, 8), "bilinear") for p in index.paths])
+    labels = index.labels.astype(np.int64)
+    np.savez(tmp / "digits.npz", image=images, output=labels)
+    (tmp / "npy").mkdir()
+    np.save(tmp / "npy" / "image.npy", images)
+    np.save(tmp / "npy" / "output.npy", labels)
+    return tmp / "digits.npz", tmp / "npy"
 
-    if not prefetch:
-        for rows in orders:
-            started = time.perf_counter()
-            session.run(outputs, {**dataset.take(rows), **state})
-            times.append(time.perf_counter() - started)
-        return times
-    with Prefetcher(dataset, orders) as batches:
-        previous = time.perf_counter()
-        for _, batch in batches:
-            session.run(outputs, {**batch, **state})
-            now = time.perf_counter()
-            times.append(now - previous)  # the wait for the batch counts, as in the loop
-            previous = now
-    return times
+
+def load_script(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class EpochClock:
+    """Wraps TrainingRun.begin_epoch/end_epoch: (seconds, steps) of every epoch's steps."""
+
+    def __init__(self, loop) -> None:
+        self.epochs: list[tuple[float, int]] = []
+        begin, end = loop.TrainingRun.begin_epoch, loop.TrainingRun.end_epoch
+        clock = self
+
+        def begin_epoch(run):
+            begin(run)
+            run._bench_started, run._bench_step = time.perf_counter(), run.step
+
+        def end_epoch(run, logs):
+            clock.epochs.append((time.perf_counter() - run._bench_started,
+                                 run.step - run._bench_step))  # fmt: skip
+            end(run, logs)
+
+        loop.TrainingRun.begin_epoch, loop.TrainingRun.end_epoch = begin_epoch, end_epoch
+
+
+def train(module, kt, data: Path, out: Path, epochs: int) -> None:
+    argv = ["--data", str(data), "--out", str(out), "--epochs", str(epochs), "--verbose", "0",
+            "--seed", "1"]  # fmt: skip
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            code = kt.cli.run(lambda interrupt, _: module.main(interrupt, argv))
+        finally:
+            sys.stdout = stdout
+    assert code == 0, f"training on {data} failed"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--blocks", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
+    folder = ROOT / "examples/data/digits_png"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        session, state, outputs = step_model(tmp / "bundle")
-        feeds = datasets(tmp)
-        size = feeds["memory"].size
-        rng = np.random.default_rng(0)
-        per_step = {name: [] for name in feeds}
+        scripts = bundles(tmp)
+        npz, npy = arrays(tmp, folder)
+        sys.path.insert(0, str(scripts["folder"].parent))  # the bundle's ktrans_runtime
+        import ktrans_runtime as kt
+
+        modules = {name: load_script(path, f"train_{name}") for name, path in scripts.items()}
+        clock = EpochClock(kt.loop)
+        sources = {
+            "memory (.npz)": (modules["arrays"], npz),
+            "image folder": (modules["folder"], folder),
+            "mmap .npy": (modules["arrays"], npy),
+        }
+        per_step: dict[str, list[float]] = {name: [] for name in sources}
+        per_step["image folder, 1st epoch"] = []
         for block in range(args.blocks + 1):
-            for name, dataset in feeds.items():
-                order = rng.permutation(size)
-                orders = [order[i * BATCH : (i + 1) * BATCH] for i in range(args.steps)]
-                times = run_block(session, state, outputs, dataset, orders, name != "memory")
-                if block:  # the first block warms up
-                    per_step[name].append(statistics.median(times[2:]))
-    base = statistics.median(per_step["memory"])
-    print(f"DigitsCNN training step, batch {BATCH}, {args.blocks} blocks of {args.steps} steps")
+            for i, (name, (module, data)) in enumerate(sources.items()):
+                clock.epochs.clear()
+                train(module, kt, data, tmp / f"run_{block}_{i}", args.epochs)
+                if not block:  # the first block warms up
+                    continue
+                times = [seconds / steps for seconds, steps in clock.epochs]
+                if name == "image folder":
+                    per_step["image folder, 1st epoch"].append(times[0])
+                per_step[name].append(statistics.median(times[1:]))
+    memory = per_step["memory (.npz)"]
+    base = statistics.median(memory)
+    print(
+        f"DigitsCNN through the training loop, batch 32, 57 steps an epoch, {args.blocks} "
+        f"blocks of {args.epochs} epochs per source (epochs after the first)"
+    )
+    print(f"  {'source':24s} {'ms/step':>7s}   median ratio   paired ratio (range)")
     for name, values in per_step.items():
         median = statistics.median(values)
-        print(f"  {name:17s} {median * 1e3:7.3f} ms/step   {median / base:5.2f}x memory")
+        # each block's time against memory's in the same block: drifts cancel
+        paired = [v / m for v, m in zip(values, memory)]
+        print(
+            f"  {name:24s} {median * 1e3:7.3f}   {median / base:5.2f}x         "
+            f"{statistics.median(paired):5.2f}x ({min(paired):.2f}-{max(paired):.2f})"
+        )
     return 0
 
 

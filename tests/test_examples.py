@@ -50,10 +50,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def keras_mnist_mlp():
-    """keras examples/mnist_mlp.py"""
+    """keras examples/mnist_mlp.py, its x_train / 255 as a Rescaling layer"""
     return keras.Sequential(
         [
             keras.Input((784,)),
+            layers.Rescaling(1 / 255),
             layers.Dense(512, activation="relu"),
             layers.Dropout(0.2),
             layers.Dense(512, activation="relu"),
@@ -64,10 +65,11 @@ def keras_mnist_mlp():
 
 
 def keras_mnist_cnn():
-    """keras examples/mnist_cnn.py"""
+    """keras examples/mnist_cnn.py, its x_train / 255 as a Rescaling layer"""
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
+            layers.Rescaling(1 / 255),
             layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
             layers.Conv2D(64, (3, 3), activation="relu"),
             layers.MaxPooling2D(pool_size=(2, 2)),
@@ -112,9 +114,11 @@ def keras_tweet_pair():
 
 
 def keras_toy_resnet():
-    """The functional API guide, 'A toy ResNet model'."""
+    """The functional API guide, 'A toy ResNet model', its x_train / 255 as a Rescaling
+    layer."""
     inputs = keras.Input(shape=(32, 32, 3), name="img")
-    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.Rescaling(1 / 255)(inputs)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.Conv2D(64, 3, activation="relu")(x)
     block_1_output = layers.MaxPooling2D(3)(x)
     x = layers.Conv2D(64, 3, activation="relu", padding="same")(block_1_output)
@@ -173,6 +177,7 @@ def keras_digits_cnn():
     return keras.Sequential(
         [
             keras.Input((8, 8, 1)),
+            layers.Rescaling(1 / 255),
             layers.Conv2D(16, 3, padding="same", activation="relu"),
             layers.MaxPooling2D(2),
             layers.Conv2D(32, 3, padding="same", activation="relu"),

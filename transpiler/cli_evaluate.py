@@ -45,70 +45,43 @@ def open_npz(path: Path, feeds):
     raise DataError(f"{path}: no arrays for the model's inputs and outputs")
 
 
-def in_batches(size: int, batch_size: int):
-    """The rows of each batch, in order."""
-    import numpy as np
+class TrainedModel:
+    """The run's evaluation model with the trained weights, evaluating a batch as the
+    runtime's engines do (`evaluate(batch)` -> its losses and metric statistics), so the
+    runtime's `metrics.evaluate` and `Averages` accumulate them as in training."""
 
-    for start in range(0, size, batch_size):
-        yield np.arange(start, min(start + batch_size, size))
+    def __init__(self, run, progress=None, steps: int = 0) -> None:
+        import onnxruntime as ort
 
+        self.session = ort.InferenceSession(str(run.eval_model), providers=["CPUExecutionProvider"])
+        weights = trained_weights(run.model_file)
+        inputs = self.session.get_inputs()
+        self.state = {i.name: weights[i.name] for i in inputs if i.name in weights}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.progress, self.steps, self.done = progress, steps, 0
 
-class Logs:
-    """Losses and metrics over batches, as Keras's evaluate() accumulates them."""
-
-    def __init__(self, settings: dict) -> None:
-        from transpiler.emit.code.train_literals import checked_finalize
-
-        self.losses = settings["losses"]  # log key -> evaluation model output
-        self.plan = settings["metric_plan"]
-        for entry in self.plan:  # the file is data: its expressions must be ktrans's own
-            checked_finalize(entry["finalize"], list(entry["stats"]))
-        self.batches: list[dict] = []
-        self.sizes: list[int] = []
-
-    def update(self, values: dict, rows: int) -> None:
-        self.batches.append(values)
-        self.sizes.append(rows)
-
-    def result(self) -> dict:
-        from transpiler.emit.train.metrics import evaluate_plan
-
-        total = float(sum(self.sizes))
-        logs = {
-            key: sum(float(b[out]) * n for b, n in zip(self.batches, self.sizes)) / total
-            for key, out in self.losses.items()
-        }
-        logs.update(evaluate_plan(self.plan, self.batches, self.sizes))
-        return logs
+    def evaluate(self, batch: dict) -> dict:
+        values = dict(zip(self.outputs, self.session.run(self.outputs, {**batch, **self.state})))
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.steps)
+        return values
 
 
 def evaluate(run, dataset, batch_size: int, progress=None) -> dict:
-    """The logs of the run's trained model on `dataset`."""
-    import numpy as np
-    import onnxruntime as ort
+    """The logs of the run's trained model on `dataset`, as Keras's evaluate() gives
+    them: the runtime's evaluation pass (batches read ahead, each weighted by its own
+    length) and its metric accumulation (ktrans_runtime.metrics)."""
+    from transpiler.templates.ktrans_runtime.metrics import Averages
+    from transpiler.templates.ktrans_runtime.metrics import evaluate as evaluate_batches
 
-    from transpiler.templates.ktrans_runtime.prefetch import Prefetcher
-
-    session = ort.InferenceSession(str(run.eval_model), providers=["CPUExecutionProvider"])
-    weights = trained_weights(run.model_file)
-    state = {i.name: weights[i.name] for i in session.get_inputs() if i.name in weights}
-    outputs = [o.name for o in session.get_outputs()]
-    logs = Logs(run.settings)
     steps = -(-dataset.size // batch_size)
-    order = (
-        np.arange(i * batch_size, min((i + 1) * batch_size, dataset.size)) for i in range(steps)
-    )
-    with Prefetcher(dataset, order) as batches:
-        for step, (_, batch) in enumerate(batches, 1):
-            rows = len(next(iter(batch.values())))
-            if rows:
-                values = dict(zip(outputs, session.run(outputs, {**batch, **state})))
-                logs.update(values, rows)
-            if progress:
-                progress(step, steps)
-    if not logs.sizes:
+    model = TrainedModel(run, progress, steps)
+    averages = Averages(run.settings["losses"], run.settings["metric_plan"])
+    logs = evaluate_batches(model, dataset, batch_size, averages)
+    if not logs:
         fail("no rows to evaluate")
-    return logs.result()
+    return logs
 
 
 def format_logs(logs: dict) -> str:

@@ -29,6 +29,14 @@ def script_command(script: Path, args) -> list[str]:
         value = getattr(args, attr)
         if value is not None:
             command += [flag, str(value)]
+    if args.image_size:
+        command += ["--image-size", *(str(n) for n in args.image_size)]
+    for attr, flag in (("color_mode", "--color-mode"), ("label_mode", "--label-mode")):
+        if getattr(args, attr):
+            command += [flag, getattr(args, attr)]
+    for attr, flag in (("columns", "--columns"), ("categorical", "--categorical")):
+        for value in getattr(args, attr) or []:
+            command += [flag, value]
     if args.resume:
         command.append("--resume")
     if args.no_io_binding:
@@ -111,14 +119,30 @@ def _missing_arrays(graph, missing, files: list[str]) -> str:
     )
 
 
+def check_data_path(data: str) -> None:
+    """--data must be a file or a folder: a FIFO would block the reader, a device such as
+    /dev/zero never ends; each is refused before anything is opened."""
+    import os
+    import stat
+
+    from transpiler.input_files import kind_of
+
+    try:
+        mode = os.stat(data).st_mode
+    except OSError:
+        raise KdlErrors([KdlError(None, f"--data: no such file or folder {data}")]) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        message = f"--data: {data} is {kind_of(mode)}, neither a file nor a folder"
+        raise KdlErrors([KdlError(None, message)])
+
+
 def cmd_train(args) -> int:
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.emit.file_names import file_stem
     from transpiler.errors import printable
     from transpiler.graph import load_one
 
-    if not (Path(args.data).is_file() or Path(args.data).is_dir()):
-        raise KdlErrors([KdlError(None, f"--data: no such file or folder {args.data}")])
+    check_data_path(args.data)
     _, graph = load_one(args.file, args.model)
     trained = fix_axes_to_data(graph, args)
     config = pick_train(trained, args.train)
@@ -132,6 +156,8 @@ def cmd_train(args) -> int:
 
 
 def register(sub) -> None:
+    from transpiler.templates.ktrans_runtime.cli import add_data_flags
+
     p = sub.add_parser(
         "train",
         help="train a model on onnxruntime with its train block",
@@ -140,7 +166,12 @@ def register(sub) -> None:
         "format.",
     )
     p.add_argument("file", metavar="FILE", help="a .kdl file")
-    p.add_argument("--data", required=True, metavar="D", help="a .npz file of arrays")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="D",
+        help="an .npz of arrays, an image folder, a CSV table or a folder of .npy files",
+    )
     p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
     p.add_argument("--train", metavar="NAME", help="which train block (default: the only one)")
     p.add_argument("--epochs", type=int, metavar="N", help="default: the train block's")
@@ -154,4 +185,5 @@ def register(sub) -> None:
     p.add_argument(
         "--no-io-binding", action="store_true", help="copy the state every step (to compare)"
     )
+    add_data_flags(p)  # the script's own data flags, passed through
     p.set_defaults(run=cmd_train)

@@ -21,11 +21,12 @@ package needs Python 3.10+ and numpy; an engine imports its own framework when i
     progress    the Keras-style progress bar
     history     history.json, history.csv, results.json
     loop        TrainingRun: where a run stands, what it writes, how it ends
+    run_end     what a run writes once it has ended: Keras files, the report
     ort_engine  the onnxruntime engine: sessions, device, IO binding, export
     cuda        whether onnxruntime can run on CUDA here, and if not, why (one line)
 
-and the data sources and reports of the data helper (not yet wired into the loop; their
-`sources.open_data` is the entry point):
+and the data sources and reports (data.py registers the sources; the loop reads batches
+through prefetch and ends with report and keras_export):
 
     sources     --data of every other kind: image folders, CSV tables, .npy folders
     feeds       the sources' description of the step's inputs
@@ -63,6 +64,9 @@ progress, history) is shared. It is an object with:
     export(path, weights) -> None       # the trained model, written atomically
     fingerprint() -> str                # what a checkpoint must have been made with
     describe() -> dict                  # for results.json: engine, device, ...
+    keras_weights() -> dict             # optional: {"<layer>/<weight>": array} in
+        # Keras layout, for an engine that holds that layout; without it the Keras
+        # files are made from weights() (ONNX layout) by the bundle's recipes
 
 A new engine lives in its own modules of this package (`torch_engine.py`, ...) and
 imports its framework inside the functions that need it. Its script builds it where the
@@ -79,19 +83,19 @@ same loop (tests/runtime/test_loop.py runs a numpy engine through it):
         while run.epoch < run.epochs and not run.stop:
             run.begin_epoch()
             order = kt.data.epoch_order(run.seed, run.epoch, train.size, True)
-            for batch in range(run.batch, run.steps):
-                rows = kt.data.batch_rows(order, batch, run.batch_size)
-                lr = run.begin_step()
-                values = engine.step(train.take(rows), run.step, lr)
-                if not math.isfinite(values[LOSSES["loss"]]):
-                    return run.stop_on_nan(values[LOSSES["loss"]])
-                engine.commit()
-                run.end_batch(values, len(rows))
-                if interrupt.signum:
-                    return run.interrupted()
+            with run.batches(train, order) as batches:   # read ahead on a thread
+                for batch in batches:
+                    lr = run.begin_step()
+                    values = engine.step(batch, run.step, lr)
+                    if not math.isfinite(values[LOSSES["loss"]]):
+                        return run.stop_on_nan(values[LOSSES["loss"]])
+                    engine.commit()
+                    run.end_batch(values, kt.data.rows_in(batch))
+                    if interrupt.signum:
+                        return run.interrupted()
             logs = run.averages.result()             # then validation: run.evaluate
             run.end_epoch(logs)                      # history, callbacks, checkpoint
-        return run.finish(test)
+        return run.finish(test)                      # trained model, results, end hooks
 
     def main(interrupt, argv=None):
         args = kt.cli.parse_args(argv, MODEL, TRAIN_BLOCK, FIT, SEED, HERE)
@@ -101,11 +105,13 @@ same loop (tests/runtime/test_loop.py runs a numpy engine through it):
         sys.exit(kt.cli.run(main))
 
 COMPILED holds the script's literals the loop needs: {"model", "train_block", "seed",
-"fit", "losses", "metric_plan", "learning_rate", "callbacks"}.
+"fit", "losses", "metric_plan", "learning_rate", "callbacks"}, and the bundle's files:
+"trained" (the trained model's name) and "keras" (the path of <Model>.keras.json).
 
 Extension points for other parts: `data.register_source` (a data format),
 `callbacks.register` (a callback class), `TrainingRun.on_end` (writers and reports
-called once training has ended), `cli.parser` (an engine's own flags).
+called once training has ended, after the default ones of run_end.py), `cli.parser` (an
+engine's own flags; `cli.add_data_flags` adds the data flags to another parser).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A callback gets the run (loop.TrainingRun) as `run`: it reads and sets `run.lr`, sets
 `run.stop`, reads `run.weights()`, sets `run.set_weights(...)`, writes files with
-`run.export(path)` (the inference model) and `run.save_weights(path)`, and places them
+`run.export(path)` (the inference model) and `run.save_keras(path)` (a Keras 3
+`.weights.h5` or `.keras` file, by its extension), and places them
 with `run.output_path(name, who)` (inside --out, or refused). `state`, `arrays` and
 `load` make a callback resumable: a checkpoint holds them.
 
@@ -203,10 +204,10 @@ class ReduceLROnPlateau(Callback):
 
 @register
 class ModelCheckpoint(Callback):
-    """Keras writes .keras or .weights.h5 files; here a whole model is the inference
-    .onnx with the current weights, and weights alone a .weights.npz (SUFFIXES)."""
-
-    SUFFIXES = [(".weights.h5", ".weights.npz"), (".keras", ".onnx"), (".h5", ".onnx")]
+    """Writes by the file's extension, as Keras 3 does: `.weights.h5` the weights (with
+    save_weights_only), `.keras` a Keras 3 archive of the whole model; and ktrans's own
+    `.onnx` the inference model with the current weights. `ktrans check` refuses other
+    extensions, and `.weights.h5` without save_weights_only, at the callback's line."""
 
     def __init__(
         self,
@@ -219,10 +220,6 @@ class ModelCheckpoint(Callback):
         save_freq="epoch",
         initial_value_threshold=None,
     ):
-        for keras_suffix, suffix in self.SUFFIXES:
-            if filepath.endswith(keras_suffix):
-                filepath = filepath[: -len(keras_suffix)] + suffix
-                break
         self.filepath, self.monitor, self.verbose = filepath, monitor, verbose
         self.save_best_only, self.weights_only = save_best_only, save_weights_only
         self.mode, self.save_freq, self.best = mode, save_freq, initial_value_threshold
@@ -275,10 +272,10 @@ class ModelCheckpoint(Callback):
                 self.best = current
         if self.verbose:
             console.info(f"Epoch {epoch + 1}: saving model to {path}")
-        if self.weights_only:
-            run.save_weights(path)
-        else:
+        if path.name.endswith(".onnx"):
             run.export(path)
+        else:  # .weights.h5 (save_weights_only) or .keras
+            run.save_keras(path)
 
     def state(self):
         return {"best": self.best, "batches": self.batches}

@@ -63,7 +63,71 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
         action="store_true",
         help="copy the state in and out every step (to compare; slower)",
     )
+    add_data_flags(p)
     return p
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """The data flags: each sets a key of the train block's data { } section (README.md
+    and docs/training.md describe them), over the train block's value."""
+    group = p.add_argument_group("data flags (image folders, CSV tables)")
+    group.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="resize images to H x W (default: the model input's)",
+    )
+    group.add_argument("--color-mode", choices=["grayscale", "rgb", "rgba"])
+    group.add_argument(
+        "--label-mode",
+        choices=["int", "categorical", "binary"],
+        help="class ids, one-hot rows or 0/1 (default: what the loss takes)",
+    )
+    group.add_argument(
+        "--columns",
+        action="append",
+        metavar="NAME=COLUMN",
+        help="the CSV column of an input or output ('*': every column nothing else "
+        "takes); repeat a NAME for several columns",
+    )
+    group.add_argument(
+        "--categorical",
+        action="append",
+        metavar="COLUMN",
+        help="a CSV column of strings, each value its index in the sorted values (repeat)",
+    )
+
+
+def _columns(p: argparse.ArgumentParser, given: list[str] | None) -> dict | None:
+    """--columns NAME=COLUMN ... as the data section's `columns`."""
+    if not given:
+        return None
+    columns: dict[str, object] = {}
+    for item in given:
+        name, sep, column = item.partition("=")
+        if not sep or not name or not column:
+            p.error(f"--columns {item!r}: expected NAME=COLUMN (an input or output, a column)")
+        if name not in columns:
+            columns[name] = column
+        elif columns[name] == "*" or column == "*":
+            p.error(f"--columns: '{name}' takes '*' (every other column) or named columns")
+        else:
+            before = columns[name]
+            columns[name] = [*(before if isinstance(before, list) else [before]), column]
+    return columns
+
+
+def data_flags(args: argparse.Namespace) -> dict:
+    """{data section key: value} of the data flags given (None where not given)."""
+    size = getattr(args, "image_size", None)
+    return {
+        "image_size": list(size) if size else None,
+        "color_mode": getattr(args, "color_mode", None),
+        "label_mode": getattr(args, "label_mode", None),
+        "columns": getattr(args, "columns", None),
+        "categorical": getattr(args, "categorical", None),
+    }
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
@@ -77,6 +141,9 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse
     split = args.validation_split
     if split is not None and not 0.0 <= split < 1.0:
         p.error("--validation-split must be in [0, 1)")
+    if args.image_size is not None and min(args.image_size) < 1:
+        p.error("--image-size: H and W must be at least 1")
+    args.columns = _columns(p, args.columns)
     return args
 
 

@@ -11,7 +11,8 @@ feeds. `prepare.py` turns a data array into a feed's array, and checks it.
 slice). `ArrayDataset` holds arrays in memory.
 
 **Sources.** `open_data(path, feeds, options)` returns {"train": dataset, "val": dataset
-or None, "test": dataset or None}, from the first registered source that accepts the
+or None, "test": dataset or None}, and optionally "class_names" ({output: names}, which
+the trained model's metadata keeps), from the first registered source that accepts the
 path. Registered below: the .npz source (npz_source.py), and image folders, CSV tables
 and .npy folders (sources.py, with the train block's `data { }` section). Another format
 registers its own:
@@ -40,6 +41,7 @@ import numpy as np
 
 from . import console
 from .errors import TrainingError
+from .files import special_kind
 
 SPLITS = ("train", "val", "test")
 
@@ -118,8 +120,11 @@ def open_data(path, feeds: list[Feed], options: dict | None = None) -> dict:
     path = Path(path)
     if not path.exists():
         raise TrainingError(f"--data: there is no {path}")
-    if not (path.is_file() or path.is_dir()):
-        raise TrainingError(f"--data: {path} is neither a file nor a folder")
+    kind = special_kind(path)
+    if kind or not (path.is_file() or path.is_dir()):
+        raise TrainingError(
+            f"--data: {path} is {kind or 'something else'}, neither a file nor a folder"
+        )
     for _, accepts, load in _SOURCES:
         try:
             accepted = accepts(path)
@@ -136,7 +141,10 @@ def _load_npz(path: Path, feeds: list[Feed], options: dict) -> dict:
 
     if options.get("settings"):
         key = next(iter(options["settings"]))
-        raise TrainingError(f"--data: {path}: the data section's '{key}' does not apply to .npz")
+        raise TrainingError(
+            f"--data: {path}: '{key}' does not apply to .npz archives (it comes from the "
+            "train block's data section or a data flag)"
+        )
     return load_npz(path, feeds)
 
 
@@ -164,7 +172,8 @@ def _load_other(path: Path, feeds: list[Feed], options: dict) -> dict:
         raise TrainingError(str(e)) from None
     if options.get("out"):
         write_data_info(options["out"], opened.info)
-    return {"train": opened.train, "val": opened.val, "test": opened.test}
+    names = {out: list(n) for out, n in opened.info.class_names.items() if out}
+    return {"train": opened.train, "val": opened.val, "test": opened.test, "class_names": names}
 
 
 def _is_other(path: Path) -> bool:
@@ -209,6 +218,12 @@ def epoch_order(seed: int, epoch: int, size: int, shuffle: bool) -> np.ndarray:
 def batch_rows(order: np.ndarray, batch: int, batch_size: int) -> np.ndarray:
     """The rows of batch number `batch` of an epoch (the last batch may be smaller)."""
     return order[batch * batch_size : (batch + 1) * batch_size]
+
+
+def rows_in(batch: dict[str, np.ndarray]) -> int:
+    """The number of rows of a batch ({feed name: array}): a dataset may return fewer
+    than it was asked for (an image that fails to decode is dropped)."""
+    return len(next(iter(batch.values()))) if batch else 0
 
 
 def steps_per_epoch(size: int, batch_size: int, limit: int | None = None) -> int:

@@ -12,6 +12,8 @@ only inside the output folder.
   `tempfile.mkstemp`.
 - `inside` resolves a path that a train block names (CSVLogger's filename,
   ModelCheckpoint's filepath) within the output folder and refuses one that leaves it.
+- `special_kind` says what a path is that data must never be read from: a FIFO (the
+  reader would wait forever), a device such as /dev/zero (it never ends), a socket.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -183,3 +186,24 @@ def inside(out: Path, name: str, who: str) -> Path:
     if target == base:
         raise TrainingError(f"{who}: '{text}' names the output folder itself, not a file")
     return target
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(path) -> str | None:
+    """ "a FIFO (named pipe)", "a character device", ... for a path (links followed) that
+    is neither a regular file nor a folder; None for those, or for nothing at all. Looking
+    never opens the path, so it never blocks."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((word for test, word in _SPECIAL if test(mode)), "not a regular file")

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .data_errors import DataError
+from .files import special_kind
 from .image_resize import INTERPOLATIONS, resize
 
 FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -168,7 +169,11 @@ def read_image(path: str, channels: int, size: tuple[int, int], interpolation: s
 
 
 def unreadable(path: str) -> str | None:
-    """Why Pillow cannot read `path` (its header and chunks), or None if it can."""
+    """Why Pillow cannot read `path` (its header and chunks), or None if it can. A FIFO
+    or a device under an image's name is never opened (it would block or never end)."""
+    kind = special_kind(path)
+    if kind:
+        return f"it is {kind}, not a file"
     image_module = _pillow()
     try:
         with image_module.open(path) as image:
@@ -223,13 +228,18 @@ class ImageFolderDataset:
     label_format: str  # "int", "categorical" or "binary"
     classes: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    cache: dict | None = None  # row -> decoded image, when the subset fits CACHE_BYTES
+    # the decoded images by row, when the subset fits CACHE_BYTES, and which rows it holds
+    cache: np.ndarray | None = None
+    cached: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         height, width = self.settings.image_size
-        decoded = self.size * height * width * CHANNELS[self.settings.color_mode] * 4
-        if self.cache is None and decoded <= CACHE_BYTES:
-            self.cache = {}  # like tf.data's cache(): files are decoded in the first epoch
+        channels = CHANNELS[self.settings.color_mode]
+        if self.cache is None and self.size * height * width * channels * 4 <= CACHE_BYTES:
+            # like tf.data's cache(): files are decoded in the first epoch; a batch whose
+            # rows are all decoded is then one gather, as from an array in memory
+            self.cache = np.empty((self.size, height, width, channels), np.float32)
+            self.cached = np.zeros(self.size, bool)
 
     @property
     def size(self) -> int:
@@ -241,11 +251,13 @@ class ImageFolderDataset:
         channels = CHANNELS[settings.color_mode]
         height, width = settings.image_size
         rows = np.arange(self.size)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        cache = self.cache
+        if cache is not None and self.cached[rows].all():
+            return cache[rows], rows
         out = np.empty((len(rows), height, width, channels), np.float32)
         kept = np.ones(len(rows), bool)
-        cache = self.cache
         for i, row in enumerate(rows):
-            if cache is not None and row in cache:
+            if cache is not None and self.cached[row]:
                 out[i] = cache[row]
                 continue
             path = self.paths[row]
@@ -256,7 +268,8 @@ class ImageFolderDataset:
                 self.skip(path, str(e).splitlines()[0] if str(e) else type(e).__name__)
                 continue
             if cache is not None:
-                cache[row] = out[i].copy()
+                cache[row] = out[i]
+                self.cached[row] = True
         return out[kept], rows[kept]
 
     def skip(self, path: str, reason: str) -> None:

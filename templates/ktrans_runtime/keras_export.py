@@ -30,28 +30,34 @@ null) or the box `at` of it (a weight the lowering split into several tensors). 
     ["take", axis, indices]  (reorders the blocks of an axis: ONNX's gate order)
     ["sum", axis]            (ONNX's input and recurrent biases -> Keras's one bias)
 
+A weight that the forward pass never reads (Normalization's `count`, which only Keras's
+adapt() uses) is in no state tensor, and training never changes it: its recipe has no
+parts and holds its value instead, `{"shape": [...], "parts": [], "value": [...]}` (the
+value the bundle was built with).
+
 `export_run` (the end of a run) and `export_checkpoint` (ModelCheckpoint's `.weights.h5`
-and `.keras`) do both steps for the ONNX engine and return (paths written, notes).
+and `.keras`) do both steps for an engine (the loop's `TrainingRun.keras_files`) and
+return (paths written, notes): an engine that holds Keras's layout gives its arrays
+itself (`keras_weights()`); the ONNX engine's `weights()` go through the recipes.
 
 Rules of the runtime: numpy at import; h5py is imported by the writers that need it, and
 a missing h5py raises `ExportUnavailable` with a one-line reason (`write_keras_files`,
-`export_run` and `export_checkpoint` turn it into a note). Every file is written
-atomically (a temporary file beside it, fsync, rename).
+`export_run` and `export_checkpoint` turn it into a note). Every file is written with
+the runtime's `files.atomic_write` (a temporary file beside it, fsync, rename).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import io
 import json
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT = 1
 
@@ -100,6 +106,8 @@ def apply_ops(array: np.ndarray, ops: list) -> np.ndarray:
 def keras_array(state: Mapping[str, np.ndarray], key: str, recipe: dict) -> np.ndarray:
     """One Keras weight `key` made from the state by its recipe."""
     shape = tuple(recipe["shape"])
+    if "value" in recipe:  # a weight the forward pass never reads: its value as built
+        return np.asarray(recipe["value"], np.float32).reshape(shape)
     out = None
     # the first part wins where two cover the same values (copies of one weight)
     for part in reversed(recipe["parts"]):
@@ -133,34 +141,6 @@ def keras_arrays(
 
 
 # ------------------------------------------------------------------ step 2: Keras -> files
-
-
-def atomic_write(path: Path, write: Callable) -> Path:
-    """Calls write(file) on a temporary file beside `path`, fsyncs it and renames it to
-    `path`: an interrupted write never leaves a broken file.
-
-    (A local copy until the runtime's files.py carries one.)"""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_keras_npz(arrays: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -245,32 +225,38 @@ def write_keras_files(
 # ------------------------------------------------------------------ both steps, for the loop
 
 
-def export_run(
-    state: Mapping[str, np.ndarray], info: dict, out: str | Path, stem: str
-) -> tuple[list[Path], list[str]]:
-    """End of a run (ONNX engine): the state's Keras files into `out` (write_keras_files);
-    (paths written, notes)."""
+def engine_arrays(engine, info: dict) -> dict[str, np.ndarray]:
+    """The engine's current weights in Keras layout: its own `keras_weights()` where it
+    has one (an engine that holds Keras's layout), else its ONNX-layout `weights()`
+    through the recipes."""
+    own = getattr(engine, "keras_weights", None)
+    if own is not None:
+        return own()
     if info.get("recipes") is None:
-        return [], [f"no Keras files were written: {info.get('recipes_error')}"]
+        raise ExportError(str(info.get("recipes_error")))
+    return keras_arrays(engine.weights(), info["recipes"])
+
+
+def export_run(engine, info: dict, out: str | Path, stem: str) -> tuple[list[Path], list[str]]:
+    """End of a run: the engine's weights as `<stem>.weights.npz` and `<stem>.weights.h5`
+    into `out` (write_keras_files); (paths written, notes)."""
     try:
-        return write_keras_files(keras_arrays(state, info["recipes"]), info, out, stem)
+        return write_keras_files(engine_arrays(engine, info), info, out, stem)
     except ExportError as e:
         return [], [f"no Keras files were written: {e}"]
 
 
-def export_checkpoint(
-    state: Mapping[str, np.ndarray], info: dict, path: str | Path
-) -> tuple[list[Path], list[str]]:
+def export_checkpoint(engine, info: dict, path: str | Path) -> tuple[list[Path], list[str]]:
     """ModelCheckpoint's `.weights.h5` (the weights) or `.keras` (the archive) of the
-    state; (paths written, notes)."""
+    engine's weights; (paths written, notes)."""
     path = Path(path)
     archive = path.name.endswith(".keras")
-    needs = ["recipes", "weights_h5"] + (["keras_config"] if archive else [])
+    needs = ["weights_h5"] + (["keras_config"] if archive else [])
     missing = [key for key in needs if info.get(key) is None]
     if missing:
         return [], [f"{path.name} was not written: {info.get(f'{missing[0]}_error')}"]
     try:
-        arrays = keras_arrays(state, info["recipes"])
+        arrays = engine_arrays(engine, info)
         if archive:
             written = write_keras_archive(arrays, info["weights_h5"], info["keras_config"], path)
         else:

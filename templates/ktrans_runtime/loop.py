@@ -3,7 +3,9 @@
 history, whether to stop) and what it writes (checkpoint, history, results, the trained
 model).
 A model script's loop calls it at each turn (see the package docstring for the loop);
-callbacks get it as `run`.
+callbacks get it as `run`. When training has ended it writes the trained model (with the
+training data's class names in its metadata), results.json, then calls its end hooks:
+by default the Keras files and the report (run_end.py), then any added with `on_end`.
 
 Settings (seed, batch size, validation split, epochs) come from the flags, else from
 the checkpoint of a resumed run (which keeps its seed, batch size and split), else from
@@ -13,17 +15,20 @@ the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import checkpoint, console
+from . import checkpoint, console, run_end
 from .callbacks import make_callbacks
-from .data import feeds_from, open_data, split_validation, steps_per_epoch
+from .cli import data_flags
+from .data import batch_rows, feeds_from, open_data, rows_in, split_validation, steps_per_epoch
 from .errors import EXIT_ERROR, EXIT_OK, TrainingError
-from .files import inside, remove_stale_temporaries, save_npz
+from .files import inside, remove_stale_temporaries
 from .history import write_history, write_results
 from .metrics import Averages, evaluate
+from .prefetch import Prefetcher
 from .progress import Progress, format_logs
 from .schedules import is_schedule, schedule_value
 
@@ -34,9 +39,11 @@ class TrainingRun:
     """One run of `engine` (the engine interface of the package docstring) for the
     script's `compiled` settings: {"model", "train_block", "seed", "fit", "losses",
     "metric_plan", "learning_rate", "callbacks"} (the script's literals), and optionally
-    "trained": the trained model's file name (default <model>.trained<suffix>)."""
+    "trained": the trained model's file name (default <model>.trained<suffix>), "keras":
+    the path of the bundle's Keras export description (<Model>.keras.json)."""
 
     def __init__(self, args, engine, interrupt, compiled: dict) -> None:
+        self.started = time.perf_counter()
         self.engine, self.interrupt, self.compiled = engine, interrupt, compiled
         self.model, self.fit = compiled["model"], compiled["fit"]
         self.out = Path(args.out).resolve()
@@ -47,6 +54,8 @@ class TrainingRun:
         self.checkpoint = self.out / "checkpoint.npz"
         trained = compiled.get("trained") or f"{self.model}.trained{engine.export_suffix}"
         self.trained = self.out / trained
+        self.stem = self.trained.name.split(".")[0]  # names the run's other model files
+        self.class_names: dict[str, list[str]] = {}  # {output: names}, from the data
         self.fingerprint = engine.fingerprint()
         resumed = None
         if args.resume:
@@ -72,12 +81,13 @@ class TrainingRun:
         self.eval_averages = Averages(compiled["losses"], compiled["metric_plan"])
         self.callbacks = make_callbacks(compiled["callbacks"])
         self.per_batch = [c for c in self.callbacks if c.wants_batches()]
-        self.end_hooks: list[Callable[[TrainingRun], None]] = []
+        self.end_hooks: list[Callable[[TrainingRun], None]] = list(run_end.DEFAULT_HOOKS)
         verbose = self.fit["verbose"] if args.verbose is None else args.verbose
         self.progress = Progress(verbose)
         self.steps_here, self.step_seconds = 0, 0.0
         self._resumed = resumed
         self.data_path = args.data
+        self.data_flags = data_flags(args)  # --image-size, --columns, ...: over DATA
         self.steps = 0
         self._step_started = 0.0
 
@@ -105,11 +115,16 @@ class TrainingRun:
 
     def open_data(self, feeds: dict, settings: dict | None = None):
         """(train, val, test) datasets of --data for the script's FEEDS literal (and the
-        train block's data { } section, `settings`), with the validation split made; a
-        resumed run must see the same numbers of rows."""
+        train block's data { } section, `settings`, with the command line's data flags
+        over it), with the validation split made; a resumed run must see the same
+        numbers of rows."""
+        from .sources import apply_flags
+
         self.interrupt.at_startup()
-        options = {"settings": settings or {}, "seed": self.seed, "out": self.out}
+        settings = apply_flags(settings or {}, self.data_flags)
+        options = {"settings": settings, "seed": self.seed, "out": self.out}
         data = open_data(self.data_path, feeds_from(feeds), options)
+        self.class_names = data.get("class_names") or {}
         split = self.settings["validation_split"]
         train, val = split_validation(data["train"], data["val"], split)
         sizes = [train.size, val.size if val is not None else 0]
@@ -137,7 +152,9 @@ class TrainingRun:
         self.interrupt.defer()
 
     def _written(self) -> list[Path]:
-        names = ["checkpoint.npz", "history.json", "history.csv", "results.json"]
+        names = ["checkpoint.npz", "history.json", "history.csv", "results.json", "data.json"]
+        names += ["history.png", "report.html", f"{self.stem}.weights.h5"]
+        names.append(f"{self.stem}.weights.npz")
         paths = [self.out / name for name in names] + [self.trained]
         for callback in self.callbacks:
             name = getattr(callback, "filename", None) or getattr(callback, "filepath", None)
@@ -184,6 +201,25 @@ class TrainingRun:
         ReduceLROnPlateau and LearningRateScheduler change)."""
         rate = self.compiled["learning_rate"]
         return schedule_value(rate, self.step) if is_schedule(rate) else self.lr
+
+    @contextlib.contextmanager
+    def batches(self, data, order) -> Iterator[Iterator[dict]]:
+        """The epoch's remaining batches of `data` in `order` (the feeds of each step),
+        read ahead of the step on a background thread (prefetch.py); leaving the `with`
+        stops the thread. A batch may come back shorter than its rows (an image that
+        fails to decode is dropped): the step and `end_batch` take its own length
+        (`data.rows_in`); a batch left with no row at all is passed over, counted done."""
+        todo = [batch_rows(order, b, self.batch_size) for b in range(self.batch, self.steps)]
+        with Prefetcher(data, todo) as ahead:
+            yield self._with_rows(ahead)
+
+    def _with_rows(self, ahead) -> Iterator[dict]:
+        for _, feeds in ahead:
+            if rows_in(feeds):
+                yield feeds
+                continue
+            console.note(f"batch {self.batch + 1} of epoch {self.epoch + 1} has no readable row")
+            self.batch += 1
 
     def begin_step(self) -> float:
         """The next step's learning rate; starts the clock of the step (`end_batch`
@@ -243,11 +279,16 @@ class TrainingRun:
         self.engine.load(weights)
 
     def export(self, path: Path) -> None:
-        """Writes the inference model with the current weights."""
+        """Writes the inference model with the current weights (an ONNX model gets the
+        training data's class names in its metadata)."""
         self.engine.export(path, self.engine.weights())
+        if self.class_names and Path(path).suffix == ".onnx":
+            run_end.add_class_names(path, self.class_names)
 
-    def save_weights(self, path: Path) -> None:
-        save_npz(path, self.engine.weights())
+    def save_keras(self, path: Path) -> None:
+        """Writes the current weights as a Keras 3 `.weights.h5`, or the model as a
+        `.keras` archive, by the extension of `path`."""
+        run_end.save_keras(self, Path(path))
 
     def output_path(self, name: str, who: str) -> Path:
         """`name` inside --out (files.inside)."""
@@ -311,8 +352,8 @@ class TrainingRun:
 
     def finish(self, test=None) -> int:
         """Callbacks' end (EarlyStopping restores the best weights), the final
-        checkpoint, the trained inference model, the test data's logs, results.json and
-        the end hooks; returns 0."""
+        checkpoint, the trained inference model, the test data's logs, results.json
+        (with the run's wall time, "seconds") and the end hooks; returns 0."""
         for callback in self.callbacks:
             callback.on_train_end(self)
         self.finished = True
@@ -337,10 +378,9 @@ class TrainingRun:
             "steps_per_second": rate,
             **self.engine.describe(),
             "trained_model": self.trained.name,
+            "seconds": time.perf_counter() - self.started,
         }
         write_results(self.out, self.results)
-        for hook in self.end_hooks:
-            hook(self)
         speed = f", {rate:.1f} steps/s" if rate else ""
         console.result(f"{self.model}: {self.epoch} epochs, {self.step} steps{speed}")
         final.pop("learning_rate", None)
@@ -349,4 +389,6 @@ class TrainingRun:
         if test_logs is not None:
             console.result(f"test: {format_logs(test_logs)[3:]} ({test.size} rows)")
         console.result(f"wrote {self.trained}")
+        for hook in self.end_hooks:
+            hook(self)
         return EXIT_OK

@@ -13,15 +13,17 @@ follows:
 
 `Averages` is reset at the start of every epoch and evaluation and updated by every
 batch; `result()` is the logs so far, as Keras's progress bar and callbacks see them.
-`evaluate` runs an engine's inference-mode pass over a dataset.
+`evaluate` runs an engine's inference-mode pass over a dataset; `ktrans evaluate` uses
+`Averages` too (one implementation of Keras's accumulation).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .data import steps_per_epoch
+from .data import rows_in, steps_per_epoch
 from .finalize import compile_finalize
+from .prefetch import Prefetcher
 
 
 class Averages:
@@ -82,11 +84,16 @@ class Averages:
 
 def evaluate(engine, data, batch_size: int, averages: Averages, max_steps=None, stop=None):
     """Loss and metrics of `engine` over `data` in inference mode (its `evaluate`), or
-    None if `stop` (an Interrupt) was set on the way."""
+    None if `stop` (an Interrupt) was set on the way. Batches are read ahead on a
+    background thread; each counts with its own length (rows_in)."""
     averages.reset()
-    for i in range(steps_per_epoch(data.size, batch_size, max_steps)):
-        rows = slice(i * batch_size, min((i + 1) * batch_size, data.size))
-        averages.update(engine.evaluate(data.take(rows)), rows.stop - rows.start)
-        if stop is not None and stop.signum:
-            return None
+    steps = steps_per_epoch(data.size, batch_size, max_steps)
+    todo = [slice(i * batch_size, min((i + 1) * batch_size, data.size)) for i in range(steps)]
+    with Prefetcher(data, todo) as batches:
+        for _, batch in batches:
+            rows = rows_in(batch)
+            if rows:
+                averages.update(engine.evaluate(batch), rows)
+            if stop is not None and stop.signum:
+                return None
     return averages.result()

@@ -31,28 +31,23 @@ import numpy as np
 
 from .data_errors import DataError
 from .feeds import Feed, fits, one_hot
+from .files import special_kind
+from .npz_source import PREFIX, array_names
 
-PREFIXES = {"train": "", "val": "val_", "test": "test_"}
-KERAS_NAMES = {
-    "train": (["x_train", "x"], ["y_train", "y"]),
-    "val": (["x_val"], ["y_val"]),
-    "test": (["x_test"], ["y_test"]),
-}
 CHUNK_ROWS = 1 << 16
 
 
 def candidates(feeds: list[Feed], split: str) -> dict[str, list[str]]:
-    """{feed name: the array names that may hold it} for one split."""
-    prefix = PREFIXES[split]
-    wanted = {feed.name: [prefix + feed.key] for feed in feeds}
+    """{feed name: the array names that may hold it} for one split: the .npz rules
+    (npz_source.array_names); Keras's names serve a model with one input (and at most
+    one trained output)."""
     inputs = [f for f in feeds if not f.is_target]
     targets = [f for f in feeds if f.is_target]
-    if len(inputs) == 1 and len(targets) <= 1:
-        x_names, y_names = KERAS_NAMES[split]
-        wanted[inputs[0].name] += x_names
-        if targets:
-            wanted[targets[0].name] += y_names
-    return wanted
+    keras = len(inputs) == 1 and len(targets) <= 1
+    return {
+        f.name: array_names(f.key, ("y" if f.is_target else "x") if keras else None, split)
+        for f in feeds
+    }
 
 
 def find_split(files, feeds: list[Feed], split: str) -> dict | None:
@@ -74,6 +69,9 @@ def find_split(files, feeds: list[Feed], split: str) -> dict | None:
 
 
 def open_array(path: Path) -> np.ndarray:
+    kind = special_kind(path)
+    if kind:
+        raise DataError(f"{path} is {kind}, not an .npy file")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -172,7 +170,7 @@ def open_npy_dir(directory: str | Path, feeds: list[Feed]) -> dict[str, NpyDatas
     if not files:
         raise DataError(f"{directory}: no .npy files")
     out: dict[str, NpyDataset | None] = {}
-    for split in PREFIXES:
+    for split in PREFIX:
         found = find_split(files, feeds, split)
         if found is None:
             if split == "train":

@@ -30,9 +30,16 @@ KERAS_NAMES = {
 SHOWN = 20  # array names listed in a message, at most
 
 
+def array_names(array: str, keras: str | None, split: str) -> list[str]:
+    """The names that may hold the data array `array` in `split`, its own name first,
+    then Keras's (`keras`: "x" or "y" for a model with one input and one trained output,
+    else None). The .npy folders name their files by the same rules (npy_dir.py)."""
+    return [PREFIX[split] + array] + KERAS_NAMES.get((split, keras), [])
+
+
 def candidates(feed: Feed, split: str) -> list[str]:
     """The array names that may hold `feed` in `split`, the model's own name first."""
-    return [PREFIX[split] + feed.array] + KERAS_NAMES.get((split, feed.keras), [])
+    return array_names(feed.array, feed.keras, split)
 
 
 def find_arrays(files: list[str], feeds: list[Feed], split: str) -> dict[str, str] | None:

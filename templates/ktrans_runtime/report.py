@@ -26,10 +26,10 @@ import base64
 import html
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .files import write_bytes
 
 HISTORY_PNG = "history.png"
 REPORT_HTML = "report.html"
@@ -62,30 +62,13 @@ def _read_json(path: Path):
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> Path:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _model_name(run_dir: Path, results: dict | None) -> str | None:
-    if results and isinstance(results.get("model"), str):
-        return results["model"]
+def _file_stem(run_dir: Path, results: dict | None) -> str | None:
+    """What the run's model files are named after (`<stem>.eval.json`, `<stem>.svg`): the
+    trained model's stem, a shortened name for a long model name; else the one
+    `*.eval.json` of the folder."""
+    trained = (results or {}).get("trained_model")
+    if isinstance(trained, str) and "." in trained:
+        return trained.split(".")[0]
     found = sorted(run_dir.glob("*.eval.json"))
     return found[0].name[: -len(".eval.json")] if found else None
 
@@ -141,7 +124,7 @@ def plot_history(history: dict, path: Path) -> Path | None:
         axes.legend(fontsize="small")
         axes.xaxis.get_major_locator().set_params(integer=True)
     buffer = _png_bytes(figure)
-    return _atomic_write(path, buffer)
+    return write_bytes(path, buffer)
 
 
 def _png_bytes(figure) -> bytes:
@@ -239,8 +222,9 @@ def render_html(run_dir: Path) -> str:
     """The report page of the run in `run_dir`."""
     results = _read_json(run_dir / "results.json") or {}
     data = _read_json(run_dir / "data.json")
-    model = _model_name(run_dir, results) or "model"
-    evaluation = _read_json(run_dir / f"{model}.eval.json")
+    stem = _file_stem(run_dir, results) or "model"
+    model = results["model"] if isinstance(results.get("model"), str) else stem
+    evaluation = _read_json(run_dir / f"{stem}.eval.json")
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -273,13 +257,13 @@ def render_html(run_dir: Path) -> str:
         parts.append(f'<p class="note">{len(skipped)} unreadable file(s) skipped:</p><ul>')
         parts += [f"<li>{esc(p)}: {esc(why)}</li>" for p, why in skipped[:50]]
         parts.append("</ul>")
-    svg = run_dir / f"{model}.svg"
+    svg = run_dir / f"{stem}.svg"
     parts.append("<h2>Model</h2>")
     if svg.is_file():
         uri = _data_uri("image/svg+xml", svg.read_bytes())
         parts.append(f'<figure class="diagram"><img id="diagram" alt="model diagram" src="{uri}">')
         parts.append("</figure>")
-    summary = run_dir / f"{model}.summary.txt"
+    summary = run_dir / f"{stem}.summary.txt"
     if summary.is_file():
         parts.append(f"<pre>{esc(summary.read_text(encoding='utf-8'))}</pre>")
     parts.append("</body></html>\n")
@@ -296,5 +280,5 @@ def write_report(run_dir: str | Path) -> list[Path]:
         if png:
             written.append(png)
     page = render_html(run_dir).encode("utf-8")
-    written.append(_atomic_write(run_dir / REPORT_HTML, page))
+    written.append(write_bytes(run_dir / REPORT_HTML, page))
     return written

@@ -21,8 +21,6 @@ width, channels); the folder's split `seed` defaults to the run's seed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 from .csv_table import CsvSettings, open_csv
 from .data_errors import DataError
 from .feeds import Feed
+from .files import special_kind, write_json
 from .image_folder import CHANNELS, ImageSettings, open_image_folder
 from .npy_dir import open_npy_dir
 
@@ -66,6 +65,9 @@ def data_kind(path: str | Path) -> str:
     path = Path(path)
     if not path.exists():
         raise DataError(f"--data: no such file or folder {path}")
+    kind = special_kind(path)
+    if kind:
+        raise DataError(f"--data: {path} is {kind}, neither a file nor a folder")
     if path.is_dir():
         return "npy" if any(path.glob("*.npy")) else "images"
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
@@ -277,19 +279,7 @@ def open_eval_data(path, feeds: list[Feed], info: DataInfo | None, subset: str |
 
 def write_data_info(out_dir: str | Path, info: DataInfo) -> Path:
     """Writes data.json into the run folder (atomically)."""
-    path = Path(out_dir) / INFO_FILE
-    text = json.dumps(asdict(info), indent=1) + "\n"
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json(Path(out_dir) / INFO_FILE, asdict(info))
 
 
 def read_data_info(run_dir: str | Path) -> DataInfo | None:

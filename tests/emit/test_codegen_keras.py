@@ -274,6 +274,8 @@ def random_feeds(graph, rng, batch: int = 2) -> dict[str, np.ndarray]:
         shape = [batch] + [d if isinstance(d, int) else 5 for d in v.type.shape[1:]]
         if v.type.dtype.startswith("int"):
             feeds[v.name] = rng.integers(0, 50, size=shape).astype(np.int64)
+        elif v.type.dtype == "uint8":  # pixels
+            feeds[v.name] = rng.integers(0, 256, size=shape).astype(np.uint8)
         elif v.type.dtype == "bool":  # a mask: mostly true, every row keeps its first step
             feeds[v.name] = rng.random(shape) < 0.7
             feeds[v.name][..., 0] = True

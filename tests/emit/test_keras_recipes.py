@@ -23,7 +23,6 @@ from tests.emit.keras_twin import (
 )
 from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_recipes import keras_recipes, part_recipe
-from transpiler.errors import KdlErrors
 from transpiler.layers import LAYERS
 from transpiler.templates.ktrans_runtime.keras_export import (
     ExportError,
@@ -45,7 +44,7 @@ def test_recipes_give_the_keras_weights_back_exactly(case, tmp_path):
     _, graph = load_graph(CASES[case], tmp_path)
     weights = random_weights(graph, np.random.default_rng(1))
     state = initializers(build_model(graph, weights=weights))
-    recipes = keras_recipes(graph)
+    recipes = keras_recipes(graph, weights=weights)
     assert set(recipes) == set(flat(weights))
     back = keras_arrays(state, recipes)
     for key, want in flat(weights).items():
@@ -92,7 +91,11 @@ def _one_training_step(graph, weights, feeds) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("case", RECURRENT)
 def test_a_trained_state_means_in_keras_what_it_means_in_onnx(case, tmp_path):
-    program, graph = load_graph(CASES[case] + TRAIN, tmp_path)
+    assert_trained_state_means_the_same(CASES[case], tmp_path)
+
+
+def assert_trained_state_means_the_same(text: str, tmp_path) -> None:
+    program, graph = load_graph(text + TRAIN, tmp_path)
     rng = np.random.default_rng(2)
     weights = random_weights(graph, rng)
     feeds = random_feeds(graph, rng, batch=3)
@@ -138,15 +141,30 @@ def test_values_computed_from_weights_are_no_source():
     assert part_recipe(lambda a: a.sum(0), (3, 2)) is None
 
 
-def test_folded_batch_normalization_is_a_clear_error(tmp_path):
-    """BatchNormalization on an axis ONNX's op cannot take is folded for inference:
-    its gamma survives in no tensor, so there is no Keras layout to give back."""
-    _, graph = load_graph(
-        f"model M {{\n    {CASES['Flatten'].splitlines()[1]}\n    BatchNormalization()\n}}\n",
-        tmp_path,
-    )
-    with pytest.raises(KdlErrors, match="batch_normalization/gamma"):
-        keras_recipes(graph)
+def test_batch_normalization_on_the_input_keeps_its_weights(tmp_path):
+    """BatchNormalization directly on an image input (once folded for inference, so it had
+    no Keras layout) keeps gamma, beta and the moving statistics as tensors of their own:
+    its recipes exist, and a trained state means in Keras what it means in ONNX."""
+    text = f"model M {{\n    {CASES['Flatten'].splitlines()[1]}\n    BatchNormalization()\n}}\n"
+    _, graph = load_graph(text, tmp_path)
+    recipes = keras_recipes(graph)
+    keys = ("gamma", "beta", "moving_mean", "moving_variance")
+    assert set(recipes) == {f"batch_normalization/{k}" for k in keys}
+    assert all(recipe["parts"] for recipe in recipes.values())
+    assert_trained_state_means_the_same(text, tmp_path)
+
+
+def test_a_weight_the_forward_pass_never_reads_keeps_its_value(tmp_path):
+    """Normalization's count (only Keras's adapt() uses it) is in no ONNX tensor: its
+    recipe holds the value the model was built with."""
+    _, graph = load_graph(CASES["Normalization"], tmp_path)
+    weights = random_weights(graph, np.random.default_rng(4))
+    recipes = keras_recipes(graph, weights=weights)
+    count = weights["normalization"]["count"]
+    assert recipes["normalization/count"] == {"shape": [], "parts": [], "value": float(count)}
+    assert keras_recipes(graph)["normalization/count"]["value"] == 0.0  # its initial value
+    back = keras_arrays({}, {"normalization/count": recipes["normalization/count"]})
+    np.testing.assert_array_equal(back["normalization/count"], count)
 
 
 def test_a_state_without_a_tensor_or_of_the_wrong_shape_names_it(tmp_path):

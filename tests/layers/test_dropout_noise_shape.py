@@ -30,13 +30,13 @@ def test_bad_noise_shape():
     )  # fmt: skip
     assert_bad_input(
         "Dropout", (0.5,), {"noise_shape": [None, 1]}, [(4, 3)], "float32",
-        "Dropout: noise_shape has 2 entries; the input (None, 4, 3) has 3 axes",
+        "Dropout: noise_shape [none, 1] has 2 entries; the input (None, 4, 3) has 3 axes",
         "one entry per axis",
         arg="noise_shape",
     )  # fmt: skip
     assert_bad_input(
         "Dropout", (0.5,), {"noise_shape": [None, 2]}, [(3,)], "float32",
-        "noise_shape [none, 2] does not broadcast to the input", None,
+        "noise_shape [none, 2] does not broadcast to the input (None, 3)", None,
     )  # fmt: skip
 
 

@@ -35,8 +35,8 @@ class Run:
     def export(self, path):
         self.saved.append(("model", path))
 
-    def save_weights(self, path):
-        self.saved.append(("weights", path))
+    def save_keras(self, path):
+        self.saved.append(("keras", path))
 
     def output_path(self, name, who):
         return inside(self.out, name, who)
@@ -142,14 +142,19 @@ def test_csv_logger_and_model_checkpoint_write_inside_out(tmp_path):
     again.on_epoch_end(run, 2, {"loss": 0.125})
     assert (tmp_path / "log.csv").read_bytes().endswith(b"1,0.25,NA\r\n2,0.125,NA\r\n")
 
+    # each file as its extension says, as Keras 3: a .keras archive, Keras weights; and
+    # ktrans's .onnx, the inference model
     best = callbacks.ModelCheckpoint("ck/{epoch:02d}.keras", monitor="loss", save_best_only=True)
     for epoch, loss in enumerate([0.5, 0.7, 0.4]):
         best.on_epoch_end(run, epoch, {"loss": loss})
-    assert run.saved == [("model", tmp_path / "ck/01.onnx"), ("model", tmp_path / "ck/03.onnx")]
+    assert run.saved == [("keras", tmp_path / "ck/01.keras"), ("keras", tmp_path / "ck/03.keras")]
     weights = callbacks.ModelCheckpoint("w.weights.h5", save_weights_only=True, save_freq=2)
     for batch in range(4):
         weights.on_batch_end(run, batch, {"loss": 1.0})
-    assert run.saved[2:] == [("weights", tmp_path / "w.weights.npz")] * 2
+    assert run.saved[2:] == [("keras", tmp_path / "w.weights.h5")] * 2
+    model = callbacks.ModelCheckpoint("m{epoch}.onnx")
+    model.on_epoch_end(run, 0, {"loss": 1.0})
+    assert run.saved[4:] == [("model", tmp_path / "m1.onnx")]
     outside = callbacks.CSVLogger("../x.csv")
     with pytest.raises(TrainingError, match="leads outside the output folder"):
         outside.on_train_begin(run)

@@ -5,6 +5,7 @@ targets checked against their loss's domain."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,8 +79,10 @@ def test_a_registered_source_reads_its_own_format(tmp_path):
         data.open_data(tmp_path / "missing.npz", [X, Y])
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    with pytest.raises(TrainingError, match="is neither a file nor a folder"):
+    with pytest.raises(TrainingError, match=r"pipe is a FIFO \(named pipe\), neither a file"):
         data.open_data(fifo, [X, Y])
+    with pytest.raises(TrainingError, match="/dev/zero is a character device, neither a file"):
+        data.open_data(Path("/dev/zero"), [X, Y])
     x, y = np.ones((4, 4), np.float32), np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
     np.savez(tmp_path / "d.npz", x=x, y=y)
     with pytest.raises(TrainingError, match=r"'color_mode' does not apply to \.npz"):

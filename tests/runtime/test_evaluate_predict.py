@@ -15,8 +15,7 @@ from tests.runtime.conftest import tiny_data
 from transpiler.cli import main
 from transpiler.graph import load
 from transpiler.templates.ktrans_runtime.image_folder import read_image
-from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES, metadata_entries
-from transpiler.templates.ktrans_runtime.sources import DataInfo, write_data_info
+from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES
 
 keras = pytest.importorskip("keras")
 
@@ -85,26 +84,41 @@ train Shapes {
 """
 
 
+SHAPES = ("circle", "square", "star")
+
+
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
-    """A trained image classifier whose run says its data was an image folder of classes
-    circle/square/star, 6x5 grayscale (as the runtime will write data.json)."""
+    """A classifier trained by `ktrans train` on an image folder of the classes circle,
+    square and star (6x5 grayscale PNG files): the run keeps their names in the trained
+    model's metadata and in data.json."""
+    from PIL import Image
+
     root = tmp_path_factory.mktemp("shapes")
     (root / "m.kdl").write_text(IMAGE_MODEL)
     rng = np.random.default_rng(1)
-    x = rng.uniform(0, 255, (30, 6, 5, 1)).astype(np.float32)
-    np.savez(root / "d.npz", x_train=x, y_train=rng.integers(0, 3, 30))
+    for name in SHAPES:
+        (root / "shapes" / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 256, (6, 5), np.uint8)
+            Image.fromarray(pixels, "L").save(root / "shapes" / name / f"{i}.png")
     run = root / "run"
-    assert main(["train", str(root / "m.kdl"), "--data", str(root / "d.npz"),
+    assert main(["train", str(root / "m.kdl"), "--data", str(root / "shapes"),
                  "--out", str(run), "--verbose", "0"]) == 0  # fmt: skip
-    info = DataInfo(
-        "images",
-        "shapes/",
-        {"image_size": [6, 5], "color_mode": "grayscale", "interpolation": "bilinear"},
-        {"output": ["circle", "square", "star"]},
-    )
-    write_data_info(run, info)
     return run
+
+
+def test_an_image_folder_run_keeps_its_class_names(image_run):
+    import onnx
+
+    model = onnx.load(str(image_run / "Shapes.trained.onnx"))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props[CLASS_NAMES]) == {"output": list(SHAPES)}
+    info = json.loads((image_run / "data.json").read_text())
+    assert info["kind"] == "images" and info["class_names"] == {"output": list(SHAPES)}
+    assert info["settings"]["image_size"] == [6, 5] and info["rows"] == {"train": 30, "val": 0}
+    assert (image_run / "report.html").is_file() and (image_run / "history.png").is_file()
+    assert json.loads((image_run / "results.json").read_text())["seconds"] > 0
 
 
 def test_predict_on_a_png_equals_run_on_the_array(image_run, tmp_path, capsys):
@@ -124,7 +138,7 @@ def test_predict_on_a_png_equals_run_on_the_array(image_run, tmp_path, capsys):
     assert main(["predict", str(image_run), "--input", str(png), "--top-k", "3",
                  "-o", str(out)]) == 0  # fmt: skip
     (row,) = json.loads(out.read_text())
-    names = ["circle", "square", "star"]
+    names = list(SHAPES)
     order = np.argsort(-expected)
     assert row["item"] == str(png)
     for rank, i in enumerate(order, 1):
@@ -144,8 +158,6 @@ def test_predict_uses_class_names_in_the_model_and_reads_folders(image_run, tmp_
     shutil.copytree(image_run, run)
     (run / "data.json").unlink()  # the names now come from the model's metadata only
     model = run / "Shapes.trained.onnx"
-    entry = metadata_entries({CLASS_NAMES: json.dumps({"output": ["a", "b", "c"]})})
-    model.write_bytes(model.read_bytes() + entry)
     folder = tmp_path / "imgs"
     (folder / "sub").mkdir(parents=True)
     for i, name in enumerate(["x.png", "sub/y.jpg", "z.bmp"]):
@@ -160,7 +172,7 @@ def test_predict_uses_class_names_in_the_model_and_reads_folders(image_run, tmp_
         str(folder / "x.png"),
         str(folder / "z.bmp"),
     ]
-    assert {line.split(",")[1] for line in lines[1:]} <= {"a", "b", "c"}
+    assert {line.split(",")[1] for line in lines[1:]} <= set(SHAPES)
 
 
 def test_report_renders_again(tiny_run, tmp_path, capsys):

@@ -90,27 +90,27 @@ class NumpyEngine:
         return {"engine": self.name, "device": "cpu"}
 
 
-def fit(args, engine, interrupt, callbacks=()) -> int:
+def fit(args, engine, interrupt, callbacks=(), keras=None) -> int:
     """The loop of the package docstring, as a model script writes it."""
     compiled = {"model": "Lin", "train_block": "default", "seed": 0, "fit": FIT,
                 "losses": LOSSES, "metric_plan": PLAN, "learning_rate": 0.05,
-                "callbacks": list(callbacks)}  # fmt: skip
+                "callbacks": list(callbacks), "keras": keras}  # fmt: skip
     run = kt.loop.TrainingRun(args, engine, interrupt, compiled)
     train, val, test = run.open_data(FEEDS)
     run.begin()
     while run.epoch < run.epochs and not run.stop:
         run.begin_epoch()
         order = kt.data.epoch_order(run.seed, run.epoch, train.size, FIT["shuffle"])
-        for batch in range(run.batch, run.steps):
-            rows = kt.data.batch_rows(order, batch, run.batch_size)
-            lr = run.begin_step()
-            values = engine.step(train.take(rows), run.step, lr)
-            if not math.isfinite(values["loss"]):
-                return run.stop_on_nan(values["loss"])
-            engine.commit()
-            run.end_batch(values, len(rows))
-            if interrupt.signum:
-                return run.interrupted()
+        with run.batches(train, order) as batches:
+            for batch in batches:
+                lr = run.begin_step()
+                values = engine.step(batch, run.step, lr)
+                if not math.isfinite(values["loss"]):
+                    return run.stop_on_nan(values["loss"])
+                engine.commit()
+                run.end_batch(values, kt.data.rows_in(batch))
+                if interrupt.signum:
+                    return run.interrupted()
         logs = run.averages.result()
         if val is not None and run.validation_due():
             val_logs = run.evaluate(val)
@@ -123,12 +123,12 @@ def fit(args, engine, interrupt, callbacks=()) -> int:
     return run.finish(test)
 
 
-def main(out, data, engine=None, callbacks=(), **flags) -> tuple[int, NumpyEngine]:
+def main(out, data, engine=None, callbacks=(), keras=None, **flags) -> tuple[int, NumpyEngine]:
     engine = engine or NumpyEngine()
     args = argparse.Namespace(out=out, data=data, resume=False, verbose=0, seed=None,
                               batch_size=None, validation_split=None, epochs=None)  # fmt: skip
     vars(args).update(flags)
-    code = kt.cli.run(lambda interrupt, argv: fit(args, engine, interrupt, callbacks))
+    code = kt.cli.run(lambda interrupt, argv: fit(args, engine, interrupt, callbacks, keras))
     return code, engine
 
 
@@ -185,7 +185,7 @@ def test_callbacks_act_on_the_engine(tmp_path, data):
     stop = {"name": "EarlyStopping", "monitor": "loss", "mode": "max", "patience": 0,
             "restore_best_weights": True, "min_delta": 0, "verbose": 0, "baseline": None,
             "start_from_epoch": 0}  # fmt: skip
-    checkpoint = {"name": "ModelCheckpoint", "filepath": "e{epoch}.keras", "monitor": "loss",
+    checkpoint = {"name": "ModelCheckpoint", "filepath": "e{epoch}.onnx", "monitor": "loss",
                   "verbose": 0, "save_best_only": False, "save_weights_only": False,
                   "mode": "min", "save_freq": "epoch", "initial_value_threshold": None}  # fmt: skip
     code, _ = main(tmp_path / "o", data, callbacks=[stop, checkpoint])
@@ -204,3 +204,110 @@ def test_errors_end_the_run_in_one_line(tmp_path, data, capsys):
     )
     assert main(tmp_path / "o", data, resume=True)[0] == 1
     assert "--resume: there is no checkpoint" in capsys.readouterr().err
+
+
+class KerasLayoutEngine(NumpyEngine):
+    """An engine that holds its weights in Keras's layout (as the torch engine does)."""
+
+    def keras_weights(self):
+        return self.weights()
+
+
+def test_an_engine_in_keras_layout_writes_the_keras_files(tmp_path, data, capsys):
+    """The end of every run writes <Model>.weights.h5 and .weights.npz from the engine's
+    own Keras-layout weights; ModelCheckpoint's .weights.h5 too; a part of the export
+    description that the bundle lacks (here the archive's config) is a note, not a
+    failed run. The report is written, and results.json has the run's wall time."""
+    h5py = pytest.importorskip("h5py")
+    layout = {"datasets": [["layers/dense/vars/0", "dense/kernel"],
+                           ["layers/dense/vars/1", "dense/bias"]],
+              "names": {"layers/dense/vars": "dense"}}  # fmt: skip
+    info = {"format": 1, "model": "Lin", "recipes": None, "recipes_error": "not ONNX",
+            "weights_h5": layout, "keras_config": None,
+            "keras_config_error": "no Keras config here"}  # fmt: skip
+    (tmp_path / "Lin.keras.json").write_text(json.dumps(info))
+    weights = {"name": "ModelCheckpoint", "filepath": "w{epoch}.weights.h5", "monitor": "loss",
+               "verbose": 0, "save_best_only": False, "save_weights_only": True,
+               "mode": "min", "save_freq": "epoch", "initial_value_threshold": None}  # fmt: skip
+    archive = {**weights, "filepath": "m.keras", "save_weights_only": False}
+    described = tmp_path / "Lin.keras.json"
+    code, engine = main(
+        tmp_path / "o",
+        data,
+        engine=KerasLayoutEngine(),
+        callbacks=[weights, archive],
+        keras=described,
+    )
+    assert code == 0
+    out = tmp_path / "o"
+    captured = capsys.readouterr()
+    assert f"wrote {out / 'Lin.weights.h5'}" in captured.out
+    assert "note: m.keras was not written: no Keras config here" in captured.err
+    with h5py.File(out / "Lin.weights.h5") as f, np.load(out / "Lin.weights.npz") as npz:
+        for i, key in enumerate(("dense/kernel", "dense/bias")):
+            np.testing.assert_array_equal(f[f"layers/dense/vars/{i}"][()], engine.params[key])
+            np.testing.assert_array_equal(npz[key], engine.params[key])
+    assert sorted(p.name for p in out.glob("w*.weights.h5")) == [
+        f"w{e}.weights.h5" for e in (1, 2, 3)
+    ]
+    assert not (out / "m.keras").exists()
+    assert (out / "report.html").is_file() and (out / "history.png").is_file()
+    results = json.loads((out / "results.json").read_text())
+    assert results["seconds"] > 0 and results["step_seconds"] <= results["seconds"]
+
+
+class RecordingEngine(NumpyEngine):
+    """Records (loss, rows) of every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[float, int]] = []
+
+    def step(self, batch, step, learning_rate):
+        values = super().step(batch, step, learning_rate)
+        self.steps.append((values["loss"], len(batch["x"])))
+        return values
+
+
+def test_a_batch_that_comes_back_short_counts_its_own_rows(tmp_path, data, capsys):
+    """A dataset may return fewer rows than asked (an image that fails to decode is
+    dropped): the step trains on what came back, the epoch's averages weight it by its
+    own length, and a batch with no row left is passed over (counted done)."""
+
+    class Dropping:
+        def __init__(self, inner):
+            self.inner, self.size = inner, inner.size
+
+        def take(self, rows):
+            rows = np.arange(self.size)[rows] if isinstance(rows, slice) else np.asarray(rows)
+            kept = rows[rows % 5 != 0]  # every fifth row "fails to decode"
+            if 0 in rows:
+                kept = kept[:0]  # the batch holding row 0 loses every row
+            return self.inner.take(kept)
+
+    def load(path, feeds, options):
+        from transpiler.templates.ktrans_runtime.npz_source import load_npz
+
+        splits = load_npz(path.with_suffix(".npz"), feeds)
+        return {**splits, "train": Dropping(splits["train"])}
+
+    short = tmp_path / "d.short"
+    short.write_bytes(b"")
+    kt.data.register_source("test: rows dropped", lambda p: p.suffix == ".short", load)
+    try:
+        code, engine = main(tmp_path / "o", short, engine=RecordingEngine(), validation_split=0.0)
+    finally:
+        kt.data._SOURCES.pop()
+    assert code == 0
+    history = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert "has no readable row" in capsys.readouterr().err
+    # 50 rows in batches of 8: 7 an epoch, the one holding row 0 empty: 6 steps an epoch
+    assert len(engine.steps) == 18
+    for epoch in range(3):
+        order = kt.data.epoch_order(0, epoch, 50, True)
+        batches = [order[i : i + 8] for i in range(0, 50, 8)]
+        want = [int(np.sum(b % 5 != 0)) for b in batches if 0 not in b]
+        losses, rows = zip(*engine.steps[epoch * 6 : (epoch + 1) * 6])
+        assert list(rows) == want
+        expected = sum(loss * n for loss, n in zip(losses, rows)) / sum(rows)
+        np.testing.assert_allclose(history["loss"][epoch], expected, rtol=1e-12)

@@ -242,3 +242,69 @@ def test_data_info_round_trip(tmp_path):
     write_data_info(tmp_path, info)
     assert read_data_info(tmp_path) == info
     assert read_data_info(tmp_path / "none") is None
+
+
+WINE = """
+model Wine {
+    input features: float32[3]
+    Dense(4, activation=relu)
+    output kind = Dense(3, activation=softmax)
+}
+train Wine {
+    loss = categorical_crossentropy
+    optimizer = Adam(learning_rate=0.01)
+    metrics = [accuracy]
+    batch_size = 8
+    epochs = 3
+    validation_split = 0.25
+    data {
+        columns = { features: ["alcohol", "ash", "hue"] }
+        categorical = ["kind"]
+    }
+}
+"""
+
+
+def test_csv_npy_and_npz_give_the_same_training_history(tmp_path, arrays):
+    """One bundle trained on the same data as a CSV table (a categorical target column), a
+    folder of memory-mapped .npy files and an .npz archive: the same history, to the
+    bit (issue 12 §5)."""
+    import json
+    import subprocess
+    import sys
+
+    from transpiler.cli import main
+
+    x, y = arrays
+    names = np.array(["barolo", "grignolino", "barbera"])[y]
+    ids = np.searchsorted(["barbera", "barolo", "grignolino"], names)  # the sorted vocabulary
+    sources = {"csv": write_csv(tmp_path / "wine.csv", x, names)}
+    sources["npy"] = tmp_path / "npy"
+    sources["npy"].mkdir()
+    np.save(sources["npy"] / "features.npy", x)
+    np.save(sources["npy"] / "kind.npy", ids)
+    sources["npz"] = tmp_path / "wine.npz"
+    np.savez(sources["npz"], x_train=x, y_train=ids)
+    # the data section says how to read the CSV table; the others take no settings
+    section = WINE[WINE.index("    data {") : WINE.rindex("}")]
+    scripts = {}
+    for name, text in (("csv", WINE), ("arrays", WINE.replace(section, ""))):
+        (tmp_path / f"{name}.kdl").write_text(text)
+        bundle = tmp_path / f"bundle_{name}"
+        command = ["codegen", str(tmp_path / f"{name}.kdl"), "--target", "train", "-o"]
+        assert main([*command, str(bundle)]) == 0
+        scripts[name] = bundle / "train_Wine.py"
+    histories = {}
+    for kind, data in sources.items():
+        script_path = scripts["csv" if kind == "csv" else "arrays"]
+        out = tmp_path / f"run_{kind}"
+        done = subprocess.run(
+            [sys.executable, str(script_path), "--data", str(data), "--out", str(out),
+             "--verbose", "0"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        histories[kind] = json.loads((out / "history.json").read_text())
+    assert set(histories["csv"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert histories["npy"] == histories["csv"]
+    assert histories["npz"] == histories["csv"]

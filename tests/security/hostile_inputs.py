@@ -170,6 +170,91 @@ def long_model_name(tmp: Path) -> list[str]:
     return ["codegen", kdl(tmp, text), "--target", "train", "-o", "bundle"]
 
 
+# ---------------------------------------------------------------- training
+
+
+TRAIN = "train {name} {{\n    loss = mse\n    optimizer = sgd\n    batch_size = 4\n}}\n"
+
+
+def _train(tmp: Path, text: str, arrays: dict) -> list[str]:
+    np.savez(tmp / "d.npz", **arrays)
+    return ["train", kdl(tmp, text), "--data", "d.npz", "--out", "run", "--verbose", "0"]
+
+
+def inputs_named_like_the_graph(tmp: Path) -> list[str]:
+    """Inputs called loss, step and lr: the training graph's own names are ktrans:loss,
+    ktrans:step and ktrans:lr, so these are plain inputs and the model trains."""
+    text = (
+        "model M {\n    input loss: float32[2]\n    input step: float32[2]\n"
+        "    input lr: float32[2]\n    Dense(1)(Concatenate()(loss, step, lr))\n}\n"
+    ) + TRAIN.format(name="M")
+    x = np.ones((8, 2), np.float32)
+    return _train(tmp, text, {"loss": x, "step": x, "lr": x, "output": np.ones((8, 1))})
+
+
+def long_model_name_trained(tmp: Path) -> list[str]:
+    """A 300-character model name trains end to end; the files it names are shortened."""
+    name = "M" * 300
+    text = MODEL.replace("model M", f"model {name}").format(body="    Dense(2)")
+    text += TRAIN.format(name=name)
+    return _train(tmp, text, {"x": np.ones((8, 4), np.float32), "y": np.ones((8, 2))})
+
+
+def _data(tmp: Path, data: str) -> list[str]:
+    text = DENSE + TRAIN.format(name="M")
+    return ["train", kdl(tmp, text), "--data", data, "--out", "run"]
+
+
+def train_on_dev_zero(tmp: Path) -> list[str]:
+    return _data(tmp, "/dev/zero")
+
+
+def train_on_a_fifo_npz(tmp: Path) -> list[str]:
+    os.mkfifo(tmp / "pipe.npz")
+    return _data(tmp, "pipe.npz")
+
+
+def train_on_a_fifo_csv(tmp: Path) -> list[str]:
+    os.mkfifo(tmp / "pipe.csv")
+    return _data(tmp, "pipe.csv")
+
+
+def train_on_npy_from_dev_zero(tmp: Path) -> list[str]:
+    """A folder of .npy files whose x.npy leads to /dev/zero."""
+    (tmp / "arrays").mkdir()
+    os.symlink("/dev/zero", tmp / "arrays" / "x.npy")
+    np.save(tmp / "arrays" / "output.npy", np.ones((8, 2), np.float32))
+    return _data(tmp, "arrays")
+
+
+def train_on_npy_fifo(tmp: Path) -> list[str]:
+    (tmp / "arrays").mkdir()
+    np.save(tmp / "arrays" / "x.npy", np.ones((8, 4), np.float32))
+    os.mkfifo(tmp / "arrays" / "output.npy")
+    return _data(tmp, "arrays")
+
+
+def train_on_images_with_a_fifo(tmp: Path) -> list[str]:
+    """An image folder holding a FIFO and a link to /dev/zero under image names: both
+    are skipped, counted, never opened; the readable images train."""
+    from PIL import Image
+
+    text = (
+        "model M {\n    input x: float32[4, 4, 1]\n    Flatten()\n"
+        "    Dense(2, activation=softmax)\n}\n"
+        "train M {\n    loss = categorical_crossentropy\n    batch_size = 4\n}\n"
+    )
+    for name in ("a", "b"):
+        (tmp / "imgs" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((4, 4), 60 * i, np.uint8), "L").save(
+                tmp / "imgs" / name / f"{i}.png"
+            )
+    os.mkfifo(tmp / "imgs" / "a" / "pipe.png")
+    os.symlink("/dev/zero", tmp / "imgs" / "b" / "zero.png")
+    return ["train", kdl(tmp, text), "--data", "imgs", "--out", "run", "--verbose", "0"]
+
+
 def absolute_csv_path(tmp: Path) -> list[str]:
     text = DENSE + 'train M {\n    loss = mse\n    callbacks = [CSVLogger("/tmp/x.csv")]\n}\n'
     return ["check", kdl(tmp, text)]

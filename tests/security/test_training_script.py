@@ -41,7 +41,7 @@ train Tiny {
     optimizer = SGD(learning_rate=0.1)
     batch_size = 16
     epochs = 1
-    callbacks = [CSVLogger(filename="log.csv"), ModelCheckpoint(filepath="best.keras")]
+    callbacks = [CSVLogger(filename="log.csv"), ModelCheckpoint(filepath="best.onnx")]
 }
 """
 
@@ -366,7 +366,8 @@ def test_files_honour_the_umask(tiny, tmp_path, umask, mode):
     written = [p for p in out.rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {
         "checkpoint.npz", "history.csv", "history.json", "results.json",
-        "Tiny.trained.onnx", "log.csv", "best.onnx",
+        "Tiny.trained.onnx", "log.csv", "best.onnx", "Tiny.weights.h5", "Tiny.weights.npz",
+        "report.html", "history.png",
     }  # fmt: skip
     for path in written:
         assert path.stat().st_mode & 0o777 == mode, path

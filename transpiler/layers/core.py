@@ -150,8 +150,8 @@ class _RateLayer(Layer):
         if noise is not None:
             if len(noise) != x.rank:
                 self.fail(
-                    f"{self.keras_class()}: noise_shape has {len(noise)} entries; the input "
-                    f"{format_shape(x.shape)} has {x.rank} axes",
+                    f"{self.keras_class()}: noise_shape {describe(list(noise))} has "
+                    f"{len(noise)} entries; the input {format_shape(x.shape)} has {x.rank} axes",
                     "one entry per axis, the batch axis first: none keeps the input's size",
                     arg="noise_shape",
                 )

@@ -98,7 +98,7 @@ class _KerasNames(dict):
         constants = {"true": True, "false": False, "none": None}
         if name in constants:
             return constants[name]
-        cls = getattr(self.keras.layers, name, None)
+        cls = getattr(self.keras.layers, name, None) or _application_class(name)
         if not (isinstance(cls, type) and name[:1].isupper()):
             return name
         takes_format = "data_format" in inspect.signature(cls.__init__).parameters
@@ -111,6 +111,21 @@ class _KerasNames(dict):
             return cls(*args, **kwargs)
 
         return make
+
+
+#: catalogue layers that keras.applications defines for its own models, not keras.layers
+APPLICATION_CLASSES = {
+    "LayerScale": "keras.src.applications.convnext",
+    "CustomScaleLayer": "keras.src.applications.inception_resnet_v2",
+}
+
+
+def _application_class(name: str):
+    """Keras's own class of a keras.applications layer (ConvNeXt's LayerScale), or None."""
+    import importlib
+
+    module = APPLICATION_CLASSES.get(name)
+    return getattr(importlib.import_module(module), name) if module else None
 
 
 def _tuples(value):
@@ -307,6 +322,8 @@ def train_row(row: Row, tmp_path, keras, before_keras_step=None, seed: int = 3):
     for mine, kl in pairs:
         for w, variable in zip(mine.weights, kl.weights):
             variable.assign(weights[mine.name][w.name])
+        if hasattr(kl, "finalize_state"):  # Normalization: its statistics from its weights
+            kl.finalize_state()
     km.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
     feeds, target = batch(row)
     xs = [for_keras(feeds[f"x{i}"]) for i in range(len(row.shapes))]
@@ -327,14 +344,17 @@ def train_row(row: Row, tmp_path, keras, before_keras_step=None, seed: int = 3):
 
 
 def randomize_statistics(graph, weights: dict, seed: int) -> None:
-    """Moving statistics away from 0 and 1 (their initial values hide layout bugs)."""
+    """Moving statistics and Normalization's adapted ones away from 0 and 1 (their initial
+    values hide layout bugs)."""
     rng = np.random.default_rng(seed)
     for layer in graph.layers:
         for name, value in weights[layer.name].items():
-            if name.endswith("moving_variance"):
+            if name.endswith(("moving_variance", "variance")):
                 weights[layer.name][name] = rng.uniform(0.5, 1.5, value.shape).astype(np.float32)
-            elif name.endswith("moving_mean"):
+            elif name.endswith(("moving_mean", "mean")):
                 weights[layer.name][name] = rng.normal(0, 0.3, value.shape).astype(np.float32)
+            elif name == "count":
+                weights[layer.name][name] = np.float32(rng.integers(1, 100))
 
 
 def assert_same(run, rtol: float, atol: float) -> None:

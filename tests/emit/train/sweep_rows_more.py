@@ -1,5 +1,6 @@
-"""The catalogue training sweep's table, continued: merging, normalization, recurrent
-layers and wrappers, attention, and masked inputs (see sweep_rows.py)."""
+"""The catalogue training sweep's table, continued: merging, normalization, preprocessing
+(and keras.applications' own layers), recurrent layers and wrappers, attention, and
+masked inputs (see sweep_rows.py)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,34 @@ NORMALIZATION = [
     *rows(["GroupNormalization(groups=2, axis=-2, epsilon=0.1)"], (2, 4, 3)),
     *rows(["GroupNormalization(groups=3)"], (3, 3, 2), pre=("Conv2D(6, 2)",)),
     *rows(["GroupNormalization(groups=2, axis=1)"], (2, 4, 4), pre=("Conv2D(4, 2)",), fmt=CF),
+]
+
+# ------------------------------------------------------------------ preprocessing and
+# keras.applications' own layers
+
+NORM_STATS = "mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0]"
+PREPROCESSING = [
+    *rows(["Rescaling(0.5, offset=0.25)", "Rescaling([0.5, 2.0, -1.0], offset=[1.0, 0.0, 2.0])"]),
+    *rows(["Rescaling(2.0, offset=[[1.0], [-1.0], [0.5], [0.0]])"], (4, 3)),
+    *rows(["Rescaling([0.5, 2.0, -1.0], offset=-1.0)"], (4, 4, 3), pre=(CONV,)),
+    *rows(["Rescaling([0.5, 2.0, -1.0, 1.5], offset=0.5)"], (3, 4, 4), pre=(CONV,), fmt=CF),
+    # pixels and other integers, scaled in the model
+    *[rows(["Rescaling(1 / 255)"], (4, 4, 1), dtype=t, vocab=256)[0] for t in ("uint8", "int32")],
+    *rows(["Rescaling(1 / 127.5, offset=-1)"], (3, 4), dtype="int64", vocab=256),
+    *rows(["Rescaling(0.5)"], (3, 4), dtype="int8", vocab=100),
+    # the adapted statistics: non-trainable weights (randomized, as moving statistics)
+    *rows(["Normalization()", "Normalization(axis=none)", "Normalization(invert=true)"], (4, 3)),
+    *rows(["Normalization(axis=[1, 2])", f"Normalization(axis=-1, {NORM_STATS})"], (4, 3)),
+    *rows(["Normalization()"], (4, 4, 3), pre=(CONV,)),
+    *rows(["Normalization(axis=1)"], (3, 4, 4), pre=(CONV,), fmt=CF),
+    *rows([f"Normalization({NORM_STATS}, invert=true)"], (4, 4, 3), pre=(CONV,)),
+    *rows(["Normalization(mean=3.0, variance=2.0)"], (3, 4), dtype="int32", vocab=10),
+    *rows(["LayerScale(0.1, 3)", "LayerScale(1e-6, 3)"]),
+    *rows(["LayerScale(0.5, 3)"], (4, 4, 3), pre=(CONV,)),
+    *rows(["LayerScale(0.5, 4)"], (3, 4, 4), pre=(CONV,), fmt=CF),
+    Row("CustomScaleLayer(0.17)", shapes=((5, 3), (5, 3))),
+    Row("CustomScaleLayer(1.0)", shapes=((4, 4, 3), (4, 4, 3)), pre=(CONV,)),
+    Row("CustomScaleLayer(0.3)", shapes=((3, 4, 4), (3, 4, 4)), pre=(CONV,), fmt=CF),
 ]
 
 # ------------------------------------------------------------------ recurrent

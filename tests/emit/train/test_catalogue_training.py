@@ -21,7 +21,14 @@ import pytest
 
 from tests.emit.train.sweep_harness import assert_same, train_row
 from tests.emit.train.sweep_rows import ACTIVATION_LAYERS, CONVOLUTIONS, CORE, POOLING, RESHAPING
-from tests.emit.train.sweep_rows_more import ATTENTION, MASKED, MERGING, NORMALIZATION, RECURRENT
+from tests.emit.train.sweep_rows_more import (
+    ATTENTION,
+    MASKED,
+    MERGING,
+    NORMALIZATION,
+    PREPROCESSING,
+    RECURRENT,
+)
 from tests.emit.train.test_recurrent_training import counter_uniform
 from transpiler.layers import LAYERS
 
@@ -50,6 +57,7 @@ ROWS = [
     *RESHAPING,
     *MERGING,
     *NORMALIZATION,
+    *PREPROCESSING,
     *RECURRENT,
     *ATTENTION,
     *MASKED,
@@ -118,8 +126,9 @@ def test_every_catalogue_layer_has_rows():
 
 
 #: layers that take integers but give what an Embedding cannot take (floats, negative
-#: ids): test_lower_dtypes.py covers them; Embedding's own rows cover its ids
-INTEGER_ELSEWHERE = {"Average", "Subtract", "Embedding"}
+#: ids): test_lower_dtypes.py covers them; Embedding's, Rescaling's and Normalization's
+#: own rows train them on integer inputs
+INTEGER_ELSEWHERE = {"Average", "Subtract", "Embedding", "Rescaling", "Normalization"}
 
 
 def test_every_layer_taking_integers_has_integer_rows(tmp_path):

@@ -45,7 +45,7 @@ def serialized(module: str, class_name: str, config: dict) -> dict:
 def json_value(value):
     """A layer argument as Keras stores it in a config."""
     if isinstance(value, Layer):
-        return serialized(LAYERS_MODULE, checked(value.keras_class()), layer_config(value))
+        return layer_entry(value)
     if isinstance(value, Initializer):
         cls, kwargs = initializer_parts(value)
         return serialized("keras.initializers", cls, {k: json_value(v) for k, v in kwargs.items()})
@@ -62,14 +62,38 @@ def json_value(value):
     raise CodegenError(f"cannot write a {type(value).__name__} value in a Keras config")
 
 
+#: arguments a Keras class's `from_config` reads whether or not they differ from the
+#: default (Rescaling.from_config deserializes config["offset"])
+READ_BY_FROM_CONFIG = {"Rescaling": ("offset",)}
+
+
 def layer_config(layer: Layer) -> dict:
-    """The layer's `config`: its name and the arguments the generated code writes."""
+    """The layer's `config`: its name and the arguments the generated code writes (and
+    those its class's from_config reads in any case)."""
     config = {"name": layer.name}
     for arg, value, _ in written_args(layer):
         config[arg.name] = json_value(compact(arg, value))
+    for name in READ_BY_FROM_CONFIG.get(layer.keras_class(), ()):
+        if name not in config:
+            arg = next(a for a in layer.signature if a.name == name)
+            config[name] = json_value(compact(arg, layer.config.get(name)))
     if not layer.trainable:
         config["trainable"] = False
     return config
+
+
+def layer_entry(layer: Layer) -> dict:
+    """The serialized layer: a `keras.layers` class, or one of the classes the generated
+    module defines (keras_custom.py), registered under the package "ktrans": Keras finds
+    it by that name once the module is imported."""
+    from transpiler.emit.code.keras_custom import CUSTOM_CLASSES
+
+    cls = checked(layer.keras_class())
+    if cls not in CUSTOM_CLASSES:
+        return serialized(LAYERS_MODULE, cls, layer_config(layer))
+    entry = serialized("ktrans", cls, layer_config(layer))
+    entry["registered_name"] = f"ktrans>{cls}"
+    return entry
 
 
 class TensorRef:
@@ -136,7 +160,7 @@ class ConfigBuilder:
     def layer_call(self, layer: Layer, args: list, kwargs: dict, outputs) -> list[TensorRef]:
         entry = self.by_layer.get(id(layer))
         if entry is None:
-            entry = serialized(LAYERS_MODULE, checked(layer.keras_class()), layer_config(layer))
+            entry = layer_entry(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = []
             self.by_layer[id(layer)] = entry

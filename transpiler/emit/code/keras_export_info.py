@@ -31,16 +31,19 @@ def _attempt(info: dict, key: str, make) -> None:
         info[f"{key}_error"] = e.errors[0].message
 
 
-def keras_export_info(graph: Graph, state_names: Iterable[str] | None = None) -> dict:
+def keras_export_info(
+    graph: Graph, state_names: Iterable[str] | None = None, weights: dict | None = None
+) -> dict:
     """The export description of `graph` (the inference graph, as declared) whose training
-    state holds `state_names` (parameters and buffers)."""
+    state holds `state_names` (parameters and buffers); `weights`: the Keras-layout
+    weights it is built with (the value of a weight that no state tensor holds)."""
     from transpiler.emit.code.keras_config import keras_model_config
     from transpiler.emit.onnx.keras_h5 import keras3_layout
     from transpiler.emit.onnx.keras_recipes import keras_recipes
 
     names = None if state_names is None else list(state_names)
     info: dict = {"format": FORMAT, "model": graph.name}
-    _attempt(info, "recipes", lambda: keras_recipes(graph, names))
+    _attempt(info, "recipes", lambda: keras_recipes(graph, names, weights))
     _attempt(info, "weights_h5", lambda: keras3_layout(graph))
     _attempt(info, "keras_config", lambda: keras_model_config(graph))
     return info

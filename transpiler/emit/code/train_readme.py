@@ -42,12 +42,15 @@ loss, metrics, new state out |
 settings (for `ktrans evaluate` and `predict`) |
 | `{model}.svg`, `{model}.summary.txt` | the model diagram and summary table, for the \
 report |
+| `{files["keras"]}` | how the trained weights are written in Keras's layout and files |
 
 ## Data
 
 `--data` is an `.npz` archive (`numpy.savez`), or an image folder, a CSV table or a
 folder of `.npy` files read as the train block's `data {{ }}` section says (DATA in the
-script; ktrans's docs/training.md). In an `.npz`, rows are samples: the arrays {arrays}
+script; ktrans's docs/training.md), or as the data flags say (`--image-size H W`,
+`--color-mode`, `--label-mode`, `--columns NAME=COLUMN`, `--categorical COLUMN`: each
+sets its key of the section). Batches are read ahead of the step on a background thread. In an `.npz`, rows are samples: the arrays {arrays}
 (the model's inputs and trained outputs: FEEDS in the script) hold the training data; the
 same names with `val_` or `test_` in front hold validation and test data.
 {keras_names}
@@ -85,9 +88,17 @@ take their moving averages when training ends.
   logs a list (precision at several thresholds) has one column per item in the CSV;
 - `checkpoint.npz`: the whole training state, after every epoch and on Ctrl-C or SIGTERM
   (exit 130 or 143); `--resume` continues exactly there;
-- `results.json`: the final and test logs, steps, timings;
-- `{files["trained"]}`: the inference model with the trained weights;
-- files the train block's callbacks name (CSVLogger, ModelCheckpoint), inside `--out`.
+- `results.json`: the final and test logs, steps, timings (`seconds`: the run's wall time);
+- `{files["trained"]}`: the inference model with the trained weights (and the training
+  data's class names in its metadata, `ktrans.class_names`, for an image folder or a
+  CSV table's categorical target; `data.json` holds them with the data's settings);
+- `{model}.weights.h5` (Keras's `model.load_weights` reads it into the model of
+  `ktrans codegen --target keras`; needs h5py) and `{model}.weights.npz` (the same
+  weights in Keras layout, `<layer>/<weight>`, as `ktrans build --weights` reads them);
+- `history.png` and `report.html`: the training curves, and one page with them, the
+  model, the settings and the results (needs matplotlib for the curves);
+- files the train block's callbacks name (CSVLogger, ModelCheckpoint: `.weights.h5`,
+  `.keras` or `.onnx` by the extension), inside `--out`.
 
 Files are written whole (a temporary file, fsynced, then renamed), with the permissions
 the umask gives. Exit codes: 0 done, 1 an error (data, device, checkpoint, a file that

@@ -348,7 +348,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         "trained": f"{name}.trained.onnx",  # written by the script
         "keras": f"{name}.keras.json",
     }
-    keras_info = json.dumps(keras_export_info(inference_graph, state_names=state))
+    keras_info = json.dumps(keras_export_info(inference_graph, state_names=state, weights=weights))
     settings = script_settings(graph, config, tm, seed, files)
     script = render_script(settings)
     readme = bundle_readme(name, config.name, files, settings["s"]["FEEDS"])

@@ -45,6 +45,11 @@ def _draw(layer, w, seed: int, shape=None) -> np.ndarray:
     return layer.adjust_initial_value(w, value) if shape is None else value
 
 
+def initial_value(layer, w, seed: int = 0) -> np.ndarray:
+    """One weight's initial value in Keras layout (as `initial_weights` draws it)."""
+    return _draw(layer, w, seed)
+
+
 def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Every layer's weights in Keras layout, drawn as Keras's initializers draw them."""
     check_weights_fit(graph)

@@ -19,7 +19,10 @@ went:
   has one bias: the two halves add (`reshape` to (2, n), `sum` over the halves), which is
   what the ONNX op computes with them, so a training step that moved both stays exact;
 - anything else (a value computed from several weights, as a folded BatchNormalization)
-  is not a rearrangement: such an initializer is never a source.
+  is not a rearrangement: such an initializer is never a source;
+- a weight that no initializer comes from (the lowering never reads it: Normalization's
+  `count`, which only Keras's adapt() uses) cannot change in training: its recipe holds
+  its value.
 
 Each recipe is checked on a second, shuffled probe before it is returned, so a transform
 that the analysis misreads fails here, not as silently wrong weights in a Keras file.
@@ -219,12 +222,18 @@ def _verified(transform, keras_shape, part) -> bool:
 # ------------------------------------------------------------------ the graph
 
 
-def keras_recipes(graph: Graph, state_names: Iterable[str] | None = None) -> dict[str, dict]:
+def keras_recipes(
+    graph: Graph, state_names: Iterable[str] | None = None, weights: dict | None = None
+) -> dict[str, dict]:
     """`{"<layer>/<weight>": recipe}` for every weight of `graph`, from the inference
     model's initializers (restricted to `state_names`, the tensors a state holds, when
-    given). A weight that no such initializer gives back is an error naming it."""
+    given). A weight that no such initializer gives back is an error naming it; one that
+    the lowering never reads (Normalization's `count`) keeps its value: from `weights`
+    (Keras layout, `{layer: {weight: array}}`, the weights the model is built with), else
+    its initial value."""
     sources = initializer_sources(graph)
     allowed = None if state_names is None else set(state_names)
+    read = {f"{layer.name}/{name}" for layer, name, _ in sources.values()}
     # keyed by name: a wrapped layer lowers as a copy named `<wrapper>/<inner>`, so its
     # weight `w` is the wrapper's `<inner>/w`, `<wrapper>/<inner>/w` either way
     by_weight: dict[str, list[tuple[str, Callable | None]]] = {}
@@ -236,8 +245,23 @@ def keras_recipes(graph: Graph, state_names: Iterable[str] | None = None) -> dic
     for layer in graph.layers:
         for w in layer.weights or []:
             key = f"{layer.name}/{w.name}"
+            if key not in read:
+                recipes[key] = _value_recipe(layer, w, weights)
+                continue
             recipes[key] = _weight_recipe(key, w.shape, by_weight.get(key, []), cache)
     return recipes
+
+
+def _value_recipe(layer, w, weights: dict | None) -> dict:
+    """The recipe of a weight the forward pass never reads: its value (module docstring
+    of the runtime's keras_export)."""
+    from transpiler.emit.onnx.initial_values import initial_value
+
+    if weights is not None and w.name in weights.get(layer.name, {}):
+        value = np.asarray(weights[layer.name][w.name], np.float32)
+    else:
+        value = initial_value(layer, w)
+    return {"shape": [int(d) for d in w.shape], "parts": [], "value": value.tolist()}
 
 
 def _cached_part(transform, shape, cache: dict) -> dict | None:
