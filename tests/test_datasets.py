@@ -76,3 +76,51 @@ def test_split_is_shuffled(dataset):
     _, arrays = dataset
     for key in ("y_train", "y_test"):
         assert not np.all(np.diff(arrays[key]) >= 0)
+
+
+# ---------------------------------------------------------------- digits_png/ and wine.csv
+
+
+def test_digits_png_holds_the_digits_as_images():
+    """Every image of digits.npz (train and test: the 1,797 digits), as an 8x8 grayscale
+    PNG in its class's folder, values 0..16 stored as round(v * 255 / 16)."""
+    from PIL import Image
+
+    folder = DATA_DIR / "digits_png"
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert classes == [str(d) for d in range(10)]
+    images, labels = [], []
+    for label in classes:
+        for path in sorted((folder / label).glob("*.png")):
+            with Image.open(path) as image:
+                assert image.mode == "L" and image.size == (8, 8)
+                images.append(np.asarray(image).reshape(64))
+            labels.append(int(label))
+    with np.load(DATA_DIR / "digits.npz") as npz:
+        x = np.concatenate([npz["x_train"], npz["x_test"]])
+        y = np.concatenate([npz["y_train"], npz["y_test"]])
+    assert np.array_equal(np.bincount(labels), np.bincount(y))
+    expected = np.round(x.astype(np.float64) * 255 / 16).astype(np.uint8)
+    ours = sorted(map(bytes, images))
+    assert ours == sorted(map(bytes, expected))
+    size = sum(p.stat().st_size for p in folder.rglob("*.png"))
+    assert size < 300_000
+
+
+def test_wine_csv():
+    import csv
+
+    with open(DATA_DIR / "wine.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    header, rows = rows[0], rows[1:]
+    assert len(header) == 14 and header[0] == "alcohol" and header[-1] == "cultivar"
+    assert len(rows) == 178
+    classes = [r[-1] for r in rows]
+    assert {c: classes.count(c) for c in sorted(set(classes))} == {
+        "class_0": 59,
+        "class_1": 71,
+        "class_2": 48,
+    }
+    values = np.array([[float(v) for v in r[:-1]] for r in rows])
+    assert values.shape == (178, 13) and np.isfinite(values).all()
+    assert set(classes[-36:]) == {"class_0", "class_1", "class_2"}  # shuffled: a split has all

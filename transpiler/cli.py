@@ -11,6 +11,7 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from transpiler import __version__
 from transpiler.errors import KdlError, KdlErrors
@@ -49,6 +50,15 @@ def cmd_check(args) -> int:
 def cmd_summary(args) -> int:
     from transpiler.summary import render_summary
 
+    if args.file.lower().endswith(".onnx"):
+        # an ONNX file has no Keras layers to tabulate: one line saying what does read it
+        out = Path(args.file).with_suffix(".svg").name
+        print(
+            f"error: {args.file} is an ONNX file and `ktrans summary` reads .kdl models; "
+            f"draw it with `ktrans viz {args.file} -o {out}`",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     try:
         program, graphs = _load(args.file, [args.model] if args.model else None)
     except KdlErrors as e:
@@ -92,6 +102,9 @@ def _register_optional_commands(sub) -> None:
     for module in (
         "transpiler.cli_build",
         "transpiler.cli_codegen",
+        "transpiler.cli_evaluate",
+        "transpiler.cli_predict",
+        "transpiler.cli_report",
         "transpiler.cli_train",
         "transpiler.cli_viz",
     ):

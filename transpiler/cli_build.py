@@ -66,7 +66,13 @@ def _parse_inputs(items: list[str]) -> dict:
 def cmd_run(args) -> int:
     import numpy as np
 
-    from transpiler.runtime.session import check_feeds, create_session
+    from transpiler.runtime.session import (
+        RunFailure,
+        check_feeds,
+        create_session,
+        run_failure_error,
+        run_session,
+    )
 
     feeds = _parse_inputs(args.input)
     if args.model_file.endswith(".kdl"):
@@ -86,7 +92,12 @@ def cmd_run(args) -> int:
     session = create_session(model, args.device)
     feeds = check_feeds(session, feeds)
     names = [o.name for o in session.get_outputs()]
-    results = session.run(names, feeds)
+    try:
+        results = run_session(session, names, feeds)
+    except RunFailure as failure:
+        if args.model_file.endswith(".kdl"):
+            _check_with_lengths(args, feeds)  # the .kdl error at line:col, as training gives
+        raise run_failure_error(failure) from None
     if args.output:
         import io
 
@@ -104,6 +115,16 @@ def cmd_run(args) -> int:
         print(f"{name}: {value.dtype}{list(value.shape)}{stats}")
     print(f"ran on {device}")
     return 0
+
+
+def _check_with_lengths(args, feeds: dict) -> None:
+    """Checks the .kdl model again with its dynamic axes fixed to the inputs' lengths, as
+    `ktrans train` does with its data: a layer those lengths do not fit (a Conv1D kernel
+    longer than the sequence) is then a KdlError at that layer's line and column."""
+    from transpiler.graph import load_one
+
+    shapes = {name: tuple(array.shape[1:]) for name, array in feeds.items()}
+    load_one(args.model_file, args.model, input_shapes=shapes)
 
 
 def register(sub) -> None:

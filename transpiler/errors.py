@@ -103,13 +103,13 @@ def _source_line(span: Span | None, sources: dict[str, str] | None) -> str | Non
 
 
 def suggest(name: str, candidates, kind: str = "") -> str | None:
-    """`did you mean 'Dense'?` for the closest candidate, or None."""
+    """`did you mean 'Dense'?` for the closest candidate, or None. A candidate that differs
+    only in case wins (`Relu` -> 'relu', not the closer-looking 'elu')."""
     pool = list(candidates)
-    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    lowered = {c.lower(): c for c in pool}
+    close = [lowered[name.lower()]] if name.lower() in lowered else []
     if not close:
-        lowered = {c.lower(): c for c in pool}
-        if name.lower() in lowered:
-            close = [lowered[name.lower()]]
+        close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if not close:
         return None
     return f"did you mean '{close[0]}'?"

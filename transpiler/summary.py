@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from transpiler.graph.model import Graph, Node
-from transpiler.graph.types import format_shape
+from transpiler.graph.types import keras_shape
 
 
 def _size(n_params: int) -> str:
@@ -17,7 +17,7 @@ def _size(n_params: int) -> str:
 
 
 def _shapes(node: Node) -> str:
-    shapes = [format_shape(v.type.shape) for v in node.outputs]
+    shapes = [keras_shape(v.type.shape) for v in node.outputs]
     return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
 
 
@@ -27,7 +27,7 @@ def summary_rows(graph: Graph) -> list[tuple[str, str, str, str]]:
     sequential = graph.is_sequential()
     if not sequential:
         for v in graph.inputs:
-            rows.append((f"{v.name} (InputLayer)", format_shape(v.type.shape), "0", "-"))
+            rows.append((f"{v.name} (InputLayer)", keras_shape(v.type.shape), "0", "-"))
     seen: set[int] = set()
     for node in graph.nodes:
         layer = node.layer

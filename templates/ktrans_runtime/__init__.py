@@ -1,1 +1,1 @@
-"""ktrans_runtime: the machinery of generated training scripts, one copy per bundle."""
+"""The training runtime shared by every bundle: data, metrics, callbacks, files, report."""

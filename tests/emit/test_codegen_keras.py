@@ -251,7 +251,7 @@ def check_ruff(path: Path) -> None:
 def check_safe_names(code: str) -> None:
     """Every name the module binds is a safe identifier, and its own names are its own."""
     tree = ast.parse(code)
-    own = {"build_model", "compile_model", "FIT_ARGS", "keras", "layers", "ops", "model"}
+    own = {"build_model", "compile_model", "FIT_ARGS", "keras", "layers", "ops", "model", "_"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             assert node.id in own or is_safe_identifier(node.id), node.id
@@ -274,6 +274,9 @@ def random_feeds(graph, rng, batch: int = 2) -> dict[str, np.ndarray]:
         shape = [batch] + [d if isinstance(d, int) else 5 for d in v.type.shape[1:]]
         if v.type.dtype.startswith("int"):
             feeds[v.name] = rng.integers(0, 50, size=shape).astype(np.int64)
+        elif v.type.dtype == "bool":  # a mask: mostly true, every row keeps its first step
+            feeds[v.name] = rng.random(shape) < 0.7
+            feeds[v.name][..., 0] = True
         else:
             feeds[v.name] = rng.normal(size=shape).astype(np.float32)
     return feeds

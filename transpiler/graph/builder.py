@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from transpiler.errors import ErrorSink, Span
 from transpiler.graph.blocks import BlockExpander, definitions, flatten
+from transpiler.graph.call_args import CallBinder
 from transpiler.graph.evaluate import ExpressionEvaluator, Fail, is_applicable, is_tensor
+from transpiler.graph.merge_helpers import MergeHelpers
 from transpiler.graph.model import Graph, Node, Value
 from transpiler.graph.program import Program
 from transpiler.graph.types import DTYPES, TensorType, format_shape
 from transpiler.graph.values import BlockDefRef, BlockInstance, LayerClass, Poison, Scope
 from transpiler.layers.args import ArgError, Spec, Symbol, data_format, describe, is_int
-from transpiler.layers.base import Layer, LayerError, snake_case
+from transpiler.layers.base import NO_CALL_ARGS, CallArgs, Layer, LayerError, snake_case
 from transpiler.parser import ast
 
 MAX_REPEAT = 10_000
@@ -32,7 +34,7 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
     return builder.consts
 
 
-class GraphBuilder(BlockExpander, ExpressionEvaluator):
+class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator):
     def __init__(
         self,
         program: Program,
@@ -306,6 +308,8 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
 
     def output(self, stmt: ast.OutputStmt, outputs) -> None:
         value = self.eval(stmt.value)
+        if isinstance(stmt.value, ast.Name) and isinstance(value, (Layer, BlockInstance)):
+            self.layer_as_tensor(stmt.value, value)
         if is_applicable(value):
             value = self.apply_to(value, self.as_inputs(self.current, stmt.span), stmt.value.span)
         if isinstance(value, Symbol):
@@ -375,30 +379,42 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
                 if err.arg in names and names.index(err.arg) < len(call.args):
                     span = call.args[names.index(err.arg)].span
             self.error(span or call.span, err.message, err.hint)
+        return self.make_layer(cls, config, call.span, arg_spans)
+
+    def make_layer(self, cls, config: dict, span: Span, arg_spans) -> Layer:
+        """The layer of a checked `config`, named as Keras names it (or by `name=`)."""
         if "data_format" in config and config["data_format"] is None:
             config["data_format"] = self.data_format
         name = config.get("name")
         if name:
             if name in self.used_names:
-                self.error(arg_spans.get("name", call.span), f"the layer name '{name}' is taken")
+                self.error(arg_spans.get("name", span), f"the layer name '{name}' is taken")
             self.used_names.add(name)
         else:
             name = self.unique_name(snake_case(cls.__name__))
         layer = cls(config, name)
-        layer.span = call.span
+        layer.span = span
         return layer
 
-    def apply(self, target, inputs: list[Value], span: Span):
-        """Calls a layer (adding a node) or expands a block; returns a tensor or a tuple."""
-        for v in inputs:
+    def apply(self, target, inputs: list[Value], span: Span, call=NO_CALL_ARGS, call_spans=None):
+        """Calls a layer (adding a node) or expands a block; returns a tensor or a tuple.
+        `call` holds the call's keyword tensors and flags, `call_spans` where each keyword's
+        value is written."""
+        for v in [*inputs, *call.tensors.values()]:
             self.check(v, span)
         if isinstance(target, BlockInstance):
             return self.expand_block(target, inputs, span)
         layer: Layer = target
         try:
-            types = layer([v.type for v in inputs])
+            if call is NO_CALL_ARGS:
+                types = layer([v.type for v in inputs])
+            else:
+                keyword_types = {k: v.type for k, v in call.tensors.items()}
+                types = layer([v.type for v in inputs], CallArgs(keyword_types, call.options))
         except LayerError as err:
             where = getattr(layer, "span", None) if err.arg else span
+            if err.arg in (call_spans or {}):
+                where = call_spans[err.arg]
             shapes = ", ".join(format_shape(v.type.shape) for v in inputs)
             hint = err.hint
             if hint is None and "input" in err.message and inputs:
@@ -412,7 +428,13 @@ class GraphBuilder(BlockExpander, ExpressionEvaluator):
             for i, t in enumerate(types)
         ]
         node = Node(
-            layer, list(inputs), outs, span, tuple(i for _, i in self.block_stack), call_index
+            layer,
+            [*inputs, *call.tensors.values()],
+            outs,
+            span,
+            tuple(i for _, i in self.block_stack),
+            call_index,
+            call,
         )
         for v in outs:
             v.producer = node

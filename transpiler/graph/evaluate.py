@@ -7,6 +7,7 @@ import operator
 
 from transpiler.errors import KdlError, Span, suggest
 from transpiler.graph.functions import FunctionError, binary, make_op
+from transpiler.graph.merge_helpers import MERGE_HELPERS
 from transpiler.graph.model import Value
 from transpiler.graph.values import BlockDefRef, BlockInstance, Function, LayerClass, Poison
 from transpiler.layers.args import Spec, Symbol, describe, is_int
@@ -101,7 +102,7 @@ class ExpressionEvaluator:
             return LayerClass(LAYERS[name])
         if name in self.program.blocks:
             return BlockDefRef(self.program.blocks[name])
-        if name in FUNCTIONS or name in INTROSPECTION:
+        if name in FUNCTIONS or name in INTROSPECTION or name in MERGE_HELPERS:
             return Function(name)
         return None
 
@@ -223,6 +224,10 @@ class ExpressionEvaluator:
                 self.error(e.span, "shape(x) takes one tensor")
             dims = args[0].type.shape
             return tuple(d if isinstance(d, int) else None for d in dims)
+        if isinstance(func, Function) and func.name in MERGE_HELPERS:
+            merged = self.merge_call(func.name, args, kwargs, e.span, arg_spans)
+            if merged is not None:
+                return merged
         if isinstance(func, Function):
             tensors = [a for a in args if is_tensor(a)]
             if len(args) == 1 and isinstance(args[0], list) and all(map(is_tensor, args[0])):
@@ -236,12 +241,16 @@ class ExpressionEvaluator:
             if any(is_tensor(a) for a in args[len(tensors) :]):
                 self.error(e.span, f"{func.name}: tensors come first, then other arguments")
             return self.expression_node(func.name, tensors, rest, kwargs, e.span, arg_spans)
+        if isinstance(func, Layer) and (args or kwargs):
+            inputs, call, spans = self.bind_layer_call(func, e, args, kwargs)
+            return self.apply(func, inputs, e.func.span, call, spans)
         if isinstance(func, (Layer, BlockInstance)):
             if kwargs:
                 name = next(iter(kwargs))
                 self.error(
-                    arg_spans[name],
-                    f"calling a layer takes only input tensors; '{name}=' is not supported",
+                    arg_spans[("name", name)],
+                    f"a block's call takes only its input tensors; '{name}=' is not supported",
+                    "pass the tensors in the order of the block's `input` statements",
                 )
             inputs = []
             for a, expr in zip(args, e.args):
@@ -281,6 +290,9 @@ class ExpressionEvaluator:
         )
 
     def apply_to(self, target, inputs: list[Value], span: Span):
+        merged = self.merge_target(target, inputs, span)
+        if merged is not None:
+            return merged
         if isinstance(target, Function):
             return self.expression_node(target.name, inputs, [], {}, span)
         if isinstance(target, Spec) and target.name in FUNCTIONS:
@@ -393,6 +405,16 @@ class ExpressionEvaluator:
         kind = getattr(type(v), "kdl_kind", None)
         return kind or describe(v)
 
+    def layer_as_tensor(self, name: ast.Name, value) -> None:
+        """`output y = d` where `d = Dense(2)`: the name holds a layer, not its result."""
+        kind = self.what(value)
+        self.error(
+            name.span,
+            f"'{name.id}' is {kind}, not a tensor",
+            f"apply it to a tensor: {name.id}(x), or x |> {name.id}; a name bound to a layer "
+            "is the layer (to share its weights), not its output",
+        )
+
     def not_a_tensor_hint(self, v) -> str | None:
         if isinstance(v, Symbol):
             return self.suggest_name(v.name, None)
@@ -415,7 +437,8 @@ class ExpressionEvaluator:
     def suggest_callable(self, name: str) -> str | None:
         from transpiler.layers import LAYERS
 
-        return suggest(name, list(LAYERS) + list(self.program.blocks) + list(FUNCTIONS))
+        known = [*LAYERS, *self.program.blocks, *FUNCTIONS, *MERGE_HELPERS]
+        return suggest(name, known)
 
 
 def _plain(value):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from transpiler.errors import Span
 from transpiler.graph.types import TensorType
-from transpiler.layers.base import Layer
+from transpiler.layers.base import NO_CALL_ARGS, CallArgs, Layer
 
 
 @dataclass(eq=False)
@@ -24,7 +24,13 @@ class Value:
 
 @dataclass(eq=False)
 class Node:
-    """One call of a layer (a shared layer has several nodes)."""
+    """One call of a layer (a shared layer has several nodes).
+
+    `inputs` holds every tensor of the call: the positional ones first, in the order the
+    layer's `call_signature` gives them (LSTM: the sequence, then the initial states;
+    MultiHeadAttention: query, value, then key when given), then the keyword tensors of
+    `call.tensors` in their order (attention_mask=, mask=). `call` also holds the call's
+    flags (`use_causal_mask`); NO_CALL_ARGS when it has neither."""
 
     layer: Layer
     inputs: list[Value]
@@ -32,6 +38,12 @@ class Node:
     span: Span
     scope: tuple[str, ...] = ()  # enclosing block instances, outermost first
     call_index: int = 0  # 0 for the layer's first call, 1 for the second...
+    call: CallArgs = NO_CALL_ARGS
+
+    @property
+    def positional(self) -> list[Value]:
+        """The positional tensors: what the layer's build / output_types / lower take."""
+        return self.inputs[: len(self.inputs) - len(self.call.tensors)]
 
 
 @dataclass
@@ -82,7 +94,7 @@ class Graph:
         for node in self.nodes:
             if len(node.inputs) != 1 or node.inputs[0] is not previous or len(node.outputs) != 1:
                 return False
-            if node.call_index:
+            if node.call_index or node.call is not NO_CALL_ARGS:
                 return False
             previous = node.outputs[0]
         return previous is next(iter(self.outputs.values()))

@@ -29,6 +29,8 @@ from transpiler.layers.args import (
 from transpiler.parser import ast
 from transpiler.training.callbacks import log_keys, resolve_callbacks
 from transpiler.training.config import TrainConfig, TrainError
+from transpiler.training.data_section import CONVERTERS as DATA_KEYS
+from transpiler.training.data_section import check_against_model
 from transpiler.training.losses import resolve_loss_weights, resolve_losses
 from transpiler.training.metrics import resolve_metrics
 from transpiler.training.optimizers import DEFAULT, optimizer
@@ -226,6 +228,7 @@ class TrainChecker:
             names = list(self.outputs)
             keys = log_keys(names, loss, metrics["metrics"], metrics["weighted_metrics"])
         callbacks = self.run("callbacks", resolve_callbacks, keys, opt, default=[])
+        data = self.data_section(loss, settings.get("validation_split", 0.0))
         if len(self.sink.errors) != before or opt is None:
             return None
         return TrainConfig(
@@ -239,8 +242,53 @@ class TrainChecker:
             metrics=metrics["metrics"],
             weighted_metrics=metrics["weighted_metrics"],
             callbacks=callbacks,
+            data=data,
             **settings,
         )
+
+    def data_section(self, loss: dict, fit_split: float) -> dict:
+        """The checked `data { }` section (training/data_section.py), as plain values."""
+        out: dict = {}
+        items: dict[str, ast.Keyword] = {}
+        for section in self.train.sections:
+            if section.name != "data":
+                self.sink.error(
+                    section.span,
+                    f"unknown section '{section.name}' in a train block",
+                    "train blocks have one section: data { ... }",
+                )
+                continue
+            if items:
+                self.sink.error(section.span, "the train block has two data sections")
+                continue
+            for item in section.items:
+                if item.name in items:
+                    self.sink.error(item.span, f"'{item.name}' is set twice in the data section")
+                    continue
+                if item.name not in DATA_KEYS:
+                    self.sink.error(
+                        item.span,
+                        f"unknown data setting '{item.name}'",
+                        suggest(item.name, DATA_KEYS)
+                        or f"data sections take: {', '.join(DATA_KEYS)}",
+                    )
+                    continue
+                items[item.name] = item
+                try:
+                    value = self.builder.eval(item.value)
+                    out[item.name] = DATA_KEYS[item.name](value)
+                except Fail:
+                    continue
+                except ArgError as e:
+                    self.sink.error(item.value.span, f"{item.name} {e.message}", e.hint)
+                except TrainError as e:
+                    span = locate(item.value, e.path, e.at_name, self.consts)
+                    self.sink.error(span, e.message, e.hint)
+        for problem in check_against_model(out, self.graph, loss, fit_split):
+            item = items[problem.path[0]]
+            span = locate(item.value, problem.path[1:], problem.at_name, self.consts)
+            self.sink.error(span, problem.message, problem.hint)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     def settings(self) -> dict:
         out = {}

@@ -50,6 +50,12 @@ def format_shape(shape: tuple[Dim, ...], batch: str = "None") -> str:
     return f"({inner},)" if len(parts) == 1 else f"({inner})"
 
 
+def keras_shape(shape: tuple[Dim, ...]) -> str:
+    """As Keras prints a shape in summaries and diagrams: every dynamic axis (the batch,
+    `?` axes, named axes) is None, `(None, None, 64)`. The ONNX file keeps the names."""
+    return format_shape(tuple(d if isinstance(d, int) else None for d in shape))
+
+
 def dims_compatible(a: Dim, b: Dim) -> bool:
     """Two dims can be equal at run time: only two different known sizes cannot."""
     if isinstance(a, int) and isinstance(b, int):

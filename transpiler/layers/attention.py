@@ -17,7 +17,7 @@ from transpiler.layers.args import (
     optional,
     positive_int,
 )
-from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.base import Arg, CallArg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
 from transpiler.layers.regularizers import regularizer
 
@@ -49,6 +49,9 @@ class MultiHeadAttention(Layer):
     output, computed from the query), seed=None.
     Input: query (batch, Tq, ..., query_dim), value (batch, Tv, ..., value_dim) and
     optionally key (batch, Tv, ..., key_dim) (default: value); one rank for all.
+    Call arguments (by position or name): query, value, key; attention_mask (batch, Tq,
+    Tv), nonzero where query step i may attend to value step j; use_causal_mask=false
+    (step i attends to steps j <= i). Masks need rank-3 inputs.
     Output shape: (batch, Tq, ..., query_dim), or (batch, Tq, ...) + output_shape.
     Keras masks (Embedding(mask_zero=true)) on query, value and key combine into the
     attention mask, as Keras's `_compute_attention_mask` does (rank-3 inputs); the output
@@ -64,6 +67,13 @@ class MultiHeadAttention(Layer):
     has_training_mode = True
     supports_masking = True  # the output carries the query's mask
     num_inputs = (2, 3)
+    call_signature = (
+        CallArg("query", "tensor", True),
+        CallArg("value", "tensor", True),
+        CallArg("key", "tensor"),
+        CallArg("attention_mask", "keyword"),
+        CallArg("use_causal_mask", "flag"),
+    )
     signature = (
         Arg("num_heads", positive_int),
         Arg("key_dim", positive_int),
@@ -157,6 +167,34 @@ class MultiHeadAttention(Layer):
         weights += self._projection("attention_output", (heads, head_v, *out), len(out))
         return weights
 
+    def check_call(self, inputs: list[TensorType], call) -> None:
+        """attention_mask: (batch, Tq, Tv), or sizes of 1 that broadcast to it; the query,
+        value and key of rank 3 (ktrans lowers masks for one attention axis)."""
+        mask = call.tensors.get("attention_mask")
+        if mask is None and not call.options.get("use_causal_mask"):
+            return
+        query, value = inputs[0], inputs[1]
+        what = "attention_mask" if mask is not None else "use_causal_mask"
+        if query.rank != 3:
+            self.fail(
+                f"MultiHeadAttention: {what} with inputs of rank {query.rank} is not "
+                "supported; ktrans masks attention over one sequence axis (rank-3 inputs)",
+                arg=what,
+            )
+        if mask is None:
+            return
+        want = (query.shape[0], query.shape[1], value.shape[1])
+        fits = mask.rank == 3 and all(
+            d == 1 or dims_compatible(d, w) for d, w in zip(mask.shape, want)
+        )
+        if not fits:
+            self.fail(
+                f"MultiHeadAttention: attention_mask should have shape {format_shape(want)} "
+                f"(batch, query steps, value steps); got {format_shape(mask.shape)}",
+                "entry [b, i, j] says whether query step i may attend to value step j",
+                arg="attention_mask",
+            )
+
     def _projection(self, name: str, shape: tuple[int, ...], out_dims: int = 2) -> list[Weight]:
         """An EinsumDense's kernel and bias (the bias covers the last `out_dims` axes)."""
         weights = [
@@ -220,8 +258,10 @@ class MultiHeadAttention(Layer):
         v = ctx.op("Transpose", [project(value, "value", value_dim)], perm=[0, 2, 1, 3])
         scores = ctx.op("MatMul", [q, k])  # (batch, heads, Tq, Tv)
         masks = [t.mask for t in inputs]
-        if any(m is not None for m in masks):
-            probs = self._masked_probs(ctx, masks, query, value, q, k, scores)
+        given = ctx.call.tensors.get("attention_mask")
+        causal = bool(ctx.call.options.get("use_causal_mask"))
+        if any(m is not None for m in masks) or given is not None or causal:
+            probs = self._masked_probs(ctx, masks, query, value, q, k, scores, given, causal)
         else:
             if self.sliding_window is not None:
                 keep = self._window_mask(ctx, query, value, q, k)
@@ -242,10 +282,13 @@ class MultiHeadAttention(Layer):
             y = ctx.op("Reshape", [y, shape])
         return [query.like(y, out_type)]
 
-    def _masked_probs(self, ctx, masks, query, value, q: str, k: str, scores: str) -> str:
+    def _masked_probs(
+        self, ctx, masks, query, value, q: str, k: str, scores: str, given=None, causal=False
+    ) -> str:
         """The attention probabilities under the Keras masks of query, value and key
         (`_compute_attention_mask`: query (B, Tq, 1) & value (B, 1, Tv) & key (B, 1, Tv) &
-        the sliding window), as Keras applies them: the fused dot-product attention it
+        the causal mask (Tq, Tv) & the sliding window & the call's attention_mask
+        (`given`, B, Tq, Tv)), as Keras applies them: the fused dot-product attention it
         runs for rank-3 inputs without dropout adds a large negative bias where the mask is
         false (a row with nothing to attend to becomes uniform), its explicit softmax
         otherwise sets those scores to -1e9 and the probabilities to 0."""
@@ -260,8 +303,14 @@ class MultiHeadAttention(Layer):
         for i, m in enumerate(masks):
             if m is not None:  # query: (B, 1, Tq, 1); value, key: (B, 1, 1, Tv)
                 parts.append(ctx.op("Unsqueeze", [m, ctx.ints([1, 3] if i == 0 else [1, 2])]))
+        if causal:
+            parts.append(self._causal_mask(ctx, query, value, q, k))
         if self.sliding_window is not None:
             parts.append(self._window_mask(ctx, query, value, q, k))
+        if given is not None:
+            from transpiler.layers.masking import bool_mask
+
+            parts.append(ctx.op("Unsqueeze", [bool_mask(ctx, given), ctx.ints([1], "axes")]))
         keep = parts[0]
         for part in parts[1:]:
             keep = ctx.op("And", [keep, part])
@@ -281,10 +330,26 @@ class MultiHeadAttention(Layer):
         if isinstance(tq, int) and isinstance(tv, int):
             rows, cols = np.arange(tq)[:, None], np.arange(tv)[None, :]
             return ctx.const(np.abs(rows - cols) < self.sliding_window, np.bool_, "window")
+        rows, cols = self._step_indices(ctx, q, k)
+        distance = ctx.op("Abs", [ctx.op("Sub", [rows, cols])])
+        return ctx.op("Less", [distance, ctx.const(self.sliding_window, np.int64)])
+
+    def _causal_mask(self, ctx, query, value, q: str, k: str) -> str:
+        """Keras's `_compute_causal_mask`: query i sees key j when j <= i."""
+        import numpy as np
+
+        tq, tv = query.type.shape[1], value.type.shape[1]
+        if isinstance(tq, int) and isinstance(tv, int):
+            return ctx.const(np.tril(np.ones((tq, tv), np.bool_)), np.bool_, "causal")
+        rows, cols = self._step_indices(ctx, q, k)
+        return ctx.op("GreaterOrEqual", [rows, cols])
+
+    def _step_indices(self, ctx, q: str, k: str) -> tuple[str, str]:
+        """(Tq, 1) query step numbers and (Tv,) key step numbers, for run-time lengths."""
+        import numpy as np
+
         zero, one = ctx.const(0, np.int64), ctx.const(1, np.int64)
         n_q = ctx.op("Gather", [ctx.op("Shape", [q]), ctx.const(2, np.int64)], axis=0)
         n_v = ctx.op("Gather", [ctx.op("Shape", [k]), ctx.const(3, np.int64)], axis=0)
         rows = ctx.op("Unsqueeze", [ctx.op("Range", [zero, n_q, one]), ctx.ints([1], "axes")])
-        cols = ctx.op("Range", [zero, n_v, one])
-        distance = ctx.op("Abs", [ctx.op("Sub", [rows, cols])])
-        return ctx.op("Less", [distance, ctx.const(self.sliding_window, np.int64)])
+        return rows, ctx.op("Range", [zero, n_v, one])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from transpiler.errors import suggest
@@ -66,6 +66,35 @@ class Weight:
         return n
 
 
+@dataclass(frozen=True)
+class CallArg:
+    """One argument of a layer's call, named as Keras's `call()` names it.
+
+    `kind` says where a call's value goes: "tensor" (one positional tensor), "tensors"
+    (every positional tensor: `Add()(a, b)`, `Add()([a, b])`), "states" (a list of
+    tensors that follow the positional ones: `initial_state=[h, c]`), "keyword" (a tensor
+    the layer reads by name from `CallArgs.tensors`: `attention_mask=m`, `mask=m`) or
+    "flag" (a boolean in `CallArgs.options`: `use_causal_mask=true`)."""
+
+    name: str
+    kind: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class CallArgs:
+    """The keyword arguments of one layer call that are not its positional tensors.
+
+    `tensors` maps a "keyword" CallArg to its tensor (a TensorType while checking, an
+    LTensor while lowering, a graph Value in a Node); `options` maps a "flag" CallArg to
+    its value. A call without them has NO_CALL_ARGS."""
+
+    tensors: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+
+NO_CALL_ARGS = CallArgs()
+
 LAYERS: dict[str, type[Layer]] = {}
 
 
@@ -103,6 +132,8 @@ class Layer:
     #: output (unless `compute_mask` says otherwise); without it the mask is dropped, as
     #: Keras drops it. See transpiler/layers/masking.py.
     supports_masking: ClassVar[bool] = False
+    #: Keras's call() arguments: how `layer(x, name=value)` in .kdl binds (see CallArg)
+    call_signature: ClassVar[tuple[CallArg, ...]] = (CallArg("inputs", "tensors", True),)
 
     def __init__(self, config: dict, name: str) -> None:
         self.config = config
@@ -185,9 +216,10 @@ class Layer:
 
     # ------------------------------------------------------------ calling
 
-    def __call__(self, inputs: list[TensorType]) -> list[TensorType]:
-        """Type-checks one call. The first call builds the weights; later calls (a shared
-        layer) must give the same weight shapes."""
+    def __call__(self, inputs: list[TensorType], call: CallArgs = NO_CALL_ARGS) -> list[TensorType]:
+        """Type-checks one call (`inputs`: the positional tensors; `call`: keyword tensors
+        and flags). The first call builds the weights; later calls (a shared layer) must
+        give the same weight shapes."""
         lo, hi = self.num_inputs
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
@@ -206,8 +238,13 @@ class Layer:
                 f"shared layer '{self.name}' was built for input {before}; this call gives {now}",
                 "a shared layer has one set of weights, so every call needs the same feature sizes",
             )
+        self.check_call(inputs, call)
         outputs = self.output_types(inputs)
         return outputs if isinstance(outputs, list) else [outputs]
+
+    def check_call(self, inputs: list[TensorType], call: CallArgs) -> None:
+        """Checks a call's keyword tensors and flags against the inputs (override where
+        `call_signature` has any); raise LayerError(arg=<call argument>)."""
 
     def build(self, inputs: list[TensorType]) -> list[Weight]:
         """Validates the inputs and returns the weights (override)."""
@@ -331,8 +368,11 @@ def units_arg(name: str = "units") -> Arg:
 
 __all__ = [
     "LAYERS",
+    "NO_CALL_ARGS",
     "REQUIRED",
     "Arg",
+    "CallArg",
+    "CallArgs",
     "Layer",
     "LayerError",
     "Weight",

@@ -24,12 +24,65 @@ out; the training losses weight timesteps by the mask of the output they are com
 reproduce, the layer raises NotImplementedError saying so, which the emitters report at
 the layer's call site: never a silently different model.
 
+A call may also pass a mask explicitly, as Keras's call() takes one (`LSTM(8)(x, mask=m)`,
+GlobalAveragePooling1D, Bidirectional): `lower_node` makes it the first input's mask for
+that call, and it is what `compute_mask` passes on (Keras's `previous_mask` is the
+explicit mask). Nonzero entries keep a step, as Keras's casts to bool do.
+
 Without a mask nothing here adds a node: models without one lower exactly as before.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+from transpiler.graph.types import dims_compatible, format_shape
+from transpiler.layers.base import NO_CALL_ARGS, CallArg, CallArgs
+
+#: the explicit `mask=` call argument of the layers whose Keras call() takes one
+MASK_ARG = CallArg("mask", "keyword")
+
+
+def lower_node(ctx, node, values: dict) -> list:
+    """Lowers one graph node (`values`: id(graph Value) -> LTensor): the positional
+    tensors go to `layer.lower`, the keyword tensors and flags are `ctx.call` meanwhile."""
+    inputs = [values[id(v)] for v in node.positional]
+    call = node.call
+    if call is not NO_CALL_ARGS:
+        tensors = {k: values[id(v)] for k, v in call.tensors.items()}
+        call = CallArgs(tensors, dict(call.options))
+        if "mask" in tensors:
+            inputs[0] = replace(inputs[0], mask=bool_mask(ctx, tensors["mask"]))
+    ctx.call = call
+    try:
+        return lower_layer(ctx, node.layer, inputs)
+    finally:
+        ctx.call = NO_CALL_ARGS
+
+
+def bool_mask(ctx, t) -> str:
+    """A mask tensor as bool (nonzero: keep), in Keras's axis order."""
+    from transpiler.emit.onnx.builder import DTYPE_TO_ONNX
+
+    t = ctx.logical(t)
+    if t.type.dtype == "bool":
+        return t.name
+    return ctx.op("Cast", [t], to=DTYPE_TO_ONNX["bool"])
+
+
+def check_mask_arg(layer, x, call: CallArgs) -> None:
+    """An explicit mask= must be shaped like `x` without its last axis: (batch, steps)."""
+    mask = call.tensors.get("mask")
+    if mask is None:
+        return
+    want = x.shape[:-1]
+    if mask.rank != len(want) or not all(map(dims_compatible, mask.shape, want)):
+        layer.fail(
+            f"{layer.keras_class()}: mask should have shape {format_shape(want)} (the input "
+            f"{format_shape(x.shape)} without its last axis); got {format_shape(mask.shape)}",
+            "a mask has one entry per sample and step: nonzero (or true) keeps the step",
+            arg="mask",
+        )
 
 
 def lower_layer(ctx, layer, inputs: list) -> list:

@@ -8,9 +8,9 @@ from typing import ClassVar
 
 from transpiler.graph.types import Dim, TensorType, format_shape
 from transpiler.layers.args import boolean, data_format, describe, int_tuple, optional, padding
-from transpiler.layers.base import REQUIRED, Arg, Layer, Weight, register
+from transpiler.layers.base import REQUIRED, Arg, CallArg, Layer, Weight, register
 from transpiler.layers.lowering_utils import spatial_physical_axes, window_pads
-from transpiler.layers.masking import expand
+from transpiler.layers.masking import MASK_ARG, check_mask_arg, expand
 from transpiler.layers.shapes import bad_lengths, pool_length, spatial_axes, spatial_layout
 
 
@@ -246,10 +246,22 @@ class GlobalAveragePooling1D(_GlobalPooling):
     Input shape: (batch, steps, channels). Output shape: (batch, channels)
     (keepdims: (batch, 1, channels)).
     With a Keras mask (Embedding(mask_zero=true)) the mean is over the unmasked steps (nan
-    for a sample with none, as in Keras); the output carries no mask.
+    for a sample with none, as in Keras); the output carries no mask. A call may pass the
+    mask itself: `GlobalAveragePooling1D()(x, mask=m)`.
     """
 
     rank = 1
+    call_signature = (CallArg("inputs", "tensor", True), MASK_ARG)
+
+    def check_call(self, inputs, call) -> None:
+        if "mask" in call.tensors and self.data_format == "channels_first":
+            self.fail(
+                "GlobalAveragePooling1D: mask= with data_format=channels_first is not "
+                "supported (Keras lines the mask up with the wrong axis)",
+                "use data_format=channels_last",
+                arg="mask",
+            )
+        check_mask_arg(self, inputs[0], call)
 
     def lower(self, ctx, inputs):
         (x,) = inputs

@@ -5,7 +5,8 @@ the end of this module so that they register with the recurrent family).
 
 Calls take the sequence, optionally followed by initial states: `[x]`, or `[x, h]`
 (SimpleRNN, GRU) / `[x, h, c]` (LSTM), each state of shape (batch, units) — Keras's
-`initial_state=` call argument.
+`initial_state=` call argument, which a .kdl call names too (`LSTM(8)(x,
+initial_state=[h, c])`, see `call_signature`), as it may `mask=`.
 
 Split in three: this module holds the layer classes (signatures, build, output types);
 `recurrent_onnx.py` their ONNX lowering (a mixin of `Recurrent`); `recurrent_cells.py` the
@@ -29,8 +30,9 @@ from transpiler.layers.args import (
     optional,
     positive_int,
 )
-from transpiler.layers.base import Arg, Layer, Weight, register
+from transpiler.layers.base import Arg, CallArg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
+from transpiler.layers.masking import MASK_ARG, check_mask_arg
 from transpiler.layers.recurrent_cells import (  # noqa: F401  (re-exported)
     BACKWARD_STREAMS,
     RECURRENT_STREAMS,
@@ -122,6 +124,11 @@ class Recurrent(RecurrentLowering, Layer):
     #: the cell's states, in Keras's order
     state_names: ClassVar[tuple[str, ...]] = ("h",)
     num_inputs = (1, 2)
+    call_signature = (
+        CallArg("sequences", "tensor", True),
+        CallArg("initial_state", "states"),
+        MASK_ARG,
+    )
 
     def build(self, inputs: list[TensorType]) -> list[Weight]:
         x, *states = inputs
@@ -164,6 +171,9 @@ class Recurrent(RecurrentLowering, Layer):
 
     def bias_shape(self) -> tuple[int, ...]:
         return (self.gates * self.units,)
+
+    def check_call(self, inputs, call) -> None:
+        check_mask_arg(self, inputs[0], call)
 
     def check_states(self, x: TensorType, states: list[TensorType]) -> None:
         n = len(self.state_names)
@@ -216,7 +226,7 @@ class SimpleRNN(Recurrent):
     return_state=false, go_backwards=false, stateful=false (true is rejected), unroll=false,
     seed=None.
     Input shape: (batch, timesteps, features), optionally followed by the initial state
-    (batch, units).
+    (batch, units). Call arguments: sequences, initial_state=[h], mask (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last state h (batch, units).
     Weights: kernel (features, units), recurrent_kernel (units, units), bias (units,).
@@ -236,7 +246,8 @@ class LSTM(Recurrent):
     seed=None, return_sequences=false, return_state=false, go_backwards=false,
     stateful=false (true is rejected), unroll=false, use_cudnn=auto (no effect).
     Input shape: (batch, timesteps, features), optionally followed by the initial states
-    h and c, each (batch, units).
+    h and c, each (batch, units). Call arguments: sequences, initial_state=[h, c], mask
+    (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last states h and c, each (batch, units).
     Weights: kernel (features, 4*units), recurrent_kernel (units, 4*units), bias (4*units,).
@@ -285,7 +296,7 @@ class GRU(Recurrent):
     reset_after=true (apply the reset gate after the recurrent matmul, CuDNN-style),
     use_cudnn=auto (no effect).
     Input shape: (batch, timesteps, features), optionally followed by the initial state
-    (batch, units).
+    (batch, units). Call arguments: sequences, initial_state=[h], mask (batch, timesteps).
     Output shape: (batch, units), or (batch, timesteps, units) with return_sequences; with
     return_state also the last state h (batch, units).
     Weights: kernel (features, 3*units), recurrent_kernel (units, 3*units), bias

@@ -110,9 +110,9 @@ class RecurrentLowering:
 
     def lower(self, ctx, inputs):
         x, *states = inputs
-        if states and x.mask is not None:
+        if states and x.mask is not None and "mask" not in ctx.call.tensors:
             # Keras hands a layer the mask only when the sequence is its one tensor
-            # argument: with initial states the mask passes on (compute_mask) unused
+            # argument (or mask= is given): with initial states it passes on unused
             x = replace(x, mask=None)
         return self.lower_sequence(ctx, x, states, RecurrentWeights(ctx, ctx.layer))
 

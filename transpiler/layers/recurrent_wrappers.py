@@ -13,7 +13,8 @@ from dataclasses import replace
 
 from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.args import ArgError, choice, describe, optional
-from transpiler.layers.base import Arg, Layer, LayerError, Weight, register
+from transpiler.layers.base import Arg, CallArg, Layer, LayerError, Weight, register
+from transpiler.layers.masking import MASK_ARG, check_mask_arg
 from transpiler.layers.recurrent import BACKWARD_STREAMS, Recurrent, RecurrentWeights
 
 
@@ -88,7 +89,8 @@ class Bidirectional(Layer):
     (a recurrent layer with go_backwards=true and the same return_sequences / return_state;
     by default a copy of `layer` with go_backwards=true).
     Input shape: (batch, timesteps, features), optionally followed by the forward layer's
-    initial states and then the backward layer's.
+    initial states and then the backward layer's. Call arguments: sequences,
+    initial_state (forward states, then backward), mask (batch, timesteps).
     Output shape: the wrapped layer's output, with the last axis doubled for concat; two
     outputs for merge_mode=none. With return_state, then the forward layer's states, then
     the backward layer's (as Keras: [merged, forward states..., backward states...]).
@@ -99,6 +101,11 @@ class Bidirectional(Layer):
     family = "recurrent"
     has_training_mode = True
     supports_masking = True
+    call_signature = (
+        CallArg("sequences", "tensor", True),
+        CallArg("initial_state", "states"),
+        MASK_ARG,
+    )
     signature = (
         Arg("layer", _layer_instance),
         Arg("merge_mode", optional(choice("concat", "sum", "mul", "ave")), "concat"),
@@ -175,6 +182,9 @@ class Bidirectional(Layer):
             self.forward_layer.name, self.forward_layer, self.forward_layer.weights
         ) + _prefixed(self.backward_layer.name, self.backward_layer, self.backward_layer.weights)
 
+    def check_call(self, inputs, call) -> None:
+        check_mask_arg(self, inputs[0], call)
+
     def output_types(self, inputs: list[TensorType]) -> list[TensorType]:
         (y_f, *states_f), (y_b, *states_b) = self._outputs
         mode = self.merge_mode
@@ -208,7 +218,7 @@ class Bidirectional(Layer):
 
     def lower(self, ctx, inputs):
         x, *states = inputs
-        if states and x.mask is not None:
+        if states and x.mask is not None and "mask" not in ctx.call.tensors:
             x = replace(x, mask=None)  # as a recurrent layer: with states, Keras passes none
         fwd, bwd = self.forward_layer, self.backward_layer
         n_fwd = len(fwd.state_names)

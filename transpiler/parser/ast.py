@@ -213,12 +213,22 @@ class BlockDef:
 
 
 @dataclass(frozen=True)
+class TrainSection:
+    """A named group of settings inside a train block: `data { image_size = 28 }`."""
+
+    name: str
+    span: Span  # the section's name
+    items: tuple[Keyword, ...]
+
+
+@dataclass(frozen=True)
 class TrainDef:
     span: Span
     model: str
     model_span: Span
     name: str  # "default" unless `train Model as name`
     items: tuple[Keyword, ...]
+    sections: tuple[TrainSection, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -242,11 +242,17 @@ class _ToAst(Transformer):
             str(model),
             _tok_span(self.file, model),
             str(alias) if alias else "default",
-            tuple(items),
+            tuple(i for i in items if isinstance(i, ast.Keyword)),
+            tuple(i for i in items if isinstance(i, ast.TrainSection)),
         )
 
     def train_item(self, meta, name, value):
         return ast.Keyword(str(name), _tok_span(self.file, name), value)
+
+    @v_args(meta=True, inline=False)
+    def train_section(self, meta, children):
+        name, *items = children
+        return ast.TrainSection(str(name), _tok_span(self.file, name), tuple(items))
 
     # ---- statements
     def input_stmt(self, meta, name, type_):

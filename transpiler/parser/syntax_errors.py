@@ -102,6 +102,22 @@ def _code(line: str) -> str:
     return line
 
 
+# Python modules a Keras script names things through (`layers.Dense`, `keras.ops.relu`)
+_MODULES = ("layers", "keras", "tf", "tensorflow", "ops", "activations", "optimizers", "K")
+
+
+def _dot_hint(e: UnexpectedCharacters) -> str:
+    """A '.' after a name: most likely a prefix pasted from a Keras script."""
+    history = getattr(e, "token_history", None) or []
+    before = str(history[-1]) if history and history[-1].type == "NAME" else ""
+    if before in _MODULES:
+        return (
+            "drop the module prefix ('layers.', 'keras.layers.', 'tf.keras.layers.'): .kdl "
+            "names layers, functions and optimizers alone, e.g. Dense(64)"
+        )
+    return "'.' is not an operator in .kdl (no attributes or methods); for a shape write shape(x)"
+
+
 def char_error(file: str, e: UnexpectedCharacters) -> KdlError:
     ch = e.char
     span = Span(file, e.line, e.column, e.line, e.column + 1)
@@ -114,6 +130,8 @@ def char_error(file: str, e: UnexpectedCharacters) -> KdlError:
         hint = "the pipeline operator is '|>'"
     elif ch == "=":
         hint = "'==' is not an operator in .kdl; use '=' to bind a name"
+    elif ch == ".":
+        hint = _dot_hint(e)
     elif not ch.isprintable() or ord(ch) > 127:
         hint = "names use ASCII letters, digits and '_'"
     return KdlError(span, f"unexpected character {ch!r}", hint)

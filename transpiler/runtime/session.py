@@ -101,3 +101,49 @@ def check_feeds(session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             array = array.astype(want_dtype)
         out[name] = array
     return out
+
+
+class RunFailure(Exception):
+    """onnxruntime refused to run the model on the given inputs (`message` says why)."""
+
+    def __init__(self, message: str, node: str | None) -> None:
+        super().__init__(message)
+        self.message, self.node = message, node
+
+
+def run_session(session, names: list[str] | None, feeds: dict[str, np.ndarray]) -> list:
+    """`session.run`, with onnxruntime's own failure on these inputs (a sequence too short
+    for a Conv, say) raised as a RunFailure naming the op and node, and not logged to
+    stderr by onnxruntime as well."""
+    import re
+
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # the failure is reported once, by the caller
+    try:
+        return session.run(names, feeds, options)
+    except Exception as e:
+        if not type(e).__module__.startswith("onnxruntime"):
+            raise
+        text = " ".join(str(e).split())
+        found = re.search(r"running (\w+) node\. Name:'([^']*)' Status Message: (.*)", text)
+        if found is None:
+            raise RunFailure(text.split(" : ")[-1], None) from None
+        op, node, why = found.groups()
+        layer = f" of the layer '{node.split('/')[0]}'" if "/" in node else ""
+        raise RunFailure(f"the {op} node '{node}'{layer} fails: {why.strip()}", node) from None
+
+
+def run_failure_error(failure: RunFailure) -> KdlErrors:
+    """The input error (exit 1) for a model that cannot run on the inputs given."""
+    return KdlErrors(
+        [
+            KdlError(
+                None,
+                f"onnxruntime cannot run the model on these inputs: {failure.message}",
+                "check the inputs' shapes: a sequence or image shorter than a layer's "
+                "kernel (or pooling window) fails",
+            )
+        ]
+    )

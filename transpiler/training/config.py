@@ -23,6 +23,9 @@ from transpiler.layers.base import REQUIRED, Arg
 
 PathKey = int | str
 
+#: arguments Keras 2 accepted under an older name: Keras 3 rejects them
+KERAS2_NAMES = {"lr": "learning_rate"}
+
 
 class TrainError(Exception):
     """A bad value in a train block; `path` leads from the item's value to the culprit,
@@ -69,9 +72,17 @@ class Resolved:
 class Catalogue:
     """Entries by every name they answer to."""
 
-    def __init__(self, kind: str, entries: Iterable[Entry], ignore_case: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entries: Iterable[Entry],
+        ignore_case: bool = False,
+        also: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self.ignore_case = ignore_case
+        #: names resolved before the catalogue is asked (`accuracy`), offered as suggestions
+        self.also = also
         self.entries: list[Entry] = list(entries)
         self.names: dict[str, Entry] = {}
         for e in self.entries:
@@ -91,6 +102,7 @@ class Catalogue:
         """`did you mean 'Adam'?` (matching case-insensitively where Keras does), else the
         list of known names."""
         pool = sorted({n for e in self.entries for n in (e.name, e.keras_class, *e.aliases)})
+        pool = [*self.also, *pool]
         fold = str.lower if self.ignore_case else str
         keys = {fold(n): n for n in pool}
         close = difflib.get_close_matches(fold(name), keys, n=1, cutoff=0.6)
@@ -139,8 +151,18 @@ def bind(entry: Entry, written: str, args: Sequence, kwargs: Iterable[tuple[str,
         raw[a.name] = (i, value)
     for key, value in kwargs:
         if key not in sig:
-            hint = suggest(key, sig) or (
-                f"{written} takes: {', '.join(sig)}" if sig else f"{written} takes no arguments"
+            renamed = KERAS2_NAMES.get(key)
+            hint = (
+                f"Keras 3 calls it '{renamed}' ('{key}' is the Keras 2 name)"
+                if renamed in sig
+                else None
+            )
+            hint = (
+                hint
+                or suggest(key, sig)
+                or (
+                    f"{written} takes: {', '.join(sig)}" if sig else f"{written} takes no arguments"
+                )
             )
             raise TrainError(f"{written} has no argument '{key}'", hint, (key,), at_name=True)
         if key in raw:
@@ -256,3 +278,4 @@ class TrainConfig:
     validation_freq: int = 1
     verbose: str | int = "auto"
     steps_per_execution: int = 1
+    data: dict = field(default_factory=dict)  # the `data { }` section (training/data.py)

@@ -191,6 +191,7 @@ METRICS = Catalogue(
             check=_auc,
         ),
     ],
+    also=ACCURACY,
 )
 
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import graphviz
 
+from transpiler.graph.call_args import extra_input_roles
 from transpiler.graph.model import Graph, Node, Value
-from transpiler.graph.types import format_shape
+from transpiler.graph.types import keras_shape
 from transpiler.layers.base import Layer
 from transpiler.viz import model_labels as labels
 from transpiler.viz import model_style as style
@@ -123,7 +124,7 @@ class _Drawer:
                 s.node(
                     _input_id(v.name),
                     label=labels.input_label(v),
-                    tooltip=tip(f"input {v.name}: {v.type}"),
+                    tooltip=tip(f"input {v.name}: {v.type.dtype}{keras_shape(v.type.shape)}"),
                     **style.INPUT_STYLE,
                 )
             _order(s, [_input_id(v.name) for v in g.inputs])
@@ -136,7 +137,7 @@ class _Drawer:
                 s.node(
                     _output_id(name),
                     label=f"<<B>{esc(name)}</B>>",
-                    tooltip=tip(f"output {name}: {v.type}"),
+                    tooltip=tip(f"output {name}: {v.type.dtype}{keras_shape(v.type.shape)}"),
                     **style.OUTPUT_STYLE,
                 )
 
@@ -258,7 +259,7 @@ class _Drawer:
         out: list[tuple[str, str, dict[str, str]]] = []
         seen: set[tuple[str, str, int]] = set()
 
-        def add(tail: str, head: str, value: Value, call: str) -> None:
+        def add(tail: str, head: str, value: Value, call: str, role: str = "") -> None:
             key = (tail, head, id(value))
             if key in seen:  # one value into several layers of one collapsed block
                 return
@@ -267,7 +268,7 @@ class _Drawer:
             attrs: dict[str, str] = {}
             if value.producer is None:
                 text = ""  # the input box already says its shape
-            label = " ".join(t for t in (call, text) if t)
+            label = " ".join(t for t in (call, role, text) if t)
             if label:
                 attrs["label"] = esc(label)
             out.append((tail, head, attrs))
@@ -275,12 +276,13 @@ class _Drawer:
         for node in self.graph.nodes:
             head = self.owner(node.layer)
             shared_in = _call_mark(node, self.calls)
-            for v in node.inputs:
+            roles = extra_input_roles(node)  # initial_state, attention_mask...
+            for i, v in enumerate(node.inputs):
                 tail = self.source(v)
                 if tail == head:
                     continue  # inside one collapsed block
                 mark = shared_in or (_call_mark(v.producer, self.calls) if v.producer else "")
-                add(tail, head, v, mark)
+                add(tail, head, v, mark, roles.get(i, ""))
         for name, v in self.graph.outputs.items():
             mark = _call_mark(v.producer, self.calls) if v.producer else ""
             add(self.source(v), _output_id(name), v, mark)
@@ -289,7 +291,7 @@ class _Drawer:
     def edge_text(self, value: Value) -> str:
         if not self.o.show_shapes:
             return value.type.dtype if self.o.show_dtype else ""
-        shape = format_shape(value.type.shape)
+        shape = keras_shape(value.type.shape)
         return f"{value.type.dtype} {shape}" if self.o.show_dtype else shape
 
 

@@ -11,7 +11,7 @@ import html
 import re
 
 from transpiler.graph.model import Graph, Value
-from transpiler.graph.types import format_shape
+from transpiler.graph.types import keras_shape
 from transpiler.layers.base import Layer, snake_case
 from transpiler.viz.dot_text import printable, tooltip
 
@@ -73,7 +73,7 @@ def block_title(
 
 
 def input_label(v: Value) -> str:
-    detail = f"{v.type.dtype} {format_shape(v.type.shape)}"
+    detail = f"{v.type.dtype} {keras_shape(v.type.shape)}"
     return rows([f"<B>{esc(v.name)}</B>", f'<FONT POINT-SIZE="9">{esc(detail)}</FONT>'])
 
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from transpiler.emit.code.keras_args import layer_expr
-from transpiler.emit.code.keras_names import Namer, comment_text, lit, pystr
+from transpiler.emit.code.keras_names import Namer, checked, comment_text, lit, pystr
 from transpiler.emit.code.keras_ops import expression_expr, keeps_name, op_names
 from transpiler.emit.code.keras_render import (
     INDENT,
@@ -26,18 +26,25 @@ from transpiler.graph.model import Graph, Node
 from transpiler.layers.base import Layer, snake_case
 
 
-def _call_inputs(layer: Layer, names: list[str]) -> list[Expr]:
-    """How Keras takes this layer's inputs: a list for merges, `initial_state=` for
-    recurrent layers, else positionally."""
+def _call_inputs(node: Node, var: dict[int, str]) -> list[Expr]:
+    """How Keras takes this call's arguments: a list for merges, `initial_state=` for
+    recurrent layers, else positionally; then the keyword tensors and flags of the call
+    (`attention_mask=m`, `use_causal_mask=True`), as the .kdl call wrote them."""
     from transpiler.layers.recurrent import Recurrent
     from transpiler.layers.recurrent_wrappers import Bidirectional
 
+    layer = node.layer
+    names = [var[id(v)] for v in node.positional]
     if layer.family == "merge":
-        return [Seq("[", "]", [Atom(n) for n in names])]
-    if isinstance(layer, (Recurrent, Bidirectional)) and len(names) > 1:
+        args: list[Expr] = [Seq("[", "]", [Atom(n) for n in names])]
+    elif isinstance(layer, (Recurrent, Bidirectional)) and len(names) > 1:
         states = Seq("[", "]", [Atom(n) for n in names[1:]])
-        return [Atom(names[0]), KW("initial_state", states)]
-    return [Atom(n) for n in names]
+        args = [Atom(names[0]), KW("initial_state", states)]
+    else:
+        args = [Atom(n) for n in names]
+    args += [KW(checked(k), Atom(var[id(v)])) for k, v in node.call.tensors.items()]
+    args += [KW(checked(k), Atom(lit(v))) for k, v in node.call.options.items()]
+    return args
 
 
 @dataclass
@@ -112,6 +119,9 @@ class KerasWriter:
                 self.layer_var[id(node.layer)] = self.namer.fresh(f"{node.layer.name}_layer")
             hints = _output_hints(node)
             for j, v in enumerate(node.outputs):
+                if len(node.outputs) > 1 and id(v) not in output_of and id(v) not in consumers:
+                    self.var[id(v)] = "_"  # an output nothing uses (the encoder's sequence)
+                    continue
                 if id(v) in output_of:
                     hint = output_of[id(v)]
                 elif len(node.outputs) == 1 and consumers.get(id(v)) == [i + 1]:
@@ -200,7 +210,7 @@ class KerasWriter:
             self.op_names |= op_names(layer, expr)
             self.lines.append(Line(targets, expr))
             return
-        inputs = _call_inputs(layer, names)
+        inputs = _call_inputs(node, self.var)
         if any("." in n for n in _layer_names(layer)) and id(layer) not in self.defined:
             self.lines.append(
                 Line(text="# Keras's torch backend takes no '.' in layer names (TF and JAX do)")

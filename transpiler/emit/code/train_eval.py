@@ -11,7 +11,7 @@ from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
-from transpiler.layers.masking import lower_layer
+from transpiler.layers.masking import lower_node
 
 
 class _EvalContext(LowerContext):
@@ -48,7 +48,7 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
-        outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+        outs = lower_node(ctx, node, values)
         for v, t in zip(node.outputs, outs):
             values[id(v)] = t
     b.scope = ""

@@ -40,6 +40,7 @@ import numpy as np
 import onnx
 
 from transpiler import __version__
+from transpiler.emit.code.bundle_extras import write_bundle_extras
 from transpiler.emit.code.train_eval import build_eval_model
 from transpiler.emit.code.train_literals import checked_finalize, finalize_helper_names, py_literal
 from transpiler.emit.code.train_weight_bytes import weight_offsets
@@ -217,6 +218,7 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
             "FIT": fit,
             "CALLBACKS": callbacks,
             "EMA_AVERAGES": ema,
+            "DATA": dict(config.data),
         },
         "finalize_helpers": FINALIZE_HELPERS.strip("\n"),
         "finalize_helper_names": finalize_helper_names(),
@@ -262,6 +264,8 @@ python {files["script"]} --help      # every flag, the data format, the outputs
 | `{files["eval"]}` | loss and metrics in inference mode, for validation and test data |
 | `{files["inference"]}` | the inference model with the initial weights |
 | `{files["init"]}` | the initial parameters, buffers and optimizer slots |
+| `{model}.eval.json` | what the evaluation model computes: losses, metric plan, data settings |
+| `{model}.svg`, `{model}.summary.txt` | the model diagram and summary table, for the report |
 
 The script writes into `--out` (default: this directory) `history.csv`, `history.json`,
 `checkpoint.npz` (every epoch, and on Ctrl-C; continue with `--resume`),
@@ -342,6 +346,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         atomic_write_bytes(out / files["init"], init.getvalue()),
         atomic_write_bytes(out / "README.md", _readme(name, config.name, files).encode()),
     ]
+    written += write_bundle_extras(graph, config, settings, out)
     return written
 
 

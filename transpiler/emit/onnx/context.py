@@ -11,6 +11,7 @@ from transpiler.emit.onnx.builder import OpBuilder
 from transpiler.emit.onnx.pending import PendingArray, resolve
 from transpiler.emit.onnx.tensors import LTensor, channels_first_perm, inverse
 from transpiler.graph.types import TensorType
+from transpiler.layers.base import NO_CALL_ARGS
 
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
@@ -31,6 +32,8 @@ class LowerContext:
         self.weights = weights
         self.training = training
         self.layer = None  # the layer being lowered (set by the model emitter)
+        #: the keyword tensors (LTensors) and flags of the call being lowered (lower_node)
+        self.call = NO_CALL_ARGS
         #: training: graph-input name -> (initial value in ONNX layout, trainable, Weight)
         self.params: dict[str, tuple[np.ndarray, bool, object]] = {}
         #: training: non-trainable input name -> the value name that replaces it after a step

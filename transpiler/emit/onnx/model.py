@@ -21,7 +21,7 @@ from transpiler.emit.versions import OPSET, SUPPORTED_OPSETS
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
-from transpiler.layers.masking import lower_layer
+from transpiler.layers.masking import lower_node
 
 __all__ = ["LazyWeights", "build_model", "build_model_parts", "initial_weights", "value_info"]
 
@@ -89,7 +89,7 @@ def _lower_graph(graph: Graph, weights, source: str | None, opset: int):
         ctx.layer = layer
         b.scope = node.outputs[0].name.split(":")[0]
         try:
-            outs = lower_layer(ctx, layer, [values[id(v)] for v in node.inputs])
+            outs = lower_node(ctx, node, values)
         except NotImplementedError as e:
             errors.append(
                 KdlError(

@@ -25,7 +25,7 @@ from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.optimizers import apply_optimizer
 from transpiler.errors import KdlError, KdlErrors
-from transpiler.layers.masking import lower_layer
+from transpiler.layers.masking import lower_node
 
 
 @dataclass
@@ -58,7 +58,7 @@ def build_training_model(
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
         try:
-            outs = lower_layer(ctx, node.layer, [values[id(v)] for v in node.inputs])
+            outs = lower_node(ctx, node, values)
         except NotImplementedError as e:
             raise KdlErrors(
                 [
