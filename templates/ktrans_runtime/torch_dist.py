@@ -23,8 +23,8 @@ its own statistics, as DDP does without SyncBatchNorm).
 processes in one all_reduce per step, which also carries whether any process was asked
 to stop (Ctrl-C, SIGTERM): every process then stops after the same step and saves the
 same checkpoint. Only rank 0 writes into --out and prints; the other ranks write into a
-private temporary folder (thrown away when they end) and print errors only, each line
-marked with its rank.
+private temporary folder (thrown away when they end) and print only errors, marked
+with their rank.
 
 **Failure.** A process that dies makes the collectives of the others fail (gloo: at
 once; nccl: at the timeout); they end with one line that says so, and torchrun names the
@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -84,9 +83,7 @@ class Processes:
         try:
             rank, world, local = (int(os.environ[name]) for name in ENVIRONMENT)
         except ValueError:
-            raise TrainingError(
-                "RANK, WORLD_SIZE and LOCAL_RANK must be integers"
-            ) from None
+            raise TrainingError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
         if not 0 <= rank < world:
             raise TrainingError(f"RANK {rank} is not below WORLD_SIZE {world}")
         return cls(rank, world, local)
@@ -187,31 +184,22 @@ class Processes:
             shutil.copyfile(checkpoint, self.scratch / "checkpoint.npz")
         return self.scratch
 
-    def quiet(self) -> None:
-        """Ranks other than 0 print errors only, marked with their rank."""
+    def quiet(self, args) -> None:
+        """Ranks other than 0 print no progress and no messages, only errors (marked
+        with their rank) and tracebacks, which would be bugs."""
         if self.writes:
             return
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
-        sys.stderr = _ErrorsOnly(sys.stderr, f"[rank {self.rank}] ")
+        from . import console
+
+        args.verbose = 0
+        mark = f"[rank {self.rank}] "
+        error = console.error
+        console.info = console.note = console.result = _silent
+        console.error = lambda message: error(mark + message)
 
 
-class _ErrorsOnly:
-    """A text stream that passes on only the lines starting with `error:`."""
-
-    def __init__(self, stream, mark: str) -> None:
-        self.stream, self.mark, self.pending = stream, mark, ""
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        *lines, self.pending = self.pending.split("\n")
-        for line in lines:
-            if line.startswith("error:"):
-                self.stream.write(self.mark + line + "\n")
-                self.stream.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
+def _silent(message: str) -> None:
+    return None
 
 
 class DistributedCounts(Counts):

@@ -101,9 +101,7 @@ class TorchEngine:
             torch.set_num_threads(args.threads)
         self.model = model.to(self.device)
         self.inputs, self.outputs = list(model.input_names), list(model.output_names)
-        self.params = {
-            key: p for key, p in self._places() if isinstance(p, torch.nn.Parameter)
-        }
+        self.params = {key: p for key, p in self._places() if isinstance(p, torch.nn.Parameter)}
         self.trainable = {k: p for k, p in self.params.items() if p.requires_grad}
         self.loss = TrainingLoss(spec["loss"], spec["regularizers"])
         self.optimizer = KerasOptimizer(spec["optimizer"], self.trainable)
@@ -259,18 +257,14 @@ class TorchEngine:
             outputs, masks = self._forward(self.model, inputs)
             counts = self._counts(len(inputs[0]), rows)
             loss, per_output = self.loss(outputs, targets, masks, self.params, counts)
-        return self._report(
-            loss, per_output, outputs, targets, masks, rows, "evaluation"
-        )
+        return self._report(loss, per_output, outputs, targets, masks, rows, "evaluation")
 
     def _report(self, loss, per_output, outputs, targets, masks, rows, what) -> dict:
         """{name: float or float32 array} for the loop, in one copy from the device
         (and one all_reduce over the processes, with the stop flags)."""
         torch = self.torch
         with torch.no_grad():
-            means, counts = batch_statistics(
-                self.spec["metrics"], outputs, targets, masks
-            )
+            means, counts = batch_statistics(self.spec["metrics"], outputs, targets, masks)
             distributed = self.processes.distributed
             scalars = [loss.detach().float()]
             names = list(self.losses.values())
@@ -308,9 +302,7 @@ class TorchEngine:
 
     def state(self) -> dict:
         """A host copy of the whole state (module docstring)."""
-        out = {
-            n: np.asarray(a, np.float32) for n, a in self.model.keras_weights().items()
-        }
+        out = {n: np.asarray(a, np.float32) for n, a in self.model.keras_weights().items()}
         for name, tensor in self.optimizer.state().items():
             out[name] = tensor.detach().float().cpu().numpy().copy()
         if self.scale is not None:

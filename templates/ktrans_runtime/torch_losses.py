@@ -292,11 +292,7 @@ def penalty(weight, l1: float, l2: float):
     """A Keras L1, L2 or L1L2 regularizer on a weight."""
     torch = _torch()
     if l1 and l2:
-        return (
-            0.0
-            + l1 * torch.sum(torch.abs(weight))
-            + l2 * torch.sum(torch.square(weight))
-        )
+        return 0.0 + l1 * torch.sum(torch.abs(weight)) + l2 * torch.sum(torch.square(weight))
     if l1:
         return l1 * torch.sum(torch.abs(weight))
     return l2 * torch.sum(torch.square(weight))
@@ -308,9 +304,7 @@ class TrainingLoss:
     {"<layer>/<weight>": [l1, l2]} for the trainable weights that have one."""
 
     def __init__(self, losses: dict, regularizers: dict) -> None:
-        unknown = [
-            spec["name"] for spec in losses.values() if spec["name"] not in LOSSES
-        ]
+        unknown = [spec["name"] for spec in losses.values() if spec["name"] not in LOSSES]
         if unknown:
             raise ValueError(f"the loss {unknown[0]} is not supported")
         self.losses = losses

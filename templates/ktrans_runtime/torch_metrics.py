@@ -34,9 +34,7 @@ def _torch():
 def _per_sample(values):
     """The mean over every axis but the batch axis (Keras's Mean of per-entry
     values)."""
-    return (
-        values.reshape(values.shape[0], -1).mean(dim=1) if values.dim() > 1 else values
-    )
+    return values.reshape(values.shape[0], -1).mean(dim=1) if values.dim() > 1 else values
 
 
 # ---------------------------------------------------------------- accuracies

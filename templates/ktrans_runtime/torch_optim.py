@@ -37,9 +37,7 @@ SLOTS = {
         + (("momentum",) if kw.get("momentum", 0.0) > 0 else ())
         + (("average_gradient",) if kw.get("centered") else ())
     ),
-    "Adam": lambda kw: (
-        ("momentum", "velocity") + (("velocity_hat",) if kw.get("amsgrad") else ())
-    ),
+    "Adam": lambda kw: ("momentum", "velocity") + (("velocity_hat",) if kw.get("amsgrad") else ()),
     "Adagrad": lambda kw: ("accumulator",),
     "Adadelta": lambda kw: ("accumulated_grad", "accumulated_delta_var"),
     "Adamax": lambda kw: ("momentum", "norm"),
@@ -68,9 +66,7 @@ class KerasOptimizer:
         for key, p in self.params.items():
             for slot in SLOTS[self.name](self.kw):
                 init = (
-                    self.kw.get("initial_accumulator_value", 0.1)
-                    if slot == "accumulator"
-                    else 0.0
+                    self.kw.get("initial_accumulator_value", 0.1) if slot == "accumulator" else 0.0
                 )
                 self.slots[f"{SLOT}{key}:{slot}"] = torch.full_like(
                     p.detach(), init, memory_format=torch.contiguous_format
@@ -132,9 +128,7 @@ class KerasOptimizer:
         if keys:
             gs = [grads[k] for k in keys]
             if every and (step + 1) % every:  # only add up this step's gradients
-                torch._foreach_add_(
-                    self._slot_list(keys, "gradient_accumulator"), gs, alpha=1.0
-                )
+                torch._foreach_add_(self._slot_list(keys, "gradient_accumulator"), gs, alpha=1.0)
             else:
                 if every:
                     accumulated = self._slot_list(keys, "gradient_accumulator")
@@ -243,9 +237,7 @@ def _rmsprop(c: _Context, variables: list, grads: list) -> None:
         averages = c.slots("average_gradient")
         torch._foreach_mul_(averages, rho)
         torch._foreach_add_(averages, grads, alpha=1 - rho)
-        torch._foreach_add_(
-            denominators, torch._foreach_mul(averages, averages), alpha=-1
-        )
+        torch._foreach_add_(denominators, torch._foreach_mul(averages, averages), alpha=-1)
     torch._foreach_sqrt_(denominators)
     increments = torch._foreach_div(torch._foreach_mul(grads, c.lr), denominators)
     if momentum > 0:
@@ -333,9 +325,7 @@ def _adamax(c: _Context, variables: list, grads: list) -> None:
         variables,
         torch._foreach_div(
             torch._foreach_mul(m, c.lr),
-            torch._foreach_mul(
-                torch._foreach_add(u, kw.get("epsilon", 1e-7)), correction
-            ),
+            torch._foreach_mul(torch._foreach_add(u, kw.get("epsilon", 1e-7)), correction),
         ),
         alpha=-1,
     )
