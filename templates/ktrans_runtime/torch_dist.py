@@ -139,36 +139,29 @@ class Processes:
 
     # ------------------------------------------------------------ agreement
 
-    def all_reduce(self, tensor, what: str):
-        """Adds `tensor` up over the processes, in place; a failure (a process died or
-        hung) is one line."""
-        if not self.distributed:
-            return tensor
-        import torch.distributed as dist
-
+    @contextlib.contextmanager
+    def talking(self, what: str):
+        """Around code that talks to the other processes (collectives, DDP's forward
+        and backward): their failure, when a process died or hung, is one line."""
         try:
-            dist.all_reduce(tensor)
+            yield
         except Exception as e:  # RuntimeError, DistBackendError, DistNetworkError...
+            if not self.distributed or not _lost_contact(e):
+                raise
             raise TrainingError(
                 f"process {self.rank} of {self.world}: lost the other processes "
                 f"during {what} ({_first_line(e)}); torchrun names the process that "
                 "failed. The last checkpoint is intact: continue with --resume"
             ) from None
-        return tensor
 
-    def broadcast(self, tensor, what: str):
-        """Rank 0's `tensor` on every process, in place."""
+    def all_reduce(self, tensor, what: str):
+        """Adds `tensor` up over the processes, in place."""
         if not self.distributed:
             return tensor
         import torch.distributed as dist
 
-        try:
-            dist.broadcast(tensor, 0)
-        except Exception as e:
-            raise TrainingError(
-                f"process {self.rank} of {self.world}: lost the other processes "
-                f"during {what} ({_first_line(e)})"
-            ) from None
+        with self.talking(what):
+            dist.all_reduce(tensor)
         return tensor
 
     # ------------------------------------------------------------ files and output
@@ -220,6 +213,18 @@ class DistributedCounts(Counts):
 
     def share(self, penalty):
         return penalty / self.processes.world
+
+
+def _lost_contact(error: Exception) -> bool:
+    """Whether an error is torch.distributed's (a peer gone, a timeout), not a bug."""
+    import torch.distributed as dist
+
+    if isinstance(error, getattr(dist, "DistError", ())):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(
+        word in text for word in ("gloo", "Gloo", "NCCL", "Connection", "timed out")
+    )
 
 
 def _first_line(error: Exception) -> str:

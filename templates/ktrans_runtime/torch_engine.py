@@ -32,6 +32,8 @@ import hashlib
 import inspect
 import io
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from .torch_metrics import batch_statistics
 from .torch_optim import KerasOptimizer
 
 PRECISIONS = ("float32", "bfloat16", "float16")
+TEST_KILL = "KTRANS_TEST_KILL_AFTER_STEPS"
 LOSS_SCALE = "ktrans:loss_scale"  # float16: [the scale, good steps since it changed]
 FIRST_SCALE, GROWTH_STEPS = 2.0**15, 2000  # Keras's LossScaleOptimizer defaults
 
@@ -110,7 +113,7 @@ class TorchEngine:
         if self.precision == "float16":
             self.scale = torch.tensor([FIRST_SCALE, 0.0], device=self.device)
         self.net = self.model
-        self.seed, self.pending, self.rows = 0, None, None
+        self.seed, self.pending, self.rows, self.committed = 0, None, None, 0
         self.agreed = _AgreedStop(self.processes.rank, self.processes.world)
         names = [*self.model.keras_weights(), *self.optimizer.state()]
         if self.scale is not None:
@@ -212,19 +215,22 @@ class TorchEngine:
         self.model.train()
         for p in self.trainable.values():
             p.grad = None
-        outputs, masks = self._forward(self.net, inputs)
-        counts = self._counts(local_rows, rows)
-        loss, per_output = self.loss(outputs, targets, masks, self.params, counts)
-        factor = self.processes.world  # DDP averages: the shares' gradients add up
-        if self.scale is not None:
-            factor = self.scale[0] * factor
-        (loss * factor if factor != 1 else loss).backward()
+        with self.processes.talking(f"step {step + 1}"):
+            outputs, masks = self._forward(self.net, inputs)
+            counts = self._counts(local_rows, rows)
+            loss, per_output = self.loss(outputs, targets, masks, self.params, counts)
+            factor = self.processes.world  # DDP averages: the shares' gradients add up
+            if self.scale is not None:
+                factor = self.scale[0] * factor
+            (loss * factor if factor != 1 else loss).backward()
         self.pending = (step, learning_rate)
         return self._report(loss, per_output, outputs, targets, masks, rows, "a step")
 
     def commit(self) -> None:
         """The optimizer's update with the step's gradients."""
         step, learning_rate = self.pending
+        self.committed += 1
+        _test_kill(self.processes.rank, self.committed)
         grads = {key: p.grad for key, p in self.trainable.items()}
         if self.scale is not None and not self._unscale(grads):
             return  # float16 overflow: the step is skipped, the scale halved
@@ -363,6 +369,14 @@ class TorchEngine:
             "precision": self.precision,
             "torch": self.torch.__version__,
         }
+
+
+def _test_kill(rank: int, steps: int) -> None:
+    """Test hook: KTRANS_TEST_KILL_AFTER_STEPS=R:N kills the process of rank R (SIGKILL)
+    once it has committed N steps in this run: a process that dies mid-epoch."""
+    given = os.environ.get(TEST_KILL)
+    if given and given == f"{rank}:{steps}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _step_seed(seed: int, step: int, rank: int) -> int:

@@ -1,0 +1,160 @@
+"""The PyTorch training bundle (`write_torch_bundle`): what it holds, that its script
+trains as the onnxruntime engine's does (the first epoch's history to 1e-4), resumes
+byte for byte after SIGINT/SIGTERM, stops on a NaN loss, refuses what it cannot do in one
+line, and runs without ktrans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.torch_train.bundles import (
+    checkpoint_state,
+    ok,
+    onnx_bundle,
+    run,
+    tiny,
+    tiny_data,
+    torch_bundle,
+    trained_weights,
+)
+
+torch = pytest.importorskip("torch")
+HOOK = "KTRANS_TEST_INTERRUPT_AFTER_STEPS"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The Tiny bundle (Adam, accuracy and precision, a validation split), its data, and
+    one uninterrupted 3-epoch run."""
+    tmp = tmp_path_factory.mktemp("torch_reference")
+    script = torch_bundle(tmp, tiny())
+    data = tiny_data(tmp / "data.npz")
+    out = tmp / "run"
+    result = run(script, "--data", data, "--out", out)
+    ok(result)
+    return script, data, out, result
+
+
+def test_bundle_holds_the_module_weights_script_and_runtime(reference):
+    script, _, _, _ = reference
+    folder = script.parent
+    names = {p.name for p in folder.iterdir()}
+    assert {"train_Tiny.py", "Tiny.py", "Tiny.init.npz", "README.md", "ktrans_runtime"} <= names
+    runtime = {p.name for p in (folder / "ktrans_runtime").glob("*.py")}
+    assert {"torch_engine.py", "torch_losses.py", "torch_optim.py", "loop.py"} <= runtime
+    text = script.read_text()
+    assert "torchrun --nproc_per_node" in text and "from Tiny import Tiny" in text
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--isolated", str(script)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_training_writes_history_checkpoint_results_and_the_state_dict(reference):
+    script, _, out, result = reference
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [0, 1, 2]
+    assert {"loss", "accuracy", "precision", "val_loss", "val_precision"} <= set(history)
+    assert history["loss"][2] < history["loss"][0]
+    results = json.loads((out / "results.json").read_text())
+    assert results["engine"] == "torch" and results["processes"] == 1
+    assert results["steps"] == 18 and results["test_rows"] == 30
+    weights = trained_weights(out / "Tiny.trained.pt")
+    state = checkpoint_state(out / "checkpoint.npz")
+    np.testing.assert_array_equal(weights["dense.weight"].T, state["state/dense/kernel"])
+    assert "state/slot:dense/kernel:momentum" in state
+    assert "wrote" in result.stdout and "Tiny.trained.pt" in result.stdout
+
+
+def test_first_epoch_history_equals_the_onnxruntime_engine(reference, tmp_path):
+    """Same data, seed and settings, no Dropout: both engines log the same epoch."""
+    script, data, out, _ = reference
+    onnx_script = onnx_bundle(tmp_path, tiny())
+    ok(run(onnx_script, "--data", data, "--out", tmp_path / "o", "--epochs", "1"))
+    ours = json.loads((out / "history.json").read_text())
+    theirs = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert set(ours) == set(theirs)
+    for key, values in theirs.items():
+        np.testing.assert_allclose(ours[key][0], values[0], rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize(("hook", "code"), [("8", 130), ("15:TERM", 143)])
+def test_resume_after_a_signal_mid_epoch_equals_an_uninterrupted_run(
+    reference, tmp_path, hook, code
+):
+    script, data, out, _ = reference
+    interrupted = tmp_path / "interrupted"
+    first = run(script, "--data", data, "--out", interrupted, env={HOOK: hook})
+    assert first.returncode == code, first.stderr
+    assert "continue with --resume" in first.stderr
+    with np.load(interrupted / "checkpoint.npz") as ck:
+        meta = json.loads(str(ck["meta"]))
+    steps = int(hook.split(":")[0])
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (steps // 6, steps % 6, steps)
+    second = run(script, "--data", data, "--out", interrupted, "--resume")
+    ok(second)
+    assert "resuming at epoch" in second.stderr
+    a, b = (
+        checkpoint_state(interrupted / "checkpoint.npz"),
+        checkpoint_state(out / "checkpoint.npz"),
+    )
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert (interrupted / "history.csv").read_text() == (out / "history.csv").read_text()
+
+
+def test_nan_loss_stops_before_the_update(tmp_path):
+    text = """
+model R { input x: float32[4]
+    Dense(1) }
+train R { loss = mse
+    optimizer = SGD(learning_rate=1e30)
+    batch_size = 8 }
+"""
+    script = torch_bundle(tmp_path, text)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, output=x.sum(1) * 100)
+    result = run(script, "--data", tmp_path / "d.npz", "--out", tmp_path / "o")
+    assert result.returncode == 1
+    assert "at epoch 1, step" in result.stderr and "training stopped" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_what_the_engine_cannot_do_is_one_line(reference, tmp_path):
+    script, data, _, _ = reference
+    for flags, message in [
+        (["--precision", "bfloat16"], "--precision bfloat16 needs --device cuda"),
+        (["--device", "cuda"], "--device cuda"),
+    ]:
+        if "cuda" in flags and torch.cuda.is_available():
+            continue
+        result = run(script, "--data", data, "--out", tmp_path / "x", *flags)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("error: ") and message in lines[-1], lines
+        assert "Traceback" not in result.stderr
+
+
+def test_without_torch_the_script_says_so_in_one_line(reference, tmp_path):
+    script, data, _, _ = reference
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['torch'] = None\n"
+        f"sys.argv = ['{script.name}', '--data', {str(data)!r}, '--out', {str(tmp_path)!r}]\n"
+        f"sys.path.insert(0, {str(script.parent)!r})\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: this script trains with PyTorch, which is not installed: pip install torch"
+    ]
