@@ -99,6 +99,22 @@ def check_trains(
         config = TrainChecker(program, consts, sink, train, graphs[train.model]).check()
         if config is not None:
             graphs[train.model].trains[train.name] = config
+    for name in {t.model for t in seen.values() if t.model in graphs and t.model in wanted}:
+        check_trainable(graphs[name], sink)
+
+
+def check_trainable(graph, sink: ErrorSink) -> None:
+    """Every layer of a model with a train block can train: a layer that ktrans cannot
+    train as configured (`Layer.cannot_train`) is an error at its call."""
+    for node in graph.nodes:
+        reason = node.layer.cannot_train()
+        if reason:
+            sink.error(
+                node.span,
+                f"{node.layer.keras_class()} ('{node.layer.name}') cannot be trained: {reason}",
+                "docs/training.md lists what cannot train; without a train block the model "
+                "builds for inference",
+            )
 
 
 def locate(expr: ast.Expr, path: tuple, at_name: bool = False, consts: dict | None = None) -> Span:

@@ -267,6 +267,12 @@ class MultiHeadAttention(Layer):
                 keep = self._window_mask(ctx, query, value, q, k)
                 scores = ctx.op("Where", [keep, scores, ctx.const(-1e9)])
             probs = ctx.op("Softmax", [scores], axis=-1)
+        if ctx.training and self.dropout > 0:  # Keras's Dropout on the probabilities
+            like = query.like(probs)
+            keep = ctx.op("GreaterOrEqual", [ctx.uniform_noise(like), ctx.const(self.dropout)])
+            scale = ctx.op("Cast", [keep], to=1)
+            scale = ctx.op("Mul", [scale, ctx.const(1.0 / (1.0 - self.dropout))])
+            probs = ctx.op("Mul", [probs, scale])
         o = ctx.op("Transpose", [ctx.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
         if self.use_gate:
             o = ctx.op("Mul", [o, ctx.op("Sigmoid", [project(query, "gate", value_dim)])])

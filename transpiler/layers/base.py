@@ -134,6 +134,11 @@ class Layer:
     supports_masking: ClassVar[bool] = False
     #: Keras's call() arguments: how `layer(x, name=value)` in .kdl binds (see CallArg)
     call_signature: ClassVar[tuple[CallArg, ...]] = (CallArg("inputs", "tensors", True),)
+    #: Keras's autocast: the layer computes in float32, so float inputs of another
+    #: precision (float64, float16, bfloat16) are cast to float32 when it is called
+    #: (`autocast_type`; the lowering casts them: transpiler/layers/masking.lower_layer).
+    #: Expressions are Keras ops, which keep their inputs' dtype.
+    autocast: ClassVar[bool] = True
 
     def __init__(self, config: dict, name: str) -> None:
         self.config = config
@@ -227,6 +232,8 @@ class Layer:
                 f"{self.keras_class()} takes {want} input tensor{'s' if want != '1' else ''}; "
                 f"got {len(inputs)}"
             )
+        if self.autocast:
+            inputs = [autocast_type(t) for t in inputs]
         weights = self.build(inputs)
         if self.weights is None:
             self.weights = weights
@@ -252,6 +259,12 @@ class Layer:
 
     def output_types(self, inputs: list[TensorType]) -> TensorType | list[TensorType]:
         raise NotImplementedError
+
+    def cannot_train(self) -> str | None:
+        """Why ktrans cannot train this layer as configured (None: it can). `ktrans check`
+        reports it at the layer's call when the model has a train block; docs/training.md
+        lists these cases."""
+        return None
 
     def adjust_initial_value(self, weight: Weight, value):
         """Hook for initial values no plain initializer gives (LSTM's unit_forget_bias)."""
@@ -333,6 +346,14 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.keras_class()} {self.name}>"
+
+
+def autocast_type(t: TensorType) -> TensorType:
+    """What a float32 Keras layer makes of an input of type `t`: floats become float32,
+    other dtypes stay."""
+    if t.dtype in FLOAT_DTYPES and t.dtype != "float32":
+        return TensorType("float32", t.shape)
+    return t
 
 
 def _common(layer: str, key: str, value):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from transpiler.graph.types import TensorType
+from transpiler.graph.types import TensorType, format_shape
 from transpiler.layers.activations import activation
 from transpiler.layers.args import (
+    ArgError,
     boolean,
     data_format,
+    describe,
     float_in,
-    int_list,
     integer,
+    is_int,
     no_constraint,
     non_negative_float,
     optional,
@@ -114,6 +116,17 @@ class Activation(Layer):
         return [ctx.activation(inputs[0], self.activation)]
 
 
+def _noise_shape(value) -> tuple:
+    """Keras's noise_shape: one entry per input axis, the batch axis first; none takes
+    the input's size on that axis."""
+    if isinstance(value, (list, tuple)) and all(v is None or (is_int(v) and v > 0) for v in value):
+        return tuple(value)
+    raise ArgError(
+        f"expected a list of positive integers or none, got {describe(value)}",
+        "one entry per axis, the batch axis first: noise_shape=[none, 1, 64]",
+    )
+
+
 class _RateLayer(Layer):
     """Shared shape of the dropout family: identity at inference, random in training."""
 
@@ -122,7 +135,7 @@ class _RateLayer(Layer):
     supports_masking = True
     signature = (
         Arg("rate", float_in(0.0, 1.0, hi_open=True)),
-        Arg("noise_shape", optional(int_list), None),
+        Arg("noise_shape", optional(_noise_shape), None),
         Arg("seed", optional(integer), None),
     )
     expected_rank: int | None = None
@@ -133,6 +146,23 @@ class _RateLayer(Layer):
         self.expect_float(x)
         if self.expected_rank is not None:
             self.expect_rank(x, self.expected_rank, self.layout)
+        noise = getattr(self, "noise_shape", None)
+        if noise is not None:
+            if len(noise) != x.rank:
+                self.fail(
+                    f"{self.keras_class()}: noise_shape has {len(noise)} entries; the input "
+                    f"{format_shape(x.shape)} has {x.rank} axes",
+                    "one entry per axis, the batch axis first: none keeps the input's size",
+                    arg="noise_shape",
+                )
+            for d, n in zip(x.shape, noise):
+                if n is not None and n != 1 and isinstance(d, int) and n != d:
+                    self.fail(
+                        f"{self.keras_class()}: noise_shape {list(noise)} does not broadcast "
+                        f"to the input {format_shape(x.shape)}",
+                        "each entry is 1, none or the input's size on that axis",
+                        arg="noise_shape",
+                    )
         return []
 
     def output_types(self, inputs):
@@ -142,23 +172,35 @@ class _RateLayer(Layer):
         (x,) = inputs
         if not ctx.training or self.rate == 0:
             return [x]  # inference: the identity
-        if getattr(self, "noise_shape", None) is not None:
-            raise NotImplementedError("Dropout(noise_shape=...) in training")
         like = self.noise_like(ctx, x)
         keep = ctx.op("GreaterOrEqual", [ctx.uniform_noise(like), ctx.const(self.rate)])
         scale = ctx.op("Mul", [ctx.op("Cast", [keep], to=1), ctx.const(1.0 / (1.0 - self.rate))])
         return [x.like(ctx.op("Mul", [x, scale]))]
 
     def noise_like(self, ctx, x):
-        """The tensor whose shape the random mask takes (whole channels for spatial
-        dropout)."""
-        return x
+        """The tensor whose shape the random mask takes, as stored: x, or Keras's
+        noise_shape (none: x's size) for Dropout, whole channels for spatial dropout."""
+        noise = getattr(self, "noise_shape", None)
+        if noise is None:
+            return x
+        perm = x.perm or tuple(range(x.rank))
+        sizes = ctx.op("Shape", [x])
+        dims = []
+        for axis in perm:  # the stored order
+            if noise[axis] is None:
+                dims.append(ctx.op("Gather", [sizes, ctx.ints([perm.index(axis)], "index")]))
+            else:
+                dims.append(ctx.ints([noise[axis]], "size"))
+        shape = ctx.op("Concat", dims, axis=0)
+        return x.like(ctx.op("ConstantOfShape", [shape]))
 
 
 @register
 class Dropout(_RateLayer):
     """Randomly zeroes inputs with probability `rate` in training and scales the rest by
-    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None, seed=None."""
+    1/(1-rate) (inverted dropout). Args: rate, noise_shape=None (the mask's shape, one
+    entry per input axis with the batch axis first: 1 shares the mask along that axis,
+    none takes the input's size), seed=None."""
 
 
 @register
@@ -276,7 +318,9 @@ class Embedding(Layer):
         out = ctx.op("Gather", [ctx.weight("embeddings"), ids], axis=0)
         y = x.like(out, self.output_types([x.type]))
         if self.mask_zero:  # Keras: ops.not_equal(inputs, 0)
-            zero = ctx.ints([0], "zero")
+            import numpy as np
+
+            zero = ctx.const([0], np.int32 if x.type.dtype == "int32" else np.int64, "zero")
             y = replace(y, mask=ctx.op("Not", [ctx.op("Equal", [ids, zero])]))
         return [y]
 

@@ -98,6 +98,7 @@ class Expression(Layer):
     """Base of the expression ops: configured directly, never bound from .kdl arguments."""
 
     family = "expression"
+    autocast = False  # a Keras op keeps its inputs' dtype
 
     def __init__(self, name: str, **config) -> None:
         super().__init__(config, name)

@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from transpiler.graph.types import dims_compatible, format_shape
-from transpiler.layers.base import NO_CALL_ARGS, CallArg, CallArgs
+from transpiler.layers.base import NO_CALL_ARGS, CallArg, CallArgs, autocast_type
 
 #: the explicit `mask=` call argument of the layers whose Keras call() takes one
 MASK_ARG = CallArg("mask", "keyword")
@@ -86,7 +86,10 @@ def check_mask_arg(layer, x, call: CallArgs) -> None:
 
 
 def lower_layer(ctx, layer, inputs: list) -> list:
-    """`layer.lower(ctx, inputs)`, with the Keras masks of its outputs set."""
+    """`layer.lower(ctx, inputs)`, with its float inputs cast to float32 first where the
+    layer autocasts (as Keras's layers do), and the Keras masks of its outputs set."""
+    if layer.autocast:
+        inputs = [_autocast(ctx, t) for t in inputs]
     outputs = layer.lower(ctx, inputs)
     if any(t.mask is not None for t in inputs):
         masks = layer.compute_mask(ctx, inputs, outputs)
@@ -97,6 +100,13 @@ def lower_layer(ctx, layer, inputs: list) -> list:
         elif ctx.b.masks:
             ctx.b.masks.pop(t.name, None)
     return outputs
+
+
+def _autocast(ctx, t):
+    cast = autocast_type(t.type)
+    if cast == t.type:
+        return t
+    return replace(t, name=ctx.op("Cast", [t.name], to=1), type=cast)  # 1: float32
 
 
 def expand(ctx, mask: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from transpiler.graph.types import Dim, TensorType, dims_compatible, format_shape
+from transpiler.graph.types import FLOAT_DTYPES, Dim, TensorType, dims_compatible, format_shape
 from transpiler.layers.args import ArgError, boolean, describe, integer, is_int
 from transpiler.layers.base import Arg, Layer, register
 from transpiler.layers.masking import expand, mask_or
@@ -74,6 +74,8 @@ class _ElementWise(Layer):
     supports_masking = True
     #: the ONNX op that folds the inputs left to right, as Keras does
     onnx_op = "Add"
+    #: the op on bool inputs, as torch computes Keras's op on them (None: Keras fails)
+    bool_op: str | None = "Or"
 
     def lower(self, ctx, inputs):
         out_type = self.output_types([t.type for t in inputs])
@@ -100,13 +102,14 @@ class _ElementWise(Layer):
                     axes = ctx.ints(list(range(1, 1 + rank - t.rank)), "axes")
                     t = replace(t, name=ctx.op("Unsqueeze", [t, axes]))
                 ts.append(t)
-        out = self.combine(ctx, [t.name for t in ts])
+        out = self.combine(ctx, [t.name for t in ts], inputs[0].type.dtype)
         return [replace(ts[0], name=out, type=out_type)]
 
-    def combine(self, ctx, names: list[str]) -> str:
+    def combine(self, ctx, names: list[str], dtype: str = "float32") -> str:
+        op = self.bool_op if dtype == "bool" else self.onnx_op
         out = names[0]
         for other in names[1:]:
-            out = ctx.op(self.onnx_op, [out, other])
+            out = ctx.op(op, [out, other])
         return out
 
     def masked_combine(self, ctx, inputs: list) -> str | None:
@@ -124,6 +127,11 @@ class _ElementWise(Layer):
 
     def output_types(self, inputs: list[TensorType]) -> TensorType:
         _same_dtype(self, inputs)
+        if inputs[0].dtype == "bool" and self.bool_op is None:
+            self.fail(
+                f"{self.keras_class()} cannot take bool tensors (Keras cannot either)",
+                "cast the inputs to a number type first",
+            )
         batch = inputs[0].shape[0]
         shape = inputs[0].shape[1:]
         for t in inputs[1:]:
@@ -173,10 +181,12 @@ class Add(_ElementWise):
 @register
 class Subtract(_ElementWise):
     """Subtracts the second input from the first, element-wise. Input: exactly two tensors
-    of broadcastable shapes. Output shape: the broadcast shape."""
+    of broadcastable shapes, not bool (Keras cannot subtract those either). Output shape:
+    the broadcast shape."""
 
     num_inputs = (2, 2)
     onnx_op = "Sub"
+    bool_op = None
 
 
 @register
@@ -185,6 +195,7 @@ class Multiply(_ElementWise):
     shapes. Output shape: the broadcast shape."""
 
     onnx_op = "Mul"
+    bool_op = "And"
 
     def masked_combine(self, ctx, inputs):
         # Keras's Multiply._merge_function: masked entries count as 1; with every input
@@ -207,11 +218,18 @@ class Multiply(_ElementWise):
 @register
 class Average(_ElementWise):
     """Averages its inputs element-wise. Input: two or more tensors of broadcastable shapes.
-    Output shape: the broadcast shape."""
+    Output shape: the broadcast shape; float32 for integer or bool inputs (a true division,
+    as Keras's)."""
 
-    def combine(self, ctx, names):
-        total = super().combine(ctx, names)  # Keras: the sum, then / n
+    def combine(self, ctx, names, dtype="float32"):
+        total = super().combine(ctx, names, dtype)  # Keras: the sum, then / n
+        if dtype not in FLOAT_DTYPES:  # a true division: float32, as Keras's
+            total = ctx.op("Cast", [total], to=1)
         return ctx.op("Div", [total, ctx.const(float(len(names)))])
+
+    def output_types(self, inputs):
+        out = super().output_types(inputs)
+        return out if out.dtype in FLOAT_DTYPES else TensorType("float32", out.shape)
 
 
 @register
@@ -231,6 +249,7 @@ class Minimum(_ElementWise):
     shapes. Output shape: the broadcast shape."""
 
     onnx_op = "Min"
+    bool_op = "And"
 
     def masked_combine(self, ctx, inputs):
         return _masked_fold(ctx, "Min", inputs)
@@ -343,7 +362,7 @@ class Dot(Layer):
     Args: axes (an axis for both, or [axis1, axis2]; counting the batch axis as 0),
     normalize=false (L2-normalize both along the axes first: the result is then the
     cosine similarity).
-    Input: two tensors of rank >= 2 whose sizes on the dotted axes agree.
+    Input: two float tensors of rank >= 2 whose sizes on the dotted axes agree.
     Output shape: x1's shape without axes[0], then x2's without batch and axes[1];
     (batch, 1) when nothing else remains.
     """
@@ -359,6 +378,12 @@ class Dot(Layer):
     def output_types(self, inputs: list[TensorType]) -> TensorType:
         _same_dtype(self, inputs)
         x1, x2 = inputs
+        if x1.dtype not in FLOAT_DTYPES:
+            self.fail(
+                f"Dot expects float tensors; got {x1.dtype}",
+                "cast the inputs to float32 first (Keras's integer Dot changes the dtype "
+                "from one integer type to another)",
+            )
         for t in (x1, x2):
             if t.rank < 2:
                 self.fail(f"Dot expects inputs of rank 2 or more; got {format_shape(t.shape)}")

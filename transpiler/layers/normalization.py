@@ -22,7 +22,6 @@ from transpiler.layers.args import (
 )
 from transpiler.layers.base import Arg, Layer, Weight, register
 from transpiler.layers.initializers import initializer
-from transpiler.layers.masking import no_mask_for
 from transpiler.layers.regularizers import regularizer
 
 
@@ -177,16 +176,7 @@ class BatchNormalization(_Normalization):
         ]
 
     def lower(self, ctx, inputs):
-        if ctx.training and self.trainable:
-            no_mask_for(
-                self,
-                inputs,
-                "Keras's BatchNormalization computes its training batch statistics over the "
-                "unmasked steps only",
-                "train it without the mask (a layer such as Conv1D before it drops the mask) "
-                "or use LayerNormalization, which has no batch statistics",
-            )
-        if ctx.training:
+        if ctx.training:  # batch statistics over the unmasked steps, as Keras's
             from transpiler.emit.train.norm_training import batch_norm_training
 
             return [batch_norm_training(ctx, self, inputs[0])]
@@ -203,27 +193,24 @@ class BatchNormalization(_Normalization):
             mean, var = ctx.weight("moving_mean"), ctx.weight("moving_variance")
             y = ctx.op("BatchNormalization", [x, scale, bias, mean, var], epsilon=self.epsilon)
             return [x.like(y)]
-        # x * scale + shift, folded from the moving statistics, on the stored axis
-        trailing = (1,) * (x.rank - 1 - x.physical_axis(index))
-        eps = np.float32(self.epsilon)
-
-        def gamma_beta():
-            gamma = ctx.keras_weight("gamma") if self.scale else np.ones(n, np.float32)
-            beta = ctx.keras_weight("beta") if self.center else np.zeros(n, np.float32)
-            return gamma.astype(np.float32), beta.astype(np.float32)
-
-        def scale_of(var):
-            return gamma_beta()[0] / np.sqrt(var.astype(np.float32) + eps)
-
-        def shift_of(mean):
-            beta = gamma_beta()[1]
-            return beta - mean.astype(np.float32) * scale_of(ctx.keras_weight("moving_variance"))
-
-        r = len(trailing)
-        scale = ctx.weight(
-            "moving_variance", lambda v: scale_of(v).reshape(-1, *trailing), f"scale{r}"
+        # x * scale + shift on the stored axis, scale and shift computed in the graph from
+        # the four (n,) weights (onnxruntime folds them once): the initializers stay
+        # Keras's own, as the training model and `--weights` name them
+        eps = ctx.const(np.float32(self.epsilon))
+        inv = ctx.op(
+            "Reciprocal", [ctx.op("Sqrt", [ctx.op("Add", [ctx.weight("moving_variance"), eps])])]
         )
-        shift = ctx.weight("moving_mean", lambda m: shift_of(m).reshape(-1, *trailing), f"shift{r}")
+        scale = ctx.op("Mul", [inv, ctx.weight("gamma")]) if self.scale else inv
+        shift = ctx.op("Mul", [ctx.weight("moving_mean"), scale])
+        if self.center:
+            shift = ctx.op("Sub", [ctx.weight("beta"), shift])
+        else:
+            shift = ctx.op("Neg", [shift])
+        trailing = [1] * (x.rank - 1 - x.physical_axis(index))
+        if trailing:
+            on_axis = ctx.ints([n, *trailing])
+            scale = ctx.op("Reshape", [scale, on_axis])
+            shift = ctx.op("Reshape", [shift, on_axis])
         y = ctx.op("Add", [ctx.op("Mul", [x, scale]), shift])
         return [x.like(y)]
 

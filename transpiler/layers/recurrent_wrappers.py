@@ -16,6 +16,7 @@ from transpiler.layers.args import ArgError, choice, describe, optional
 from transpiler.layers.base import Arg, CallArg, Layer, LayerError, Weight, register
 from transpiler.layers.masking import MASK_ARG, check_mask_arg
 from transpiler.layers.recurrent import BACKWARD_STREAMS, Recurrent, RecurrentWeights
+from transpiler.layers.regularizers import activity_regularizer
 
 
 def _layer_instance(value) -> Layer:
@@ -332,6 +333,22 @@ class TimeDistributed(Layer):
     def describe_config(self) -> str:
         return f"TimeDistributed({self.layer.describe_config()})"
 
+    def cannot_train(self) -> str | None:
+        # Keras's TimeDistributed runs its layer's `call` (no activity penalty of its own),
+        # but a Bidirectional inside calls its two layers, which add theirs once per step
+        inner = self.layer
+        while isinstance(inner, TimeDistributed):
+            inner = inner.layer
+        if isinstance(inner, Bidirectional) and any(
+            activity_regularizer(side) is not None
+            for side in (inner.forward_layer, inner.backward_layer)
+        ):
+            return (
+                "an activity_regularizer on a layer of a Bidirectional inside TimeDistributed "
+                "(which Keras applies once per time step) is not applied in training"
+            )
+        return self.layer.cannot_train()
+
     def adjust_initial_value(self, weight: Weight, value):
         return _adjust_wrapped([self.layer], weight, value)
 
@@ -342,6 +359,13 @@ class TimeDistributed(Layer):
         (x,) = inputs
         if x.mask is not None:
             _check_inner_mask(ctx, self.layer)
+        inner = self.layer
+        if ctx.training and inner.keras_class() == "BatchNormalization" and inner.trainable:
+            # Keras calls it on each time slice: batch statistics of each step
+            from transpiler.emit.train.norm_training import batch_norm_training_per_step
+
+            with _lowering_inner(ctx, inner) as alias:
+                return [batch_norm_training_per_step(ctx, alias, ctx.logical(x))]
         time_major = (1, 0, *range(2, x.rank))
         if x.perm != time_major:
             x = ctx.logical(x)
@@ -367,7 +391,8 @@ class TimeDistributed(Layer):
         return [replace(x, name=out, type=out_type, perm=perm)]
 
 
-#: other layers whose Keras call takes a mask (BatchNormalization's only matters in training)
+#: other layers whose Keras call takes a mask (BatchNormalization's, which only matters in
+#: training, is applied per time step there: norm_training.batch_norm_training_per_step)
 MASKED_CALLS = ("GlobalAveragePooling1D", "Softmax")
 
 
@@ -376,8 +401,6 @@ def _check_inner_mask(ctx, inner: Layer) -> None:
     takes one; ktrans does not, so those are errors (the rest ignore it, as in Keras)."""
     wrapped = (Recurrent, Bidirectional, TimeDistributed)
     takes = isinstance(inner, wrapped) or inner.keras_class() in MASKED_CALLS
-    if inner.keras_class() == "BatchNormalization":
-        takes = ctx.training and inner.trainable
     if takes:
         raise NotImplementedError(
             f"its input carries a Keras mask (from Embedding(mask_zero=true)), which Keras "

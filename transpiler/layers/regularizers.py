@@ -44,3 +44,15 @@ def regularizer(value) -> Regularizer | None:
             raise ArgError(f"{n} has no argument '{key}'", suggest(key, names))
         values[key] = v
     return Regularizer(**{k: non_negative_float(v) for k, v in values.items()})
+
+
+#: layers whose Keras class accepts activity_regularizer and drops it (Keras 3's SimpleRNN
+#: never hands it to its base layer: keras/src/layers/rnn/simple_rnn.py)
+KERAS_IGNORES_ACTIVITY = frozenset({"SimpleRNN"})
+
+
+def activity_regularizer(layer) -> Regularizer | None:
+    """The regularizer Keras applies to this layer's outputs, or None."""
+    if layer.keras_class() in KERAS_IGNORES_ACTIVITY:
+        return None
+    return getattr(layer, "activity_regularizer", None)

@@ -393,6 +393,27 @@ class UpSampling2D(_Spatial):
         return _lower_upsampling(self, ctx, inputs, self.size, self.interpolation)
 
 
+def _repeat(ctx, x, factors) -> str:
+    """Keras's ops.repeat of each stored axis by its factor, as data movement (for the
+    dtypes onnxruntime's Resize lacks: int64, bool): per axis, Unsqueeze after it, Expand
+    the new axis to the factor, Reshape the pair into one axis."""
+    out = x.name
+    for axis, factor in enumerate(int(f) for f in factors):
+        if factor == 1:
+            continue
+        spread = [1] * (x.rank + 1)
+        spread[axis + 1] = factor
+        widened = ctx.op("Unsqueeze", [out, ctx.ints([axis + 1], "axes")])
+        widened = ctx.op("Expand", [widened, ctx.ints(spread)])
+        parts = [ctx.ints([-1])]
+        if axis:
+            parts.insert(0, ctx.op("Shape", [out], end=axis))
+        if axis + 1 < x.rank:
+            parts.append(ctx.op("Shape", [out], start=axis + 1))
+        out = ctx.op("Reshape", [widened, ctx.op("Concat", parts, axis=0)])
+    return out
+
+
 def _lower_upsampling(layer: _Spatial, ctx, inputs, sizes, interpolation: str):
     """Layout-agnostic Resize by integer factors on the stored spatial axes.
 
@@ -401,7 +422,10 @@ def _lower_upsampling(layer: _Spatial, ctx, inputs, sizes, interpolation: str):
     centers and no antialiasing (torch interpolate align_corners=False, TF
     half_pixel_centers=True), which is ONNX's half_pixel linear mode."""
     (x,) = inputs
-    scales = ctx.const(layer.per_stored_axis(x, [float(s) for s in sizes], 1.0), name="scales")
+    factors = layer.per_stored_axis(x, [float(s) for s in sizes], 1.0)
+    if interpolation == "nearest" and x.type.dtype in ("int64", "bool"):
+        return [x.like(_repeat(ctx, x, factors), layer.output_types([x.type]))]
+    scales = ctx.const(factors, name="scales")
     if interpolation == "nearest":
         attrs = {
             "mode": "nearest",

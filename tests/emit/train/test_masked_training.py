@@ -5,8 +5,8 @@ timesteps by it, as Keras's Loss does. Parameters after each step, the logged lo
 afterwards the inference model (ONNX's recurrent ops over the compacted sequence) equal the
 training-mode forward pass and Keras.
 
-Also: the errors for what ktrans does not reproduce (a mask-weighted metric, a masked
-BatchNormalization in training, a masked Softmax layer).
+Also: BatchNormalization's masked batch statistics, and the errors for what ktrans does
+not reproduce (a mask-weighted metric, a masked Softmax layer).
 """
 
 from __future__ import annotations
@@ -170,7 +170,25 @@ def test_mask_weighted_metric_is_an_error(tmp_path):
     assert "carries a Keras mask" in message and "accuracy" in message
 
 
-def test_masked_batch_normalization_in_training_is_an_error(tmp_path):
-    kdl = kdl_model(INPUT, EMBED + f"    BatchNormalization()\n    LSTM(4)\n    {SOFTMAX}", SGD)
-    message = build_error(tmp_path, kdl)
-    assert "BatchNormalization" in message and "unmasked steps" in message
+@pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "time_distributed"])
+def test_masked_batch_normalization_trains_on_the_unmasked_steps(tmp_path, wrapped):
+    """Keras's BatchNormalization computes its batch statistics (and so its new moving
+    statistics) over the unmasked steps only; TimeDistributed hands it each step's mask."""
+    bn = "BatchNormalization(momentum=0.9)"
+    call = f"TimeDistributed({bn})" if wrapped else bn
+    body = EMBED + f"    {call}\n    LSTM(4)\n    {SOFTMAX}"
+
+    def layers():
+        bn_layer = L.BatchNormalization(momentum=0.9)
+        return [
+            L.TimeDistributed(bn_layer) if wrapped else bn_layer,
+            L.LSTM(4),
+            L.Dense(CLASSES, activation="softmax"),
+        ]
+
+    _, tm, history, state, expected, logs, _ = train_pair(
+        kdl_model(INPUT, body, SGD), tmp_path, keras_model(layers), {"x": IDS}, one_hot(6), 2
+    )
+    assert_matches_keras(tm, history, expected, logs)
+    for name in tm.buffers:  # the moving statistics
+        np.testing.assert_allclose(state[name], expected[-1][name], rtol=1e-5, err_msg=name)

@@ -11,6 +11,8 @@ from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
+from transpiler.emit.train.graph_errors import Scopes, check_onnx
+from transpiler.errors import KdlError, KdlErrors
 from transpiler.layers.masking import lower_node
 
 
@@ -45,10 +47,17 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     for v in graph.inputs:
         b.unique(v.name)
         values[id(v)] = LTensor(v.name, v.type)
+    scopes = Scopes(graph)
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
-        outs = lower_node(ctx, node, values)
+        scopes.enter(b.scope, node)
+        try:
+            outs = lower_node(ctx, node, values)
+        except NotImplementedError as e:
+            what = f"{node.layer.keras_class()} ('{node.layer.name}')"
+            message = f"{what} cannot be lowered for evaluation yet: {e}"
+            raise KdlErrors([KdlError(node.span, message)]) from None
         for v, t in zip(node.outputs, outs):
             values[id(v)] = t
     b.scope = ""
@@ -83,4 +92,5 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     ]
     g = helper.make_graph(b.nodes, f"{graph.name}_eval", inputs, outputs, constants)
     proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
+    check_onnx(proto, "evaluation", scopes, config.span)
     return proto

@@ -290,11 +290,12 @@ def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> No
     ]
     if odd:
         layer = odd[0].split("/")[0]
+        span = next((n.span for n in graph.nodes if n.layer.name == layer), config.span)
         _fail(
             f"cannot generate a training script for {graph.name}: the layer '{layer}' "
             f"stores its weights differently for inference ({odd[0]})",
             "training bundles need layers whose inference form uses the training weights",
-            config.span,
+            span,
         )
 
 

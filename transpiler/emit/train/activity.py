@@ -23,19 +23,10 @@ from __future__ import annotations
 from transpiler.emit.onnx.tensors import LTensor
 from transpiler.emit.train.losses import divide_no_nan, penalty_terms
 from transpiler.errors import KdlError, KdlErrors
-from transpiler.layers.base import Layer
 from transpiler.layers.recurrent_wrappers import Bidirectional, TimeDistributed
-from transpiler.layers.regularizers import Regularizer
+from transpiler.layers.regularizers import activity_regularizer
 
-#: layers whose Keras class drops the argument (see above)
-KERAS_IGNORES = frozenset({"SimpleRNN"})
-
-
-def activity_regularizer(layer: Layer) -> Regularizer | None:
-    """The regularizer Keras applies to this layer's outputs, or None."""
-    if layer.keras_class() in KERAS_IGNORES:
-        return None
-    return getattr(layer, "activity_regularizer", None)
+__all__ = ["activity_penalties", "activity_regularizer"]
 
 
 def activity_penalties(b, graph, values: dict) -> list[str]:

@@ -54,8 +54,11 @@ def gradients(
     loss: str,
     wrt: list[str],
     float_dtype=np.float32,
+    origins: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Adds the backward pass to `b`; returns {parameter: gradient value name}."""
+    """Adds the backward pass to `b`; returns {parameter: gradient value name}. `origins`,
+    if given, is filled with {backward node name: the forward node name it differentiates}
+    (so a problem in the backward pass can be traced to a layer)."""
     rules = load_rules()
     g = GradContext(b, shapes, dtypes, float_dtype)
     depends = set(wrt)
@@ -90,10 +93,13 @@ def gradients(
         rule = rules.get(node.op_type)
         if rule is None:
             raise GradientError(f"no gradient rule for the ONNX op {node.op_type}", node)
+        start = len(b.nodes)
         try:
             in_grads = rule(g, node, out_grads)
         except NotImplementedError as e:
             raise GradientError(f"{node.op_type}: {e}", node) from None
+        if origins is not None:
+            origins.update((n.name, node.name) for n in b.nodes[start:])
         for name, d in zip(node.input, in_grads):
             if d is not None and name in needed and name in depends:
                 shapes.setdefault(d, shapes.get(name))

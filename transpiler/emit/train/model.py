@@ -21,11 +21,15 @@ from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import initial_weights, value_info
 from transpiler.emit.train.activity import activity_penalties
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
+from transpiler.emit.train.graph_errors import Scopes, check_onnx, gradient_error
 from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
+from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
 from transpiler.emit.train.optimizers import apply_optimizer
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.layers.masking import lower_node
+
+__all__ = ["LOSS_OUTPUT", "LR_INPUT", "STEP_INPUT", "TrainingModel", "build_training_model"]
 
 
 @dataclass
@@ -36,7 +40,7 @@ class TrainingModel:
     buffers: dict[str, np.ndarray]  # non-trainable weights (moving statistics)
     slots: dict[str, np.ndarray]  # optimizer state, initial values
     metrics: list[str]  # output names of metric values
-    losses: list[str]  # "loss" first
+    losses: list[str]  # LOSS_OUTPUT first
     state_names: list[str] = field(default_factory=list)  # params + buffers + slots, in order
 
 
@@ -46,17 +50,20 @@ def build_training_model(
     weights = weights if weights is not None else initial_weights(graph, seed)
     b = OpBuilder()
     ctx = LowerContext(b, weights, training=True)
-    b.unique("step")
-    b.unique("lr")
+    ctx.step_input = STEP_INPUT
+    b.unique(STEP_INPUT)
+    b.unique(LR_INPUT)
     values = {}
     for v in graph.inputs:
         b.unique(v.name)
         from transpiler.emit.onnx.tensors import LTensor
 
         values[id(v)] = LTensor(v.name, v.type)
+    scopes = Scopes(graph)
     for node in graph.nodes:
         ctx.layer = node.layer
         b.scope = node.outputs[0].name.split(":")[0]
+        scopes.enter(b.scope, node)
         try:
             outs = lower_node(ctx, node, values)
         except NotImplementedError as e:
@@ -90,18 +97,20 @@ def build_training_model(
     for name, target in targets.items():
         t = graph.outputs[name].type
         inputs.append(value_info(target, target_type(config.loss[name], t)))
-    inputs.append(helper.make_tensor_value_info("step", TensorProto.INT64, []))
-    inputs.append(helper.make_tensor_value_info("lr", TensorProto.FLOAT, []))
+    inputs.append(helper.make_tensor_value_info(STEP_INPUT, TensorProto.INT64, []))
+    inputs.append(helper.make_tensor_value_info(LR_INPUT, TensorProto.FLOAT, []))
     for name, (array, _, _) in ctx.params.items():
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
-    loss_info = helper.make_tensor_value_info("loss", TensorProto.FLOAT, [])
-    b.nodes.append(helper.make_node("Identity", [loss], ["loss"], "loss/total"))
+    loss_info = helper.make_tensor_value_info(LOSS_OUTPUT, TensorProto.FLOAT, [])
+    b.nodes.append(helper.make_node("Identity", [loss], [LOSS_OUTPUT], "loss/total"))
     forward_nodes.append(b.nodes[-1])
     shapes, dtypes = static_shapes(b, inputs, [loss_info])
     try:
-        grads = gradients(b, forward_nodes, shapes, dtypes, "loss", trainable)
+        grads = gradients(
+            b, forward_nodes, shapes, dtypes, LOSS_OUTPUT, trainable, origins=scopes.origins
+        )
     except GradientError as e:
-        raise KdlErrors([KdlError(None, f"cannot train {graph.name}: {e}")]) from None
+        raise gradient_error(scopes, e, config.span) from None
     b.scope = "optimizer"
     params = {n: ctx.params[n][0] for n in trainable}
     new_params, slots, new_slots = apply_optimizer(b, config, params, grads)
@@ -132,6 +141,7 @@ def build_training_model(
 
     g = helper.make_graph(b.nodes, f"{graph.name}_train", inputs, outputs, b.tensor_protos())
     proto = make_model(g, {"ktrans.model": graph.name, "ktrans.train": config.name})
+    check_onnx(proto, "training", scopes, config.span)
     return TrainingModel(
         proto=proto,
         data_inputs=[v.name for v in graph.inputs] + list(targets.values()),
@@ -139,7 +149,7 @@ def build_training_model(
         buffers=buffers,
         slots=slots,
         metrics=list(metric_values),
-        losses=["loss"] + ([f"loss:{n}" for n in per_output] if len(per_output) > 1 else []),
+        losses=[LOSS_OUTPUT] + ([f"loss:{n}" for n in per_output] if len(per_output) > 1 else []),
         state_names=[*params, *buffers, *slots],
     )
 

@@ -64,9 +64,7 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
         variance = param("moving_variance")
         return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
 
-    mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
-    centered = ctx.op("Sub", [x.name, mean])
-    variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+    mean, centered, variance = _moments(ctx, x, reduce)
     flat = ctx.ints([n])
     keep, take = ctx.const(layer.momentum), ctx.const(1.0 - layer.momentum)
     for buffer, batch_value in ((moving_mean, mean), (moving_variance, variance)):
@@ -74,6 +72,31 @@ def _batch_norm(ctx, layer, x: LTensor, batch_statistics: bool) -> LTensor:
         new = ctx.op("Add", [ctx.op("Mul", [buffer, keep]), ctx.op("Mul", [batch_value, take])])
         ctx.update_buffer(buffer, new)
     return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
+
+
+def _moments(ctx, x: LTensor, reduce: str) -> tuple[str, str, str]:
+    """(mean, x - mean, variance) over the `reduce` axes (keepdims). With a Keras mask on
+    x, Keras's masked moments (BatchNormalization._moments): the mask, expanded on the
+    last axis and broadcast to x, selects the entries; sums are divided by the count plus
+    Keras's epsilon 1e-7. The normalisation then applies to every entry."""
+    if x.mask is None:
+        mean = ctx.op("ReduceMean", [x.name, reduce], keepdims=1)
+        centered = ctx.op("Sub", [x.name, mean])
+        variance = ctx.op("ReduceMean", [ctx.op("Mul", [centered, centered]), reduce], keepdims=1)
+        return mean, centered, variance
+    keep = ctx.op("Unsqueeze", [x.mask, ctx.ints([-1], "axes")])  # logical (..., 1)
+    if x.perm is not None:
+        keep = ctx.op("Transpose", [keep], perm=list(x.perm))
+    keep = ctx.op("Expand", [keep, ctx.op("Shape", [x.name])])
+    zero = ctx.const(0.0)
+    count = ctx.op("ReduceSum", [ctx.op("Cast", [keep], to=1), reduce], keepdims=1)
+    count = ctx.op("Add", [count, ctx.const(1e-7)])
+    total = ctx.op("ReduceSum", [ctx.op("Where", [keep, x.name, zero]), reduce], keepdims=1)
+    mean = ctx.op("Div", [total, count])
+    centered = ctx.op("Sub", [x.name, mean])
+    kept = ctx.op("Where", [keep, centered, zero])
+    squares = ctx.op("ReduceSum", [ctx.op("Mul", [kept, kept]), reduce], keepdims=1)
+    return mean, centered, ctx.op("Div", [squares, count])
 
 
 def batch_norm_training(ctx, layer, x: LTensor) -> LTensor:
@@ -87,6 +110,43 @@ def batch_norm_inference(ctx, layer, x: LTensor) -> LTensor:
     """The inference formula with the moving statistics, in the same arithmetic (and the
     same weights) as batch_norm_training."""
     return _batch_norm(ctx, layer, x, batch_statistics=False)
+
+
+def batch_norm_training_per_step(ctx, layer, x: LTensor) -> LTensor:
+    """Keras's TimeDistributed(BatchNormalization()) in training: Keras calls the layer on
+    each time slice in turn, so every step is normalised with its own batch statistics
+    and the moving statistics are updated once per step, in time order:
+    m_T = m_0 k^T + (1 - k) sum_t k^(T-1-t) s_t (k = momentum, s_t the step's statistic).
+    `x` is the logical (batch, time, ...) input; `layer` the wrapped layer (ctx.layer)."""
+    if not layer.trainable:
+        raise AssertionError("a frozen BatchNormalization has no batch statistics")
+    rank = x.rank
+    steps = x.type.shape[1]
+    if not isinstance(steps, int):
+        raise NotImplementedError(
+            "TimeDistributed(BatchNormalization()) in training needs a known number of "
+            "timesteps: declare the time axis with a number"
+        )
+    axis = layer.axis % (rank - 1) + 1  # the wrapped layer's axis, on (batch, time, ...)
+    n = x.type.shape[axis]
+    reduce = ctx.ints([a for a in range(rank) if a not in (1, axis)], "axes")
+    mean, centered, variance = _moments(ctx, x, reduce)  # (1, T, ..., n, ...)
+
+    def param(name: str) -> str:
+        return _on_axis(ctx, ctx.weight(name), rank, axis, n)
+
+    gamma = param("gamma") if layer.scale else None
+    beta = param("beta") if layer.center else None
+    k = float(layer.momentum)
+    decay = np.array([(1 - k) * k ** (steps - 1 - t) for t in range(steps)], np.float32)
+    per_step = ctx.const(decay.reshape(steps, 1), name="step_weights")
+    for name, statistic in (("moving_mean", mean), ("moving_variance", variance)):
+        buffer = ctx.weight(name)
+        by_step = ctx.op("Reshape", [statistic, ctx.ints([steps, n])])
+        added = ctx.op("ReduceSum", [ctx.op("Mul", [by_step, per_step]), ctx.ints([0], "axes")])
+        kept = ctx.op("Mul", [buffer, ctx.const(np.float32(k**steps))])
+        ctx.update_buffer(buffer, ctx.op("Add", [kept, ctx.op("Reshape", [added, ctx.ints([n])])]))
+    return _normalize(ctx, x, centered, variance, layer.epsilon, gamma, beta)
 
 
 def layer_norm_training(ctx, layer, x: LTensor) -> LTensor:

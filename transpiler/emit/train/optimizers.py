@@ -34,10 +34,11 @@ from collections.abc import Callable
 import numpy as np
 
 from transpiler.emit.train.clipping import clip_gradients
+from transpiler.emit.train.names import LR_INPUT, STEP_INPUT
 
 OPTIMIZERS: dict[str, Callable] = {}
 SHARED_SCOPE = "optimizer"  # slot:optimizer:<name> for optimizer-wide scalar slots
-LR, STEP = "lr", "step"
+LR, STEP = LR_INPUT, STEP_INPUT
 FLOAT, INT64 = 1, 7  # ONNX element types
 
 _memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -65,6 +65,7 @@ def load_rules() -> dict[str, Callable]:
         elementwise,
         linear,
         pool,
+        sampling,
         shape,
     )
 

@@ -247,6 +247,18 @@ def _clip(g, node, grads):
     return [dx] + [None] * (len(node.input) - 1)
 
 
+@vjp("PRelu")
+def _prelu(g, node, grads):
+    # y = x where x > 0, else slope * x (slope broadcasts to x, as Keras's PReLU alpha)
+    (dy,) = grads
+    x, slope = node.input
+    y = node.output[0]
+    positive = g.op("Greater", [x, g.const(0.0)])
+    dx = g.op("Mul", [dy, g.op("Where", [positive, g.const(1.0), slope])])
+    dslope = g.op("Mul", [dy, g.op("Where", [positive, g.const(0.0), x])])
+    return [g.record(dx, x), g.unbroadcast(dslope, slope, y)]
+
+
 @vjp("Max", "Min")
 def _max_min(g, node, grads):
     (dy,) = grads

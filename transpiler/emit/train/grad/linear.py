@@ -1,4 +1,4 @@
-"""VJP rules of Gemm, MatMul, Softmax and LogSoftmax."""
+"""VJP rules of Gemm, MatMul, Einsum, Softmax and LogSoftmax."""
 
 from __future__ import annotations
 
@@ -69,3 +69,38 @@ def _log_softmax(g, node, grads):
     axis = _attr(node, "axis", -1)
     total = g.op("ReduceSum", [dy, g.ints([axis])], keepdims=1)
     return [g.op("Sub", [dy, g.op("Mul", [g.op("Exp", [y]), total])])]
+
+
+def _einsum_terms(equation: str) -> tuple[list[str], str]:
+    """'bij,bjk->bik' -> (['bij', 'bjk'], 'bik'); explicit output only, no ellipsis, no
+    letter repeated within one term (no diagonals)."""
+    equation = equation.replace(" ", "")
+    if "->" not in equation or "..." in equation:
+        raise NotImplementedError(f"Einsum '{equation}': only explicit equations without '...'")
+    left, out = equation.split("->")
+    terms = left.split(",")
+    for term in [*terms, out]:
+        if len(set(term)) != len(term):
+            raise NotImplementedError(f"Einsum '{equation}': a letter repeated within a term")
+    return terms, out
+
+
+@vjp("Einsum")
+def _einsum(g, node, grads):
+    # d term_i = einsum(dY, the other terms -> term_i): every letter of term_i is either
+    # in the output (taken from dY) or in another term (summed there)
+    (dy,) = grads
+    terms, out = _einsum_terms(_attr(node, "equation", ""))
+    result = []
+    for i, term in enumerate(terms):
+        others = [t for j, t in enumerate(terms) if j != i]
+        lost = set(term) - set(out) - set("".join(others))
+        if lost:
+            raise NotImplementedError(
+                f"Einsum '{','.join(terms)}->{out}' sums axes {''.join(sorted(lost))} of one "
+                "operand alone"
+            )
+        inputs = [dy] + [n for j, n in enumerate(node.input) if j != i]
+        equation = f"{','.join([out, *others])}->{term}"
+        result.append(g.record(g.op("Einsum", inputs, equation=equation), node.input[i]))
+    return result

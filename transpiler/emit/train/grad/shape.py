@@ -7,6 +7,8 @@ import numpy as np
 from transpiler.emit.train.grad import vjp
 from transpiler.emit.train.grad.elementwise import _attr
 
+INT64 = 7  # ONNX element type
+
 
 def _back_to(g, dy, x):
     """Reshape dy to x's shape (static where known)."""
@@ -140,8 +142,11 @@ def _gather(g, node, grads):
     data, indices = node.input
     if _attr(node, "axis", 0) != 0:
         raise NotImplementedError("Gather on an axis other than 0")
-    # embeddings: scatter-add rows of dy into a zero table
+    # embeddings: scatter-add rows of dy into a zero table (ScatterND takes int64 indices
+    # only, Gather int32 too)
     rows = g.shape(data)
+    if g.dtypes.get(indices, INT64) != INT64:
+        indices = g.op("Cast", [indices], to=INT64)
     flat_idx = g.op("Reshape", [indices, g.ints([-1, 1], "shape")])
     flat_dy = g.op("Reshape", [dy, g.ints([-1, *rows[1:]], "shape")])
     zeros = g.op("Mul", [data, g.const(0.0)])
