@@ -103,7 +103,8 @@ class TorchEngine:
         if getattr(args, "threads", None):
             torch.set_num_threads(args.threads)
         self.model = model.to(self.device)
-        self.inputs, self.outputs = list(model.input_names), list(model.output_names)
+        self.inputs = list(model.input_names)
+        self.outputs = [o for o in model.output_names if o in spec["loss"]]
         self.params = {key: p for key, p in self._places() if isinstance(p, torch.nn.Parameter)}
         self.trainable = {k: p for k, p in self.params.items() if p.requires_grad}
         self.loss = TrainingLoss(spec["loss"], spec["regularizers"])
@@ -112,7 +113,7 @@ class TorchEngine:
         self.scale = None
         if self.precision == "float16":
             self.scale = torch.tensor([FIRST_SCALE, 0.0], device=self.device)
-        self.net = self.model
+        self.net = self.plain = _trained_outputs(self.model, self.outputs)
         self.seed, self.pending, self.rows, self.committed = 0, None, None, 0
         self.agreed = _AgreedStop(self.processes.rank, self.processes.world)
         names = [*self.model.keras_weights(), *self.optimizer.state()]
@@ -157,7 +158,7 @@ class TorchEngine:
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.net = DistributedDataParallel(
-            self.model,
+            self.net,
             device_ids=ids,
             find_unused_parameters=bool(self.spec.get("find_unused")),
         )
@@ -188,14 +189,13 @@ class TorchEngine:
         return inputs, targets
 
     def _forward(self, net, inputs):
+        """{output: value}, {output: Keras mask or None} of the outputs with a loss."""
         torch = self.torch
         autocast = contextlib.nullcontext()
         if self.precision != "float32":
             autocast = torch.autocast("cuda", dtype=getattr(torch, self.precision))
         with autocast:
-            outputs, masks = net(*inputs, return_masks=True)
-        if len(self.outputs) == 1:
-            outputs, masks = (outputs,), (masks,)
+            outputs, masks = net(*inputs)
         return dict(zip(self.outputs, outputs)), dict(zip(self.outputs, masks))
 
     def _counts(self, local_rows: int, rows: int) -> Counts:
@@ -260,7 +260,7 @@ class TorchEngine:
         inputs, targets = self._tensors(batch)
         self.model.eval()
         with torch.no_grad():
-            outputs, masks = self._forward(self.model, inputs)
+            outputs, masks = self._forward(self.plain, inputs)
             counts = self._counts(len(inputs[0]), rows)
             loss, per_output = self.loss(outputs, targets, masks, self.params, counts)
         return self._report(loss, per_output, outputs, targets, masks, rows, "evaluation")
@@ -369,6 +369,29 @@ class TorchEngine:
             "precision": self.precision,
             "torch": self.torch.__version__,
         }
+
+
+def _trained_outputs(model, trained: list[str]):
+    """The model as DDP must see it: returning only the outputs the loss uses (and
+    their masks), so that the layers of the others are unused parameters, not
+    gradients DDP would wait for."""
+    import torch
+
+    names = list(model.output_names)
+    keep = [names.index(o) for o in trained]
+
+    class TrainedOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            outputs, masks = self.model(*inputs, return_masks=True)
+            if len(names) == 1:
+                outputs, masks = (outputs,), (masks,)
+            return tuple(outputs[i] for i in keep), tuple(masks[i] for i in keep)
+
+    return TrainedOutputs()
 
 
 def _test_kill(rank: int, steps: int) -> None:
