@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from datetime import timedelta
@@ -228,5 +229,8 @@ def _lost_contact(error: Exception) -> bool:
 
 
 def _first_line(error: Exception) -> str:
+    """The gist of an error: its first line, without gloo's advice and source path."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    line = text.splitlines()[0] if text else type(error).__name__
+    line = line.split(" This is typically")[0]
+    return re.sub(r"^\[[^\]]*\.(cc|cpp):\d+\] ", "", line)
