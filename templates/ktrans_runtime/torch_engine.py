@@ -114,7 +114,8 @@ class TorchEngine:
         if self.precision == "float16":
             self.scale = torch.tensor([FIRST_SCALE, 0.0], device=self.device)
         self.net = self.plain = _trained_outputs(self.model, self.outputs)
-        self.seed, self.pending, self.rows, self.committed = 0, None, None, 0
+        self.seed, self.pending, self.rows = 0, None, None
+        self.committed, self.synced = 0, -1
         self.agreed = _AgreedStop(self.processes.rank, self.processes.world)
         names = [*self.model.keras_weights(), *self.optimizer.state()]
         if self.scale is not None:
@@ -259,11 +260,25 @@ class TorchEngine:
         batch = self.processes.share_batch(batch)
         inputs, targets = self._tensors(batch)
         self.model.eval()
+        self._sync_buffers()
         with torch.no_grad():
             outputs, masks = self._forward(self.plain, inputs)
             counts = self._counts(len(inputs[0]), rows)
             loss, per_output = self.loss(outputs, targets, masks, self.params, counts)
         return self._report(loss, per_output, outputs, targets, masks, rows, "evaluation")
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's moving statistics on every process, once after each step: DDP
+        sends them at the start of a training forward only, and each process's own
+        step has changed them since."""
+        if not self.processes.distributed or self.synced == self.committed:
+            return
+        import torch.distributed as dist
+
+        with self.processes.talking("evaluation"):
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, 0)
+        self.synced = self.committed
 
     def _report(self, loss, per_output, outputs, targets, masks, rows, what) -> dict:
         """{name: float or float32 array} for the loop, in one copy from the device
