@@ -604,16 +604,26 @@ def test_empty_file(tmp_path, text):
     assert "empty" in message or "defines no model" in message
 
 
-def test_huge_file(tmp_path):
-    """A 10 MB file of comments and one model: parsed, no crash."""
+def test_large_file(tmp_path):
+    """A file just under the source budget (comments and one model): parsed, the error
+    found on its last lines; a byte more is refused before it is read."""
+    from transpiler.limits import MAX_SOURCE_BYTES
+
     path = tmp_path / "m.kdl"
-    filler = ("# " + "x" * 98 + "\n") * 100_000
-    path.write_text(filler + MLP % "    Dense(3, activaton=relu)")
-    assert path.stat().st_size > 10_000_000
+    model = MLP % "    Dense(3, activaton=relu)"
+    lines = (MAX_SOURCE_BYTES - len(model)) // 100
+    filler = ("# " + "x" * 97 + "\n") * lines
+    path.write_text(filler + model)
+    assert MAX_SOURCE_BYTES - 100 < path.stat().st_size <= MAX_SOURCE_BYTES
     with pytest.raises(KdlErrors) as info:
         load(str(path))
     (err,) = info.value.errors
-    assert err.span.line == 100_003
+    assert err.span.line == lines + 3
+    path.write_text(filler + model + " " * (MAX_SOURCE_BYTES - path.stat().st_size + 1))
+    with pytest.raises(KdlErrors) as info:
+        load(str(path))
+    (err,) = info.value.errors
+    assert f"the limit is {MAX_SOURCE_BYTES:,}" in err.message
 
 
 def test_deep_nesting(tmp_path):

@@ -19,6 +19,7 @@ def test_wheel_ships_grammar_and_templates(tmp_path):
     (wheel,) = tmp_path.glob("ktrans-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "transpiler/grammar/kdl.lark" in names
+    assert "transpiler/grammar/kdl_parser.json" in names  # the parse tables, no pickle
     assert any(n.startswith("transpiler/templates/") and n.endswith(".j2") for n in names)
     assert "transpiler/cli.py" in names
     entry = [n for n in names if n.endswith("entry_points.txt")]

@@ -7,6 +7,7 @@ errors (unknown command or option, missing argument).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from transpiler import __version__
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -41,7 +42,7 @@ def cmd_check(args) -> int:
         for name, g in graphs.items():
             outs = ", ".join(g.outputs)
             print(
-                f"{path}: model {name}: ok, {len(g.inputs)} input(s), outputs {outs}, "
+                f"{printable(path)}: model {name}: ok, {len(g.inputs)} input(s), outputs {outs}, "
                 f"{len(g.layers)} layers, {g.param_count:,} params"
             )
     return EXIT_INPUT if failed else EXIT_OK
@@ -70,6 +71,32 @@ def cmd_summary(args) -> int:
 
 def _print_errors(e: KdlErrors) -> None:
     print(e.render(), file=sys.stderr)
+
+
+class _Escaping:
+    """A text stream that escapes control characters (but newlines and tabs) on their way
+    to the terminal: whatever a command prints, a name or path from the input cannot
+    send escape sequences. Messages escape newlines in names and paths themselves."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text, "\n\t"))
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def escaped_output():
+    """sys.stdout and sys.stderr escaped (see `_Escaping`) while a command runs."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Escaping(sys.stdout), _Escaping(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return args.run(args)
+        with escaped_output():
+            return args.run(args)
     except KdlErrors as e:
         _print_errors(e)
         return EXIT_INPUT
@@ -148,11 +176,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError:  # the input asked for more than the budgets caught
+        print(
+            "error: ktrans ran out of memory: the input needs more than this process may use",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     except Exception as e:  # a bug in ktrans, not in the input
         if os.environ.get("KTRANS_DEBUG"):
             raise
         print(
-            f"ktrans: internal error: {type(e).__name__}: {e}\n"
+            f"ktrans: internal error: {type(e).__name__}: {printable(str(e))}\n"
             "  this is a bug in ktrans; rerun with KTRANS_DEBUG=1 for the traceback",
             file=sys.stderr,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 
 def compile_model(
@@ -42,24 +42,44 @@ def cmd_build(args) -> int:
     save_model_parts(proto, initializers, out)
     size = out.stat().st_size
     print(
-        f"wrote {out} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
+        f"wrote {printable(str(out))} ({graph.name}: {len(proto.graph.node)} ONNX nodes, "
         f"{graph.param_count:,} params, {size / 1e6:.1f} MB, opset {args.opset})"
     )
     return 0
 
 
-def _parse_inputs(items: list[str]) -> dict:
-    import numpy as np
-
-    feeds = {}
+def _input_files(items: list[str]) -> dict[str, str]:
+    """--input NAME=FILE.npy items -> {name: file} (before any work: fail fast)."""
+    files = {}
     for item in items:
         name, sep, file = item.partition("=")
         if not sep or not name or not file:
             raise KdlErrors([KdlError(None, f"--input {item!r}: expected NAME=FILE.npy")])
-        try:
-            feeds[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise KdlErrors([KdlError(None, f"--input {name}: cannot read {file}: {e}")]) from None
+        if not file.endswith(".npy"):
+            raise KdlErrors([KdlError(None, f"--input {name}: {file} is not an .npy file")])
+        files[name] = file
+    return files
+
+
+def _read_inputs(files: dict[str, str], session) -> dict:
+    """Each .npy file's header checked against the model's input (name, shape, dtype),
+    then its values read."""
+    from transpiler.emit.onnx.npz_reading import read_npy
+    from transpiler.runtime.session import check_input
+
+    expected = {i.name: i for i in session.get_inputs()}
+    feeds = {}
+    for name, file in files.items():
+        if name not in expected:
+            from transpiler.errors import suggest
+
+            hint = suggest(name, expected) or f"its inputs: {', '.join(expected)}"
+            raise KdlErrors([KdlError(None, f"the model has no input '{name}'", hint)])
+        feeds[name] = read_npy(
+            file,
+            f"--input {name}",
+            lambda shape, dtype, n=name: check_input(expected[n], shape, dtype),
+        )
     return feeds
 
 
@@ -74,7 +94,7 @@ def cmd_run(args) -> int:
         run_session,
     )
 
-    feeds = _parse_inputs(args.input)
+    files = _input_files(args.input)
     if args.model_file.endswith(".kdl"):
         from onnx import numpy_helper
 
@@ -85,12 +105,14 @@ def cmd_run(args) -> int:
             numpy_helper.from_array(a, n) for n, a in initializers.items()
         )
     else:
+        from transpiler.runtime.session import check_external_data
         from transpiler.viz.onnx_graph import load_onnx
 
-        load_onnx(args.model_file)  # a clear error for a missing or broken file
+        # a clear error for a missing or broken file, or data kept outside its folder
+        check_external_data(load_onnx(args.model_file), args.model_file)
         model = args.model_file
     session = create_session(model, args.device)
-    feeds = check_feeds(session, feeds)
+    feeds = check_feeds(session, _read_inputs(files, session))
     names = [o.name for o in session.get_outputs()]
     try:
         results = run_session(session, names, feeds)
@@ -106,13 +128,13 @@ def cmd_run(args) -> int:
         buffer = io.BytesIO()
         np.savez(buffer, **dict(zip(names, results)))
         atomic_write_bytes(Path(args.output), buffer.getvalue())
-        print(f"wrote {args.output} ({', '.join(names)})")
+        print(f"wrote {printable(args.output)} ({printable(', '.join(names))})")
     device = session.get_providers()[0].replace("ExecutionProvider", "")
     for name, value in zip(names, results):
         stats = ""
         if value.size and np.issubdtype(value.dtype, np.number):
             stats = f" min {value.min():.4g} max {value.max():.4g} mean {value.mean():.4g}"
-        print(f"{name}: {value.dtype}{list(value.shape)}{stats}")
+        print(f"{printable(name)}: {value.dtype}{list(value.shape)}{stats}")
     print(f"ran on {device}")
     return 0
 

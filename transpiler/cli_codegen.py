@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 EXIT_OK = 0
 TARGETS = ("keras", "train")
@@ -74,7 +74,7 @@ def cmd_codegen(args) -> int:
     atomic_write_bytes(out, code.encode("utf-8"))
     layers = sum(1 for la in graph.layers if la.family != "expression")
     print(
-        f"wrote {out} ({graph.name}: Keras 3 functional model, {layers} layers, "
+        f"wrote {printable(str(out))} ({graph.name}: Keras 3 functional model, {layers} layers, "
         f"{graph.param_count:,} params)"
     )
     return EXIT_OK

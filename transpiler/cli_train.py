@@ -72,7 +72,8 @@ def fix_axes_to_data(graph, args):
 
 def cmd_train(args) -> int:
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
-    from transpiler.errors import KdlError, KdlErrors
+    from transpiler.emit.file_names import file_stem
+    from transpiler.errors import KdlError, KdlErrors, printable
     from transpiler.graph import load_one
 
     if not Path(args.data).is_file():
@@ -80,11 +81,11 @@ def cmd_train(args) -> int:
     _, graph = load_one(args.file, args.model)
     trained = fix_axes_to_data(graph, args)
     config = pick_train(trained, args.train)
-    out = Path(args.out or Path("runs") / graph.name)
+    out = Path(args.out or Path("runs") / file_stem(graph.name))
     args.out = str(out)
     paths = write_training_bundle(trained, config, out, seed=args.seed or 0, inference=graph)
     script = paths[0]
-    print(f"wrote {out}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
+    print(f"wrote {printable(str(out))}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
     sys.stderr.flush()
     return run_script(script_command(script, args))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 EXIT_OK = 0
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -112,7 +112,7 @@ def cmd_viz(args) -> int:
     written = render(dot, out)
     fmt = RENDER_FORMATS.get(written.suffix.lower()) or "dot"
     n = count_nodes(dot.source)
-    print(f"wrote {written} ({fmt}, {n} node{'s' if n != 1 else ''})")
+    print(f"wrote {printable(str(written))} ({fmt}, {n} node{'s' if n != 1 else ''})")
     return EXIT_OK
 
 

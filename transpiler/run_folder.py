@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from transpiler.emit.file_names import file_stem
 from transpiler.errors import KdlError, KdlErrors
 
 
@@ -36,7 +37,10 @@ class Run:
 
 
 def _eval_settings(folder: Path, model: str | None) -> dict | None:
-    paths = [folder / f"{model}.eval.json"] if model else sorted(folder.glob("*.eval.json"))
+    if model:
+        paths = [folder / f"{file_stem(model)}.eval.json"]
+    else:
+        paths = sorted(folder.glob("*.eval.json"))
     paths = [p for p in paths if p.is_file()]
     if len(paths) > 1:
         fail(f"{folder} holds the runs of several models", "name the model's .onnx instead")
@@ -65,7 +69,7 @@ def open_run(target: str) -> Run:
                 "give the --out folder of ktrans train, or a model .onnx",
             )
         model = settings["model"]
-        trained = path / f"{model}.trained.onnx"
+        trained = path / f"{file_stem(model)}.trained.onnx"
         model_file = trained if trained.is_file() else path / settings["files"]["inference"]
         folder = path
     elif path.is_file() and path.suffix.lower() == ".onnx":

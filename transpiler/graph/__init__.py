@@ -23,6 +23,19 @@ def load(
     `models` limits the work to the named models (unknown names are an error).
     `input_shapes` (input name -> the data's shape without the batch axis) fixes the
     inputs' dynamic axes to the data's lengths (see fixed_axes.py)."""
+    import sys
+
+    from transpiler.limits import RECURSION_LIMIT
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, RECURSION_LIMIT))  # blocks in blocks in ifs in ifs...
+    try:
+        return _load(path, text, models, input_shapes)
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _load(path, text, models, input_shapes):
     from transpiler.errors import ErrorSink, KdlErrors, suggest
     from transpiler.graph.builder import GraphBuilder, evaluate_consts
     from transpiler.graph.program import load_program

@@ -10,9 +10,9 @@ from transpiler.graph.types import TensorType, format_shape
 from transpiler.graph.values import BlockInstance, Scope
 from transpiler.layers.args import Symbol, is_int
 from transpiler.layers.base import Layer, snake_case
+from transpiler.limits import MAX_BLOCK_DEPTH
 from transpiler.parser import ast
 
-MAX_BLOCK_DEPTH = 64
 BLOCK_PARAM_TYPES = {
     "int": lambda v: is_int(v),
     "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -86,6 +86,7 @@ class BlockExpander:
             self.error(span, f"block {block.name} uses itself: {chain}", "blocks cannot recurse")
         if len(self.block_stack) >= MAX_BLOCK_DEPTH:
             self.error(span, f"blocks nest more than {MAX_BLOCK_DEPTH} deep")
+        self.spend_expansion(span)
         declared = [s for s in block.body if isinstance(s, ast.InputStmt)]
         if len(declared) != len(inputs):
             self.error(

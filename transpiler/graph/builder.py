@@ -15,9 +15,9 @@ from transpiler.graph.types import DTYPES, TensorType, format_shape
 from transpiler.graph.values import BlockDefRef, BlockInstance, LayerClass, Poison, Scope
 from transpiler.layers.args import ArgError, Spec, Symbol, data_format, describe, is_int
 from transpiler.layers.base import NO_CALL_ARGS, CallArgs, Layer, LayerError, snake_case
+from transpiler.limits import MAX_EXPANSIONS, MAX_LAYERS, MAX_REPEAT
 from transpiler.parser import ast
 
-MAX_REPEAT = 10_000
 MODEL_OPTIONS = ("data_format", "name")
 
 
@@ -32,6 +32,10 @@ def evaluate_consts(program: Program, sink: ErrorSink) -> dict[str, object]:
             value = Poison()
         builder.consts[const.name] = value
     return builder.consts
+
+
+class OverBudget(Exception):
+    """Ends the model: it is over a budget of transpiler.limits (the error is recorded)."""
 
 
 class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator):
@@ -60,6 +64,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
         self.defined_later: dict[str, Span] = {}
         self.current = None  # the value a bare layer applies to
         self.pending_inputs: list[Value] = []  # a block's input tensors, not yet declared
+        self.repeat_product = 1  # the product of the counts of the repeats being run
+        self.expansions = 0  # block instances and repeat iterations so far
 
     # ------------------------------------------------------------ the model
 
@@ -70,7 +76,10 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
         self.defined_later = definitions(model.body)
         inputs: list[tuple[Value, Span]] = []
         outputs: dict[str, tuple[Value, Span]] = {}
-        self.run_body(model.body, inputs, outputs, top=True)
+        try:
+            self.run_body(model.body, inputs, outputs, top=True)
+        except OverBudget:
+            return None
         if not outputs and self.current is not None and len(self.sink.errors) == errors_before:
             last = self.current
             if is_tensor(last):
@@ -334,13 +343,38 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
         if not is_int(count) or not 0 <= count <= MAX_REPEAT:
             self.error(
                 stmt.count.span,
-                f"repeat needs a count from 0 to {MAX_REPEAT}; got {describe(count)}",
+                f"repeat needs a count from 0 to {MAX_REPEAT:,}; got {describe(count)}",
             )
-        for _ in range(count):
-            errors = len(self.sink.errors)
-            self.run_body(stmt.body, inputs, outputs, top)
-            if len(self.sink.errors) != errors:
-                raise Fail  # one report, not one per repetition
+        outer = self.repeat_product
+        if outer * count > MAX_REPEAT:  # before the first iteration, not after 10,000
+            self.error(
+                stmt.count.span,
+                f"this repeat runs {outer * count:,} times inside the repeats around it "
+                f"({outer:,} x {count:,}); the limit is {MAX_REPEAT:,}",
+                "nested repeats multiply: make the counts smaller",
+            )
+        self.repeat_product = outer * max(count, 1)
+        try:
+            for _ in range(count):
+                self.spend_expansion(stmt.span)
+                errors = len(self.sink.errors)
+                self.run_body(stmt.body, inputs, outputs, top)
+                if len(self.sink.errors) != errors:
+                    raise Fail  # one report, not one per repetition
+        finally:
+            self.repeat_product = outer
+
+    def spend_expansion(self, span: Span) -> None:
+        """Counts a block instance or a repeat iteration against MAX_EXPANSIONS."""
+        self.expansions += 1
+        if self.expansions > MAX_EXPANSIONS:
+            self.sink.error(
+                span,
+                f"the model expands to more than {MAX_EXPANSIONS:,} block instances and "
+                "repeat iterations",
+                "blocks that call other blocks several times multiply: simplify the nesting",
+            )
+            raise OverBudget
 
     def check_constant(self, value, span: Span) -> None:
         if is_tensor(value) or isinstance(value, (Layer, BlockInstance)):
@@ -420,6 +454,13 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
             if hint is None and "input" in err.message and inputs:
                 hint = f"the input here is {shapes}"
             self.error(where or span, err.message, hint)
+        if len(self.nodes) >= MAX_LAYERS:
+            self.sink.error(
+                span,
+                f"the model expands to more than {MAX_LAYERS:,} layers",
+                "repeats and blocks multiply the layers they hold: make the counts smaller",
+            )
+            raise OverBudget
         call_index = self.layer_calls.get(id(layer), 0)
         self.layer_calls[id(layer)] = call_index + 1
         base = layer.name if call_index == 0 else f"{layer.name}_call{call_index}"

@@ -3,6 +3,7 @@ indexing. Mixed into `GraphBuilder`, which supplies `apply`, `new_layer` and sco
 
 from __future__ import annotations
 
+import math
 import operator
 
 from transpiler.errors import KdlError, Span, suggest
@@ -14,6 +15,7 @@ from transpiler.layers.args import Spec, Symbol, describe, is_int
 from transpiler.layers.base import Layer
 from transpiler.layers.expression_shapes import Index as IndexOp
 from transpiler.layers.expressions import BINARY_OPERATORS, FUNCTIONS
+from transpiler.limits import MAX_EXPRESSION_DEPTH, MAX_INT_MAGNITUDE
 from transpiler.parser import ast
 
 INTROSPECTION = ("shape",)  # functions of a tensor's type, known when the graph is built
@@ -60,9 +62,21 @@ class ExpressionEvaluator:
 
     # ------------------------------------------------------------ dispatch
 
+    eval_depth = 0  # expressions being evaluated inside each other
+
     def eval(self, e: ast.Expr):
-        method = getattr(self, "eval_" + type(e).__name__)
-        return method(e)
+        depth = self.eval_depth
+        if depth >= MAX_EXPRESSION_DEPTH:
+            self.error(
+                e.span,
+                f"expressions nest more than {MAX_EXPRESSION_DEPTH} deep here",
+                "split the expression into named steps",
+            )
+        self.eval_depth = depth + 1
+        try:
+            return getattr(self, "eval_" + type(e).__name__)(e)
+        finally:
+            self.eval_depth = depth
 
     def eval_Literal(self, e: ast.Literal):
         return e.value
@@ -119,7 +133,15 @@ class ExpressionEvaluator:
         self.error(e.span, f"cannot negate {describe(v)}")
 
     def eval_BinOp(self, e: ast.BinOp):
-        left, right = self.eval(e.left), self.eval(e.right)
+        # a + b + c + ... nests to the left: walk down that spine and fold back up in a
+        # loop, so a 1,000-term sum takes no 1,000-deep recursion
+        chain = _left_spine(e, ast.BinOp, "left")
+        value = self.eval(chain[-1].left)
+        for node in reversed(chain):
+            value = self.binary_op(node, value, self.eval(node.right))
+        return value
+
+    def binary_op(self, e: ast.BinOp, left, right):
         if not is_tensor(left) and not is_tensor(right):
             return self.fold(e, left, right)
         if e.op == "@":
@@ -156,14 +178,22 @@ class ExpressionEvaluator:
                 f"'{e.op}' needs tensors or numbers; got {self.what(left)} and {self.what(right)}",
                 self.not_a_tensor_hint(left if not is_tensor(left) else right),
             )
+        if e.op == "**" and _huge_power(left, right):  # before Python spends hours on it
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
         try:
             result = _FOLD[e.op](left, right)
         except ZeroDivisionError:
             self.error(e.span, "division by zero")
         except OverflowError:
-            self.error(e.span, "the number is too large")
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
+        if isinstance(result, complex):
+            self.error(e.span, f"{describe(left)} ** {describe(right)} is not a real number")
         if e.op == "/" and is_int(left) and is_int(right) and result == int(result):
             result = int(result)
+        if is_int(result) and abs(result) > MAX_INT_MAGNITUDE:
+            self.error(e.span, too_large(MAX_INT_MAGNITUDE))
+        if isinstance(result, float) and not math.isfinite(result):
+            self.error(e.span, "the number is too large for a float")
         return result
 
     # ------------------------------------------------------------ conditions
@@ -184,12 +214,18 @@ class ExpressionEvaluator:
             self.error(e.span, f"cannot compare {self.what(left)} and {self.what(right)}")
 
     def eval_BoolOp(self, e: ast.BoolOp):
-        left = self.truth(e.left)
         if e.op == "not":
-            return not left
-        if e.op == "and":
-            return left and self.truth(e.right)
-        return left or self.truth(e.right)
+            return not self.truth(e.left)
+        chain = [e]  # p and q and r ...: a loop, as for eval_BinOp
+        while isinstance(chain[-1].left, ast.BoolOp) and chain[-1].left.op != "not":
+            chain.append(chain[-1].left)
+        value = self.truth(chain[-1].left)
+        for node in reversed(chain):
+            if node.op == "and":
+                value = value and self.truth(node.right)
+            else:
+                value = value or self.truth(node.right)
+        return value
 
     def truth(self, expr: ast.Expr) -> bool:
         value = self.eval(expr)
@@ -205,9 +241,12 @@ class ExpressionEvaluator:
     # ------------------------------------------------------------ calls and pipes
 
     def eval_Pipe(self, e: ast.Pipe):
-        value = self.eval(e.value)
-        target = self.eval(e.target)
-        return self.apply_to(target, self.as_inputs(value, e.value.span), e.target.span)
+        chain = _left_spine(e, ast.Pipe, "value")  # x |> A |> B ...: a loop
+        value = self.eval(chain[-1].value)
+        for node in reversed(chain):
+            target = self.eval(node.target)
+            value = self.apply_to(target, self.as_inputs(value, node.value.span), node.target.span)
+        return value
 
     def eval_Call(self, e: ast.Call):
         func = self.eval(e.func)
@@ -439,6 +478,25 @@ class ExpressionEvaluator:
 
         known = [*LAYERS, *self.program.blocks, *FUNCTIONS, *MERGE_HELPERS]
         return suggest(name, known)
+
+
+def _left_spine(e, kind: type, field: str) -> list:
+    """`e` and the nodes of its kind down its left side, outermost first."""
+    chain = [e]
+    while isinstance(getattr(chain[-1], field), kind):
+        chain.append(getattr(chain[-1], field))
+    return chain
+
+
+def _huge_power(base, exponent) -> bool:
+    """Whether base ** exponent, both integers, is beyond int64 (10 ** 10 ** 10 is)."""
+    if not (is_int(base) and is_int(exponent)) or abs(base) < 2 or exponent <= 0:
+        return False
+    return exponent * math.log2(abs(base)) > 64
+
+
+def too_large(limit: int) -> str:
+    return f"the number is too large: integers are limited to ±{limit:,} (int64)"
 
 
 def _plain(value):

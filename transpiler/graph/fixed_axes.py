@@ -75,13 +75,22 @@ def dynamic_input_shapes(graph, data_path) -> dict[str, tuple[int, ...]]:
 def npz_shapes(path) -> dict[str, tuple[int, ...]]:
     """Array name -> shape for each .npy member of an .npz file, from the headers only
     (unreadable files give {}: the training script reports them)."""
+    import os
     import zipfile
 
     import numpy as np
 
+    from transpiler.emit.onnx.npz_reading import DAMAGED
+    from transpiler.errors import KdlErrors
+    from transpiler.input_files import open_regular
+
+    try:  # a regular file only: a FIFO named data.npz would block the read forever
+        fd, _ = open_regular(path, None, 1 << 50)
+    except KdlErrors:
+        return {}
     out = {}
     try:
-        with zipfile.ZipFile(path) as archive:
+        with os.fdopen(fd, "rb") as file, zipfile.ZipFile(file) as archive:
             for member in archive.namelist():
                 if not member.endswith(".npy"):
                     continue
@@ -92,6 +101,6 @@ def npz_shapes(path) -> dict[str, tuple[int, ...]]:
                     else:
                         header = np.lib.format.read_array_header_2_0(f)
                 out[member[: -len(".npy")]] = tuple(header[0])
-    except (OSError, ValueError, zipfile.BadZipFile):
+    except DAMAGED:
         return {}
     return out

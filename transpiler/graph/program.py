@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transpiler.errors import ErrorSink, KdlError, KdlErrors, Span
+from transpiler.limits import MAX_IMPORT_DEPTH, MAX_PROGRAM_BYTES
 from transpiler.parser import ast, parse_text, read_source
-
-MAX_IMPORT_DEPTH = 50
 
 
 @dataclass
@@ -19,6 +18,7 @@ class Program:
     modules: dict[str, ast.Module] = field(default_factory=dict)
     blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
     consts: list[ast.ConstDef] = field(default_factory=list)  # in dependency order
+    const_names: dict[str, ast.ConstDef] = field(default_factory=dict)  # the same, by name
     models: dict[str, ast.ModelDef] = field(default_factory=dict)  # the root file's
     trains: list[ast.TrainDef] = field(default_factory=list)
 
@@ -63,6 +63,14 @@ def _load(program, file, text, sink, stack, span) -> None:
         return
     try:
         source = text if text is not None else read_source(file, span)
+        total = sum(map(len, program.sources.values())) + len(source)
+        if total > MAX_PROGRAM_BYTES:
+            sink.error(
+                span,
+                f"the file and its imports hold {total:,} characters; the limit is "
+                f"{MAX_PROGRAM_BYTES:,}",
+            )
+            return
         program.sources[file] = source
         module = parse_text(source, file)
     except KdlErrors as e:
@@ -79,22 +87,35 @@ def _load(program, file, text, sink, stack, span) -> None:
                 f"paths are relative to {Path(file).parent or '.'}/",
             )
             continue
+        if not _is_kdl(target):
+            sink.error(
+                imp.span,
+                f'cannot import "{imp.path}": only .kdl files can be imported',
+                "an import names another .kdl file of blocks and consts",
+            )
+            continue
         _load(program, target, None, sink, (*stack, file), imp.span)
     for block in module.blocks:
         _define(program.blocks, block.name, block, block.name_span, "block", sink)
     for const in module.consts:
-        for existing in program.consts:
-            if existing.name == const.name:
-                sink.add(
-                    KdlError(
-                        const.name_span,
-                        f"constant '{const.name}' is defined twice",
-                        f"the first is at {existing.name_span}",
-                    )
+        existing = program.const_names.get(const.name)
+        if existing is not None:
+            sink.add(
+                KdlError(
+                    const.name_span,
+                    f"constant '{const.name}' is defined twice",
+                    f"the first is at {existing.name_span}",
                 )
-                break
+            )
         else:
             program.consts.append(const)
+            program.const_names[const.name] = const
+
+
+def _is_kdl(path: str) -> bool:
+    """A .kdl name, and a .kdl file behind it too when it is a symbolic link (so
+    `x.kdl -> /etc/shadow` is not read, and its first line never shown in an error)."""
+    return path.endswith(".kdl") and Path(path).resolve().name.endswith(".kdl")
 
 
 def _define(table, name, node, span, kind, sink) -> None:

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import sys
+import math
 from pathlib import Path
 
-from lark import Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, v_args
+from lark import Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, v_args
 from lark.exceptions import VisitError
+from lark.visitors import Transformer_NonRecursive
 
 from transpiler.errors import KdlError, KdlErrors, Span
+from transpiler.input_files import read_regular
+from transpiler.limits import (
+    MAX_INT_DIGITS,
+    MAX_INT_MAGNITUDE,
+    MAX_NESTING,
+    MAX_SOURCE_BYTES,
+    MAX_STRING_CHARS,
+)
 from transpiler.parser import ast
 from transpiler.parser.grammar import parser
 from transpiler.parser.syntax_errors import char_error, eof_error, token_error
 
-MAX_SOURCE_BYTES = 16 * 1024 * 1024
-MAX_NESTING = 200
-
 
 def read_source(path: str | Path, span: Span | None = None) -> str:
-    """Reads a .kdl file as UTF-8, with errors that say where the bad byte is."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise KdlErrors(
-                [KdlError(span, f"{path} is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}")]
-            )
-        data = p.read_bytes()
-    except IsADirectoryError:
-        raise KdlErrors([KdlError(span, f"{path} is a directory, not a .kdl file")]) from None
-    except FileNotFoundError:
-        raise KdlErrors(
-            [KdlError(span, f"no such file: {path}", "check the path and its spelling")]
-        ) from None
-    except OSError as e:
-        raise KdlErrors([KdlError(span, f"cannot read {path}: {e.strerror}")]) from None
+    """Reads a .kdl file as UTF-8, with errors that say where the bad byte is. Only a
+    regular file within MAX_SOURCE_BYTES is read (a FIFO or /dev/zero is refused at once)."""
+    data = read_regular(path, None, MAX_SOURCE_BYTES, span, "split it into files that import")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -69,6 +61,15 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
             ]
         )
     text = text.lstrip("\ufeff")
+    if len(text) > MAX_SOURCE_BYTES:
+        raise KdlErrors(
+            [
+                KdlError(
+                    Span(file, 1, 1),
+                    f"the text is {len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,}",
+                )
+            ]
+        )
     _check_nesting(text, file)
     try:
         tree = parser().parse(text)
@@ -78,9 +79,7 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
         raise KdlErrors([token_error(text, file, e)]) from None
     except UnexpectedCharacters as e:
         raise KdlErrors([char_error(file, e)]) from None
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20000))
-    try:
+    try:  # bottom up without recursion: a 1,000-term sum is a tree 1,000 deep
         return _ToAst(file, text).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, KdlErrors):
@@ -88,8 +87,6 @@ def parse_text(text: str, file: str = "<string>") -> ast.Module:
         if isinstance(e.orig_exc, KdlError):
             raise KdlErrors([e.orig_exc]) from None
         raise
-    finally:
-        sys.setrecursionlimit(old)
 
 
 def _check_nesting(text: str, file: str) -> None:
@@ -126,8 +123,13 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def _unquote(tok: Token) -> str:
+def _unquote(file: str, tok: Token) -> str:
     body = str(tok)[1:-1]
+    if len(body) > MAX_STRING_CHARS:
+        raise KdlError(
+            _tok_span(file, tok),
+            f"this string is {len(body):,} characters long; the limit is {MAX_STRING_CHARS:,}",
+        )
     return bytes(body, "utf-8").decode("unicode_escape") if "\\" in body else body
 
 
@@ -135,8 +137,21 @@ def _number(text: str):
     return text.replace("_", "")
 
 
+def _integer(file: str, tok: Token) -> int:
+    """An integer literal, refused beyond int64 before Python converts a 5,000-digit one."""
+    digits = _number(tok).lstrip("0") or "0"
+    if len(digits) > MAX_INT_DIGITS or int(digits) > MAX_INT_MAGNITUDE:
+        shown = f"{digits[:12]}... ({len(digits):,} digits)" if len(digits) > 24 else digits
+        raise KdlError(
+            _tok_span(file, tok),
+            f"the integer {shown} is too large: the limit is {MAX_INT_MAGNITUDE:,} (int64)",
+            "write a large number as a float (1e30)",
+        )
+    return int(digits)
+
+
 @v_args(meta=True, inline=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     """Lark tree -> ast dataclasses, bottom up."""
 
     def __init__(self, file: str, text: str = "") -> None:
@@ -208,7 +223,7 @@ class _ToAst(Transformer):
         )
 
     def import_stmt(self, meta, path):
-        return ast.Import(self.s(meta), _unquote(path))
+        return ast.Import(self.s(meta), _unquote(self.file, path))
 
     def const_stmt(self, meta, name, value):
         return ast.ConstDef(self.s(meta), str(name), _tok_span(self.file, name), value)
@@ -269,7 +284,7 @@ class _ToAst(Transformer):
         )
 
     def dim_int(self, meta, tok):
-        return ast.Dim(_tok_span(self.file, tok), int(_number(tok)))
+        return ast.Dim(_tok_span(self.file, tok), _integer(self.file, tok))
 
     def dim_any(self, meta):
         return ast.Dim(self.s(meta), None)
@@ -399,13 +414,16 @@ class _ToAst(Transformer):
         return ast.EllipsisExpr(self.s(meta))
 
     def float(self, meta, tok):
-        return ast.Literal(_tok_span(self.file, tok), float(_number(tok)))
+        value = float(_number(tok))
+        if not math.isfinite(value):
+            raise KdlError(_tok_span(self.file, tok), f"the number {tok} is too large for a float")
+        return ast.Literal(_tok_span(self.file, tok), value)
 
     def int(self, meta, tok):
-        return ast.Literal(_tok_span(self.file, tok), int(_number(tok)))
+        return ast.Literal(_tok_span(self.file, tok), _integer(self.file, tok))
 
     def string(self, meta, tok):
-        return ast.Literal(_tok_span(self.file, tok), _unquote(tok))
+        return ast.Literal(_tok_span(self.file, tok), _unquote(self.file, tok))
 
     def true(self, meta):
         return ast.Literal(self.s(meta), True)
@@ -432,5 +450,5 @@ class _ToAst(Transformer):
         return ast.DictExpr(self.s(meta), tuple(i for i in items if i is not None))
 
     def dict_item(self, meta, key, value):
-        text = _unquote(key) if key.type == "STRING" else str(key)
+        text = _unquote(self.file, key) if key.type == "STRING" else str(key)
         return (text, _tok_span(self.file, key), value)

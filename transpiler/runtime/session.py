@@ -85,22 +85,88 @@ def check_feeds(session, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, info in expected.items():
         array = np.asarray(feeds[name])
+        check_input(info, tuple(array.shape), array.dtype)
         want_dtype = _ORT_TO_NUMPY.get(info.type)
-        shape = info.shape
-        if array.ndim != len(shape) or any(
-            isinstance(d, int) and d != a for d, a in zip(shape, array.shape)
-        ):
-            want = "(" + ", ".join(str(d) if isinstance(d, int) else "?" for d in shape) + ")"
-            _fail(f"input '{name}': expected shape {want}, got {tuple(array.shape)}")
         if want_dtype is not None and array.dtype != want_dtype:
-            same_kind = np.can_cast(array.dtype, want_dtype, casting="same_kind")
-            if not same_kind:
-                _fail(
-                    f"input '{name}': expected {np.dtype(want_dtype).name}, got {array.dtype.name}"
-                )
             array = array.astype(want_dtype)
         out[name] = array
     return out
+
+
+def check_input(info, shape: tuple, dtype: np.dtype) -> None:
+    """An array's shape and dtype (from an .npy header, before it is read) against the
+    model input `info` (onnxruntime's NodeArg): rank, fixed dims, a castable dtype."""
+    name, want = info.name, info.shape
+    if len(shape) != len(want) or any(isinstance(d, int) and d != a for d, a in zip(want, shape)):
+        shown = "(" + ", ".join(str(d) if isinstance(d, int) else "?" for d in want) + ")"
+        _fail(f"input '{name}': expected shape {shown}, got {tuple(shape)}")
+    want_dtype = _ORT_TO_NUMPY.get(info.type)
+    castable = want_dtype is None or np.can_cast(dtype, want_dtype, casting="same_kind")
+    if not castable:
+        _fail(f"input '{name}': expected {np.dtype(want_dtype).name}, got {dtype.name}")
+
+
+def check_external_data(model, path: str | Path) -> None:
+    """Every tensor of `model` (loaded from `path`) that keeps its data in another file
+    must name a regular file inside the model's folder, large enough for the bytes it
+    claims: never an absolute path, `..`, a device, a FIFO or a link out of the folder.
+    onnxruntime refuses the first two itself; this refuses the rest before it reads."""
+    import os
+    import stat
+
+    from onnx import TensorProto
+
+    folder = os.path.realpath(Path(path).parent)
+    for tensor in _tensors(model):
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {_text(e.key): _text(e.value) for e in tensor.external_data}
+        location = info.get("location", "")
+        where = f"{path}: tensor '{_text(tensor.name)}' keeps its data in '{location}'"
+        target = os.path.realpath(os.path.join(folder, location))
+        if os.path.isabs(location) or os.path.commonpath([folder, target]) != folder:
+            _fail(f"{where}, outside the model's folder")
+        try:
+            st = os.stat(target)
+        except OSError as e:
+            _fail(f"{where}, which cannot be read: {e.strerror or e}")
+        if not stat.S_ISREG(st.st_mode):
+            _fail(f"{where}, which is not a regular file")
+        try:
+            end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
+        except ValueError:
+            _fail(f"{where} with an offset or length that is not a number")
+        if end > st.st_size:
+            _fail(f"{where}, up to byte {end:,}, but that file has {st.st_size:,} bytes")
+
+
+def _text(value) -> str:
+    """A protobuf string field: bytes when the file holds invalid UTF-8."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _tensors(model):
+    """Every TensorProto of a model: initializers, sparse initializers, node attributes,
+    in subgraphs and functions too (iteratively: subgraphs can nest deep)."""
+    graphs = [model.graph]
+    nodes = [n for f in model.functions for n in f.node]
+    while graphs or nodes:
+        if graphs:
+            g = graphs.pop()
+            yield from g.initializer
+            for sparse in g.sparse_initializer:
+                yield sparse.values
+                yield sparse.indices
+            nodes.extend(g.node)
+            continue
+        node = nodes.pop()
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                graphs.append(a.g)
+            graphs.extend(a.graphs)
 
 
 class RunFailure(Exception):

@@ -36,13 +36,12 @@ from transpiler.training.config import (
     TrainError,
     written_at,
 )
+from transpiler.training.output_paths import output_path, separator
 from transpiler.training.schedules import is_schedule, schedule
 
 
-def _path(value) -> str:
-    if not isinstance(value, str) or not value:
-        raise ArgError(f"expected a file path in quotes, got {describe(value)}")
-    return value
+def _pattern(value) -> str:
+    return output_path(value, pattern=True)
 
 
 def _schedule(value) -> ScheduleSpec:
@@ -126,7 +125,7 @@ CALLBACKS = Catalogue(
             "ModelCheckpoint",
             "ModelCheckpoint",
             (
-                Arg("filepath", _path),
+                Arg("filepath", _pattern),
                 MONITOR,
                 VERBOSE,
                 Arg("save_best_only", boolean, False),
@@ -141,8 +140,8 @@ CALLBACKS = Catalogue(
             "CSVLogger",
             "CSVLogger",
             (
-                Arg("filename", _path),
-                Arg("separator", _path, ","),
+                Arg("filename", output_path),
+                Arg("separator", separator, ","),
                 Arg("append", boolean, False),
             ),
         ),

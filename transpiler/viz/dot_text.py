@@ -14,7 +14,10 @@ FONT = "Helvetica"
 
 def printable(text: str, replacement: str | None = None) -> str:
     """`text` with every non-printable character (newlines and tabs included) written as
-    `\\xNN`, or replaced by `replacement` when one is given."""
+    `\\xNN`, or replaced by `replacement` when one is given. A name that is not valid
+    UTF-8 (protobuf then hands over bytes) is decoded with replacement characters."""
+    if not isinstance(text, str):
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return "".join(
         c if c.isprintable() else f"\\x{ord(c):02x}" if replacement is None else replacement
         for c in text

@@ -27,6 +27,8 @@ from google.protobuf.message import Error as ProtobufError
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, TypeProto
 
 from transpiler.errors import KdlError, KdlErrors
+from transpiler.input_files import read_regular
+from transpiler.limits import MAX_ONNX_BYTES
 from transpiler.viz.dot_text import FONT, RANKDIRS
 from transpiler.viz.onnx_categories import OTHER_FILL, category, fill
 from transpiler.viz.onnx_labels import edge_label, esc, io_label, node_label, tip
@@ -43,14 +45,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     """
     p = Path(path)
     hint = "expected a binary ONNX model (a ModelProto), e.g. from `ktrans build` or torch.onnx"
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        _fail(f"no such file: '{p}'")
-    except IsADirectoryError:
-        _fail(f"'{p}' is a directory, not an ONNX file")
-    except OSError as e:
-        _fail(f"cannot read '{p}': {e.strerror or e}")
+    # a regular file of at most 2 GB (protobuf's limit), checked before reading: never
+    # /dev/zero, a FIFO or a directory
+    data = read_regular(p, None, MAX_ONNX_BYTES)
     model = onnx.ModelProto()
     try:
         model.ParseFromString(data)
@@ -59,7 +56,34 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     # random bytes sometimes parse as a protobuf; a real model has both of these
     if not data or model.ir_version <= 0 or not model.HasField("graph"):
         _fail(f"'{p}' is not an ONNX file: no IR version or no graph in it", hint)
+    field = _non_utf8_text(model)
+    if field is not None:
+        _fail(f"'{p}' is not a valid ONNX file: its {field} is not UTF-8 text", hint)
     return model
+
+
+def _non_utf8_text(model: onnx.ModelProto) -> str | None:
+    """The first string field (a name, an op type...) that holds bytes that are not UTF-8
+    (protobuf then hands them over as bytes, which nothing downstream expects); None when
+    all text is text. Walked without recursion: graphs nest in attributes."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    stack = [model]
+    while stack:
+        message = stack.pop()
+        for described, value in message.ListFields():
+            values = value if _repeated(described) else [value]
+            if described.type == FieldDescriptor.TYPE_STRING:
+                if any(isinstance(v, bytes) for v in values):
+                    return f"{message.DESCRIPTOR.name}.{described.name}"
+            elif described.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend(values)
+    return None
+
+
+def _repeated(described) -> bool:
+    flag = getattr(described, "is_repeated", None)  # protobuf 6+; `label` before
+    return flag if flag is not None else described.label == described.LABEL_REPEATED
 
 
 def onnx_digraph(

@@ -7,14 +7,12 @@ never leaves a truncated diagram behind (or clobbers a good one).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from pathlib import Path
 from typing import NoReturn
 
 import graphviz
 
+from transpiler.atomic_files import atomic_write
 from transpiler.errors import KdlError, KdlErrors
 
 # suffix -> Graphviz output format; None means "the DOT source itself"
@@ -77,24 +75,7 @@ def _run_dot(dot: graphviz.Digraph, fmt: str) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, like a plain open() would
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        _fail(f"cannot write '{path}': {e.strerror or e}")
-    except BaseException:
-        _discard(tmp)
-        raise
-
-
-def _discard(tmp: Path) -> None:
-    with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _fail(message: str, hint: str | None = None) -> NoReturn:

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from transpiler.emit.file_names import file_stem
 from transpiler.emit.onnx.save import atomic_write_bytes
 
 EVAL_FORMAT = 1
@@ -61,7 +62,7 @@ def write_bundle_extras(graph, config, settings: dict, out: Path) -> list[Path]:
     """Writes the diagram, the summary table and the evaluation settings into `out`."""
     from transpiler.summary import render_summary
 
-    name = graph.name
+    name = file_stem(graph.name)
     evaluation = json.dumps(eval_settings(graph, config, settings), indent=1) + "\n"
     written = [
         atomic_write_bytes(out / f"{name}.eval.json", evaluation.encode()),

@@ -44,9 +44,10 @@ from transpiler.emit.code.bundle_extras import write_bundle_extras
 from transpiler.emit.code.train_eval import build_eval_model
 from transpiler.emit.code.train_literals import checked_finalize, finalize_helper_names, py_literal
 from transpiler.emit.code.train_weight_bytes import weight_offsets
+from transpiler.emit.file_names import file_stem
 from transpiler.emit.onnx.model import build_model, initial_weights
 from transpiler.emit.onnx.save import PROTOBUF_LIMIT, atomic_write_bytes
-from transpiler.errors import KdlError, KdlErrors
+from transpiler.errors import KdlError, KdlErrors, printable
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 SUPPORTED_CALLBACKS = (
@@ -307,7 +308,7 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
     from transpiler.emit.train.model import build_training_model
 
     out = Path(out_dir)
-    name = graph.name
+    name = file_stem(graph.name)  # names the bundle's files
     if not IDENTIFIER.match(name):
         _fail(f"the model name {name!r} is not a plain identifier")
     weights = initial_weights(graph, seed)
@@ -357,7 +358,10 @@ def codegen_train(
     """`ktrans codegen --target train`: the bundle into `output` (default
     `<Model>_train/`); returns the line to print. `inference` as for
     `write_training_bundle`."""
-    out = Path(output or f"{graph.name}_train")
+    out = Path(output or f"{file_stem(graph.name)}_train")
     config = pick_train(graph, train)
     paths = write_training_bundle(graph, config, out, seed=seed, inference=inference)
-    return f"wrote {out}/ ({', '.join(p.name for p in paths)}); run: python {paths[0]} --data D"
+    return (
+        f"wrote {printable(str(out))}/ ({', '.join(p.name for p in paths)}); "
+        f"run: python {printable(str(paths[0]))} --data D"
+    )

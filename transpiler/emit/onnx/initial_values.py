@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from transpiler.emit.onnx.initializers import initialize
+from transpiler.emit.onnx.memory_budget import check_weights_fit
 from transpiler.emit.onnx.pending import MIN_PREFETCH_SIZE, DrawPool, PendingArray
 from transpiler.layers.base import Layer
 
@@ -46,6 +47,7 @@ def _draw(layer, w, seed: int, shape=None) -> np.ndarray:
 
 def initial_weights(graph: Graph, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Every layer's weights in Keras layout, drawn as Keras's initializers draw them."""
+    check_weights_fit(graph)
     return {
         layer.name: {w.name: _draw(layer, w, seed) for w in layer.weights} for layer in graph.layers
     }
@@ -60,6 +62,7 @@ class LazyWeights(dict):
 
     def __init__(self, graph: Graph, seed: int, prefetch: bool = False) -> None:
         super().__init__()
+        check_weights_fit(graph)
         self.seed = seed
         self.layers = {layer.name: layer for layer in graph.layers}
         self.pool = DrawPool() if prefetch else None

@@ -35,16 +35,21 @@ by position.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from transpiler.emit.onnx.h5_reading import H5Reader, Stored
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
+from transpiler.input_files import open_regular
 from transpiler.layers.base import Layer, snake_case
 
+MAX_WEIGHTS_FILE_BYTES = 1 << 40  # what open_regular allows: any size (datasets are checked)
 HINT_ORDER = (
     "Keras saves weights by position in model.layers: build the Keras model with the "
     "same layers in the same order as the .kdl model, or pass an .npz of "
@@ -62,12 +67,12 @@ class Entry:
 
     key: str  # "dense_1": the group under layers/
     name: str | None  # the layer's name, where Keras recorded it
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # "vars/0" -> array
+    arrays: dict[str, Stored] = field(default_factory=dict)  # "vars/0" -> dataset, unread
     group: str = ""  # the group's path in the file
     number: int = 0  # the counter in the key: 1 for "dense_1"
 
     @property
-    def weights(self) -> dict[str, np.ndarray]:
+    def weights(self) -> dict[str, Stored]:
         """The float arrays (a seed generator's integer state is not a weight)."""
         return {p: a for p, a in self.arrays.items() if np.issubdtype(a.dtype, np.floating)}
 
@@ -89,7 +94,8 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
             f"--weights {path.name}: reading Keras .h5 files needs the h5py package",
             "pip install h5py, or pass the weights as an .npz",
         )
-    with open(path, "rb") as f:
+    fd, _ = open_regular(path, "--weights", MAX_WEIGHTS_FILE_BYTES)
+    with os.fdopen(fd, "rb") as f:
         magic = f.read(8)
     if magic[:4] == b"PK\x03\x04":
         _fail(
@@ -104,13 +110,18 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
             f"--weights: cannot read {path}: not an HDF5 file ({e})",
             "pass Keras weights saved with model.save_weights('model.weights.h5'), or an .npz",
         )
+    largest = max((math.prod(w.shape) for la in graph.layers for w in la.weights or []), default=1)
+    reader = H5Reader(h5py, f"--weights {path}", largest)
     with f:
-        if "layers" in f and isinstance(f["layers"], h5py.Group):
-            entries = _read_keras3(f["layers"], h5py)
+        layers = reader.child(f, "layers", "layers")
+        if isinstance(layers, h5py.Group):
+            entries = _read_keras3(layers, reader)
             return _match_keras3(entries, graph, str(path))
-        group = f.get("model_weights", f)
-        if "layer_names" in group.attrs:
-            return _match_legacy(_read_legacy(group), graph, str(path))
+        group = reader.child(f, "model_weights", "model_weights")
+        group = group if isinstance(group, h5py.Group) else f
+        names = reader.attribute(group, "layer_names", group.name)
+        if names is not None:
+            return _match_legacy(_read_legacy(group, names, reader), graph, str(path))
     _fail(
         f"--weights: {path} holds no Keras layer weights (no 'layers' group)",
         "save the weights of a Sequential or functional Keras model with "
@@ -122,38 +133,43 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _read_keras3(layers_group, h5py) -> dict[str, Entry]:
+def _read_keras3(layers_group, reader: H5Reader) -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
-    for key in layers_group:
-        group = layers_group[key]
-        if not isinstance(group, h5py.Group):
+    for key in reader.names(layers_group, "layers"):
+        group = reader.child(layers_group, key, f"layers/{key}")
+        if not isinstance(group, reader.h5py.Group):
             continue
         name = None
-        if "vars" in group and "name" in group["vars"].attrs:
-            name = _text(group["vars"].attrs["name"])
+        vars_group = reader.child(group, "vars", f"layers/{key}/vars")
+        if vars_group is not None and not isinstance(vars_group, Stored):
+            saved = reader.attribute(vars_group, "name", f"layers/{key}/vars")
+            name = _text(saved) if saved is not None else None
         m = re.fullmatch(r".+_(\d+)", key)
         entry = Entry(key, name, group=f"layers/{key}", number=int(m.group(1)) if m else 0)
-
-        def visit(sub: str, obj, entry=entry) -> None:
-            if isinstance(obj, h5py.Dataset):
-                entry.arrays[sub] = np.asarray(obj[()])
-
-        group.visititems(visit)
+        entry.arrays = reader.datasets(group, f"layers/{key}")
         entries[key] = entry
     return entries
 
 
-def _read_legacy(group) -> list[Entry]:
+def _read_legacy(group, layer_names, reader: H5Reader) -> list[Entry]:
     """Keras 2 HDF5: `layer_names`, then per layer `weight_names` in `layer.weights` order."""
     out = []
-    for raw in group.attrs["layer_names"]:
+    for raw in np.atleast_1d(layer_names):
         name = _text(raw)
-        if name not in group:
+        layer_group = reader.resolve(group, name, "")
+        if not isinstance(layer_group, reader.h5py.Group):
             continue
-        layer_group = group[name]
         entry = Entry(name, name, group=name)
-        for i, weight in enumerate(layer_group.attrs.get("weight_names", [])):
-            entry.arrays[f"vars/{i}"] = np.asarray(layer_group[_text(weight)][()])
+        names = reader.attribute(layer_group, "weight_names", name)
+        for i, weight in enumerate([] if names is None else np.atleast_1d(names)):
+            stored = reader.resolve(layer_group, _text(weight), name)
+            if not isinstance(stored, Stored):
+                _fail(
+                    f"{reader.where}: layer '{name}' lists the weight '{_text(weight)}', "
+                    "which the file does not hold",
+                    "the file is damaged or was not written by Keras",
+                )
+            entry.arrays[f"vars/{i}"] = stored
         out.append(entry)
     return out
 
@@ -388,7 +404,7 @@ def _all_equal(group: list[Entry]) -> bool:
     first = group[0].weights
     return all(
         e.weights.keys() == first.keys()
-        and all(np.array_equal(e.weights[k], first[k]) for k in first)
+        and all(np.array_equal(e.weights[k].read(), first[k].read()) for k in first)
         for e in group[1:]
     )
 
@@ -469,5 +485,5 @@ def _arrays(weighted, chosen: dict, paths: dict) -> dict[str, np.ndarray]:
     for layer in weighted:
         entry = chosen[id(layer)]
         for w, p in zip(layer.weights, paths[id(layer)]):
-            out[f"{layer.name}/{w.name}"] = entry.arrays[p]
+            out[f"{layer.name}/{w.name}"] = entry.arrays[p].read()
     return out

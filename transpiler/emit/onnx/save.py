@@ -1,15 +1,22 @@
-"""Writes ONNX files atomically: a temporary file in the target directory, then rename.
-Models over 2 GB keep their weights in an external data file beside the .onnx."""
+"""Writes ONNX files atomically (transpiler/atomic_files.py: a temporary file in the target
+directory, fsync, then rename; the umask's mode; no temporary left after Ctrl-C or
+SIGTERM). Models over 2 GB keep their weights in an external data file beside the .onnx."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from transpiler.atomic_files import (
+    atomic_write,
+    remove_stale_temps,
+    removed_on_signals,
+    sync_folder,
+    temp_path,
+)
 from transpiler.emit.onnx.pending import resolve
 from transpiler.errors import KdlError, KdlErrors
 
@@ -95,20 +102,7 @@ def _tensor_header(name: str, array: np.ndarray) -> bytes:
 
 
 def _atomic(path: Path, write) -> Path:
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise KdlErrors([KdlError(None, f"cannot write {path}: no such directory {directory}")])
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise KdlErrors([KdlError(None, f"cannot write {path}: {e.strerror}")]) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, write)
 
 
 def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
@@ -120,18 +114,22 @@ def save_model(model: onnx.ModelProto, path: str | Path) -> Path:
     # weights beyond protobuf's 2 GB go to <name>.data beside the model; the model file,
     # renamed into place last, is what makes the pair visible
     directory = path.parent if str(path.parent) else Path(".")
-    tmp = directory / f".{path.name}.tmp"
-    try:
-        onnx.save_model(
-            model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-            location=f"{path.name}.data", size_threshold=1024,
-        )  # fmt: skip
-        os.replace(tmp, path)
-    except OSError as e:
-        raise KdlErrors([KdlError(None, f"cannot write {path}: {e.strerror}")]) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    remove_stale_temps(directory, path.name)
+    tmp = temp_path(path)
+    data = directory / f"{path.name}.data"
+    with removed_on_signals(tmp):
+        try:
+            onnx.save_model(
+                model, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                location=data.name, size_threshold=1024,
+            )  # fmt: skip
+            for written in (data, tmp):
+                with open(written, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+            sync_folder(directory)
+        except OSError as e:
+            raise KdlErrors([KdlError(None, f"cannot write {path}: {e.strerror}")]) from None
     return path
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transpiler.emit.onnx.memory_budget import check_weights_fit
+from transpiler.emit.onnx.npz_reading import read_npz
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 
@@ -24,10 +26,9 @@ def _fail(message: str, hint: str | None = None):
 
 def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarray]]:
     path = Path(path)
-    if not path.is_file():
-        _fail(f"--weights: no such file: {path}")
+    check_weights_fit(graph, "loading weights into")
     if path.suffix == ".npz":
-        arrays = _read_npz(path)
+        arrays = read_npz(path, "--weights", lambda shapes: check_shapes(shapes, graph, str(path)))
     elif path.name.endswith(".h5"):
         from transpiler.emit.onnx.keras_h5 import read_keras_h5
 
@@ -37,42 +38,50 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
     return assign(arrays, graph, str(path))
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError) as e:
-        _fail(f"--weights: cannot read {path}: {e}")
+def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """`<layer>/<weight>` -> shape, for every weight of the graph."""
+    return {
+        f"{layer.name}/{w.name}": tuple(w.shape) for layer in graph.layers for w in layer.weights
+    }
 
 
-def assign(arrays: dict[str, np.ndarray], graph: Graph, where: str) -> dict:
-    """Checks `<layer>/<weight>` arrays against the graph's weights, shape by shape."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    expected = set()
+def check_shapes(shapes: dict[str, tuple], graph: Graph, where: str) -> None:
+    """The file's `<layer>/<weight>` shapes against the graph's, before any is read."""
     for layer in graph.layers:
-        out[layer.name] = {}
         for w in layer.weights or []:
             key = f"{layer.name}/{w.name}"
-            expected.add(key)
-            if key not in arrays:
+            if key not in shapes:
                 _fail(
                     f"{where}: no weight for layer '{layer.name}' ({w.name}, shape {w.shape})",
                     "the file must hold every weight of the model",
                 )
-            array = arrays[key]
-            if tuple(array.shape) != tuple(w.shape):
+            if tuple(shapes[key]) != tuple(w.shape):
                 _fail(
-                    f"{where}: layer '{layer.name}' {w.name} has shape {tuple(array.shape)} in "
+                    f"{where}: layer '{layer.name}' {w.name} has shape {tuple(shapes[key])} in "
                     f"the file, but the model needs {w.shape}"
                 )
-            out[layer.name][w.name] = array.astype(np.float32)
-    extra = sorted(set(arrays) - expected)
+    extra = sorted(set(shapes) - set(expected_shapes(graph)))
     if extra:
         _fail(f"{where}: '{extra[0]}' matches no weight of the model", "check the layer names")
+
+
+def assign(arrays: dict[str, np.ndarray], graph: Graph, where: str) -> dict:
+    """Checks `<layer>/<weight>` arrays against the graph's weights, shape by shape."""
+    check_shapes({k: tuple(a.shape) for k, a in arrays.items()}, graph, where)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for layer in graph.layers:
+        out[layer.name] = {}
+        for w in layer.weights or []:
+            array = arrays[f"{layer.name}/{w.name}"]
+            if array.dtype.kind not in "fiub":
+                _fail(f"{where}: layer '{layer.name}' {w.name} holds {array.dtype}, not numbers")
+            out[layer.name][w.name] = array.astype(np.float32)
     return out
 
 
 def save_npz(weights: dict[str, dict[str, np.ndarray]], path: str | Path) -> None:
     """The inverse of loading an .npz (used by training and tests)."""
+    from transpiler.atomic_files import atomic_write
+
     flat = {f"{layer}/{name}": a for layer, ws in weights.items() for name, a in ws.items()}
-    np.savez(path, **flat)
+    atomic_write(path, lambda f: np.savez(f, **flat))
