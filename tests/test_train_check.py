@@ -506,6 +506,40 @@ def test_specs_construct_in_keras():
         _instantiate(keras.callbacks, cb)
 
 
+@pytest.mark.parametrize(
+    ("filepath", "weights_only", "ours", "keras_takes"),
+    [
+        ("best.keras", False, True, True),
+        ("w.weights.h5", True, True, True),
+        ("best.onnx", False, True, False),  # ktrans's own: the ONNX inference model
+        ("best.h5", False, False, True),  # Keras 3's legacy whole-model HDF5: not written
+        ("w.keras", True, False, False),
+        ("w.onnx", True, False, False),
+        ("best.weights.h5", False, False, True),
+        ("best.pt", False, False, False),
+    ],
+)
+def test_checkpoint_extensions_follow_keras(filepath, weights_only, ours, keras_takes):
+    """What ModelCheckpoint accepts is what Keras 3 accepts, except the legacy .h5 (not
+    written) and .onnx (ktrans's)."""
+    flag = "true" if weights_only else "false"
+    body = (
+        f'train M {{ loss = mse\n callbacks = [ModelCheckpoint("{filepath}", '
+        f"save_weights_only={flag})] }}"
+    )
+    if ours:
+        assert train(body).callbacks[0].kwargs["filepath"] == filepath
+    else:
+        with pytest.raises(KdlErrors, match="ModelCheckpoint"):
+            train(body)
+    try:
+        keras.callbacks.ModelCheckpoint(filepath, save_weights_only=weights_only)
+        taken = True
+    except ValueError:
+        taken = False
+    assert taken == keras_takes
+
+
 # ---------------------------------------------------------------- broken blocks
 
 L = HEAD_LINES + 1  # the line of `train`
@@ -623,6 +657,26 @@ BROKEN = [
      "train M { loss = mse\n"
      ' callbacks = [ModelCheckpoint(filepath="ckpt", save_best_only=true)] }',
      L + 1, 40, 'ModelCheckpoint: filepath must end in ".keras"', 'filepath="ckpt.keras"'),
+    ("checkpoint-other-extension",
+     'train M { loss = mse\n callbacks = [ModelCheckpoint("best.pt")] }',
+     L + 1, 31, 'ModelCheckpoint: filepath must end in ".keras" (a Keras 3 archive) or '
+     '".onnx"', 'filepath="best.pt.keras"'),
+    ("checkpoint-legacy-h5",
+     'train M { loss = mse\n callbacks = [ModelCheckpoint("best.h5")] }',
+     L + 1, 31, 'ModelCheckpoint: filepath "best.h5": ktrans does not write the legacy Keras '
+     '".h5" model format', 'write "best.keras"'),
+    ("checkpoint-weights-only-keras",
+     'train M { loss = mse\n callbacks = [ModelCheckpoint("w.keras", save_weights_only=true)] }',
+     L + 1, 31, 'ModelCheckpoint: with save_weights_only=true filepath must end in ".weights.h5"',
+     'write ".keras" or ".onnx"'),
+    ("checkpoint-weights-file-needs-weights-only",
+     'train M { loss = mse\n callbacks = [ModelCheckpoint("w.weights.h5")] }',
+     L + 1, 31, 'ModelCheckpoint: filepath "w.weights.h5" needs save_weights_only=true',
+     "legacy whole-model .h5 format"),
+    ("checkpoint-weights-only-onnx",
+     'train M { loss = mse\n callbacks = [ModelCheckpoint("w.onnx", save_weights_only=true)] }',
+     L + 1, 31, 'with save_weights_only=true filepath must end in ".weights.h5"; got "w.onnx"',
+     None),
     ("checkpoint-placeholder",
      'train M { loss = mse\n callbacks = [ModelCheckpoint("c-{epoch}-{val_acc:.2f}.keras")] }',
      L + 1, 31, "ModelCheckpoint: filepath uses '{val_acc}', which is not logged", None),

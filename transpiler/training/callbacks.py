@@ -62,16 +62,46 @@ def _save_freq(value):
     raise ArgError(f'expected "epoch" or a positive number of batches, got {describe(value)}')
 
 
+#: what ModelCheckpoint writes for each file extension (`.onnx` is ktrans's own)
+CHECKPOINT_FORMATS = {
+    ".weights.h5": "the weights as a Keras 3 .weights.h5 (model.load_weights reads it)",
+    ".keras": "a Keras 3 archive (keras.saving.load_model opens it)",
+    ".onnx": "the ONNX inference model with the current weights",
+}
+
+
 def _checkpoint(kw: dict) -> None:
+    """Keras 3's rules (callbacks/model_checkpoint.py): weights alone go to `.weights.h5`,
+    whole models to `.keras`; ktrans adds `.onnx`, a whole model too. Keras 3 also takes
+    `.h5` for a whole model (its legacy HDF5 format), which ktrans does not write."""
     path = kw["filepath"]
     if kw["save_weights_only"] and not path.endswith(".weights.h5"):
         raise TrainError(
             f'with save_weights_only=true filepath must end in ".weights.h5"; got "{path}"',
+            'Keras saves weights alone as ".weights.h5"; for a whole model drop '
+            'save_weights_only and write ".keras" or ".onnx"',
             path=("filepath",),
         )
-    if not kw["save_weights_only"] and not path.endswith((".keras", ".h5")):
+    if kw["save_weights_only"]:
+        return
+    if path.endswith(".weights.h5"):
         raise TrainError(
-            f'filepath must end in ".keras" (Keras 3 saves whole models); got "{path}"',
+            f'filepath "{path}" needs save_weights_only=true',
+            "without it Keras 3 writes its legacy whole-model .h5 format under that name, "
+            "which ktrans does not write",
+            path=("filepath",),
+        )
+    if path.endswith(".h5"):
+        raise TrainError(
+            f'filepath "{path}": ktrans does not write the legacy Keras ".h5" model format',
+            f'write "{path[:-3]}.keras" (Keras 3\'s format), or ".weights.h5" with '
+            "save_weights_only=true",
+            path=("filepath",),
+        )
+    if not path.endswith((".keras", ".onnx")):
+        raise TrainError(
+            f'filepath must end in ".keras" (a Keras 3 archive) or ".onnx" (the ONNX '
+            f'inference model); got "{path}"',
             f'write filepath="{path}.keras", or save_weights_only=true with ".weights.h5"',
             path=("filepath",),
         )

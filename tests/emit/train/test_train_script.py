@@ -404,6 +404,7 @@ def test_callbacks_early_stopping_checkpoints_csv_and_plateau(tmp_path):
     extra = """callbacks = [
         EarlyStopping(monitor=loss, mode=max, patience=0, restore_best_weights=true),
         ModelCheckpoint(filepath="ckpt/e{epoch}.keras"),
+        ModelCheckpoint(filepath="ckpt/e{epoch}.onnx"),
         ModelCheckpoint(filepath="w.weights.h5", save_weights_only=true),
         ReduceLROnPlateau(monitor=loss, mode=max, patience=0, factor=0.5),
         CSVLogger(filename="log.csv"),
@@ -415,9 +416,32 @@ def test_callbacks_early_stopping_checkpoints_csv_and_plateau(tmp_path):
     results = json.loads((out / "results.json").read_text())
     # the loss falls, so with mode=max epoch 1 is no improvement: stop, restore epoch 0
     assert results["stopped_early"] and results["epochs"] == 2
-    assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["e1.onnx", "e2.onnx"]
+    # each checkpoint as its extension says: Keras archives, ONNX models, Keras weights
+    names = sorted(p.name for p in (out / "ckpt").iterdir())
+    assert names == ["e1.keras", "e1.onnx", "e2.keras", "e2.onnx"]
     assert (out / "Tiny.trained.onnx").read_bytes() == (out / "ckpt" / "e1.onnx").read_bytes()
-    with np.load(out / "w.weights.npz") as w:
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(out / "ckpt" / "e1.keras") as zf:
+        assert {"config.json", "metadata.json", "model.weights.h5"} == set(zf.namelist())
+        (tmp_path / "e1.weights.h5").write_bytes(zf.read("model.weights.h5"))
+    paths = ["layers/dense/vars/0", "layers/dense/vars/1", "layers/dense_1/vars/0"]
+    with h5py.File(tmp_path / "e1.weights.h5") as e1, h5py.File(out / "Tiny.weights.h5") as end:
+        for path in paths:  # the restored weights are epoch 1's
+            np.testing.assert_array_equal(e1[path][()], end[path][()])
+    with h5py.File(out / "w.weights.h5") as w:
+        assert all(path in w for path in paths)
+    # Keras opens the archive: the model with epoch 1's weights, as the .onnx of epoch 1
+    keras = pytest.importorskip("keras")
+    from transpiler.runtime.session import create_session
+
+    x = np.random.default_rng(1).normal(size=(5, 6)).astype(np.float32)
+    archived = keras.saving.load_model(out / "ckpt" / "e1.keras", compile=False)
+    (want,) = create_session(str(out / "ckpt" / "e1.onnx")).run(None, {"x": x})
+    np.testing.assert_allclose(archived.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+    with np.load(out / "Tiny.weights.npz") as w:
         assert set(w.files) == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}
     log = (out / "log.csv").read_text().splitlines()
     assert log[0].startswith("epoch,accuracy,learning_rate,loss,val_accuracy") and len(log) == 3

@@ -35,7 +35,7 @@ def is_default(arg: Arg, value) -> bool:
     return normalized(value) == normalized(default)
 
 
-def _compact(arg: Arg, value):
+def compact(arg: Arg, value):
     """(3, 3) -> 3, ((1, 1), (1, 1)) -> 1: the shortest form the argument converts back
     to the same value, as people write Keras."""
     short = value
@@ -52,19 +52,32 @@ def _compact(arg: Arg, value):
 _INIT_CLASSES = {canon: cls for cls, canon in CLASS_NAMES.items() if cls[:1].isupper()}
 
 
-def initializer_expr(init: Initializer) -> Expr:
+def initializer_parts(init: Initializer) -> tuple[str, dict]:
+    """(keras.initializers class, the arguments that differ from its defaults)."""
     cls = _INIT_CLASSES.get(init.name) or "".join(p.title() for p in init.name.split("_"))
     spec = INITIALIZERS.get(init.name, {})
-    kwargs = {k: Atom(lit(init.get(k))) for k in spec if init.get(k) != spec[k]}
-    return call(f"keras.initializers.{checked(cls)}", **kwargs)
+    return checked(cls), {k: init.get(k) for k in spec if init.get(k) != spec[k]}
+
+
+def initializer_expr(init: Initializer) -> Expr:
+    cls, kwargs = initializer_parts(init)
+    return call(f"keras.initializers.{cls}", **{k: Atom(lit(v)) for k, v in kwargs.items()})
+
+
+def regularizer_parts(reg: Regularizer) -> tuple[str, dict]:
+    """(keras.regularizers class, its arguments)."""
+    if reg.l1 and not reg.l2:
+        return "L1", {"l1": reg.l1}
+    if reg.l2 and not reg.l1:
+        return "L2", {"l2": reg.l2}
+    return "L1L2", {"l1": reg.l1, "l2": reg.l2}
 
 
 def regularizer_expr(reg: Regularizer) -> Expr:
-    if reg.l1 and not reg.l2:
-        return call("keras.regularizers.L1", Atom(lit(reg.l1)))
-    if reg.l2 and not reg.l1:
-        return call("keras.regularizers.L2", Atom(lit(reg.l2)))
-    return call("keras.regularizers.L1L2", l1=Atom(lit(reg.l1)), l2=Atom(lit(reg.l2)))
+    cls, kwargs = regularizer_parts(reg)
+    if cls == "L1L2":
+        return call("keras.regularizers.L1L2", **{k: Atom(lit(v)) for k, v in kwargs.items()})
+    return call(f"keras.regularizers.{cls}", Atom(lit(next(iter(kwargs.values())))))
 
 
 def value_expr(arg: Arg, value) -> Expr:
@@ -74,23 +87,32 @@ def value_expr(arg: Arg, value) -> Expr:
         return initializer_expr(value)
     if isinstance(value, Regularizer):
         return regularizer_expr(value)
-    return Atom(lit(_compact(arg, value)))
+    return Atom(lit(compact(arg, value)))
+
+
+def written_args(layer: Layer) -> list[tuple[Arg, object, bool]]:
+    """The arguments the Keras code writes, in order: (Arg, value, by position):
+    required arguments by position, the others where they differ from Keras's default."""
+    out = []
+    positional = True
+    for a in layer.signature:
+        value = layer.config.get(a.name)
+        if a.required and positional:
+            out.append((a, value, True))
+            continue
+        positional = False
+        if not is_default(a, value):
+            out.append((a, value, False))
+    return out
 
 
 def layer_expr(layer: Layer) -> Call:
     """`layers.Dense(512, activation="relu", name="dense")`: required arguments by
     position, the others by name where they differ from Keras's defaults."""
     args: list[Expr] = []
-    positional = True
-    for a in layer.signature:
-        value = layer.config.get(a.name)
-        if a.required and positional:
-            args.append(value_expr(a, value))
-            continue
-        positional = False
-        if is_default(a, value):
-            continue
-        args.append(KW(checked(a.name), value_expr(a, value)))
+    for a, value, by_position in written_args(layer):
+        expr = value_expr(a, value)
+        args.append(expr if by_position else KW(checked(a.name), expr))
     if not layer.trainable:
         args.append(KW("trainable", Atom("False")))
     args.append(KW("name", Atom(pystr(layer.name))))

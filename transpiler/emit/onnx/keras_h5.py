@@ -302,6 +302,35 @@ def _entry_shapes(entry: Entry) -> str:
     return ", ".join(f"{p} {tuple(a.shape)}" for p, a in entry.weights.items()) or "nothing"
 
 
+# ---------------------------------------------------------------- writing: the layout
+
+
+def keras3_layout(graph: Graph) -> dict:
+    """Where `model.save_weights` of the `codegen --target keras` model puts each weight:
+    {"datasets": [[h5 path, "<layer>/<weight>"], ...], "names": {vars group: layer name}}
+    (the inverse of reading). That model is functional with its outputs as a dict when
+    there are several, which Keras flattens sorted by name: its `model.layers` order, so
+    its keys, follow from the outputs in that order."""
+    outputs = sorted(graph.outputs) if len(graph.outputs) > 1 else list(graph.outputs)
+    keys = _keys(keras_layer_order(graph, outputs))
+    datasets: list[list[str]] = []
+    names: dict[str, str] = {}
+    for layer in graph.layers:
+        if not (_is_layer(layer) and layer.weights):
+            continue
+        if id(layer) not in keys:
+            _fail(
+                f"layer '{layer.name}' of model '{graph.name}' does not lead to an output, "
+                "so Keras would not save its weights",
+                "remove the layer or use its result",
+            )
+        group = f"layers/{keys[id(layer)]}"
+        names[f"{group}/vars"] = layer.name
+        for w, path in zip(layer.weights, weight_paths(layer)):
+            datasets.append([f"{group}/{path}", f"{layer.name}/{w.name}"])
+    return {"datasets": datasets, "names": names}
+
+
 # ---------------------------------------------------------------- matching Keras 3 entries
 
 

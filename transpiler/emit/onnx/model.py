@@ -76,9 +76,11 @@ def build_model_parts(
     return model, initializers
 
 
-def _lower_graph(graph: Graph, weights, source: str | None, opset: int):
+def _lower_graph(graph: Graph, weights, source: str | None, opset: int, context=LowerContext):
+    """(the model, its initializers); `context`: the LowerContext class (or a factory
+    taking the builder and the weights) the layers lower with."""
     b = OpBuilder()
-    ctx = LowerContext(b, weights)
+    ctx = context(b, weights)
     values: dict[int, LTensor] = {}
     for v in graph.inputs:
         b.unique(v.name)

@@ -10,6 +10,7 @@ names them in the summary and in ONNX initializers.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,11 @@ from transpiler.emit.onnx.memory_budget import check_weights_fit
 from transpiler.emit.onnx.npz_reading import read_npz
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
+
+#: a checkpoint holds the weights, optimizer slots (Adam: 2, amsgrad: 3, EMA: 1 more) and
+#: callbacks' copies (EarlyStopping's best weights): a generous bound on all of them
+CHECKPOINT_COPIES = 8
+CHECKPOINT_SLACK = 1 << 20
 
 
 def _fail(message: str, hint: str | None = None):
@@ -28,7 +34,12 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
     path = Path(path)
     check_weights_fit(graph, "loading weights into")
     if path.suffix == ".npz":
-        arrays = read_npz(path, "--weights", lambda shapes: check_shapes(shapes, graph, str(path)))
+        where = str(path)
+        arrays = read_npz(
+            path, "--weights", lambda shapes: _check_npz(shapes, graph, where), text=("meta",)
+        )
+        if _is_checkpoint(arrays):
+            arrays = _from_checkpoint(arrays, graph, path)
     elif path.name.endswith(".h5"):
         from transpiler.emit.onnx.keras_h5 import read_keras_h5
 
@@ -36,6 +47,58 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
     else:
         _fail(f"--weights: unknown format {path.name}", "use a Keras .weights.h5 or an .npz")
     return assign(arrays, graph, str(path))
+
+
+def _is_checkpoint(shapes: dict) -> bool:
+    """A training run's checkpoint.npz: ONNX-layout `state/...` arrays and a JSON `meta`."""
+    return "meta" in shapes and any(k.startswith("state/") for k in shapes)
+
+
+def _check_npz(shapes: dict[str, tuple], graph: Graph, where: str) -> None:
+    """Before an .npz is read: Keras-layout arrays must match the graph's weights; a
+    checkpoint (whose state is checked against the recipes once read) may hold at most
+    what a training run keeps: parameters, buffers, optimizer slots, callbacks' copies."""
+    if not _is_checkpoint(shapes):
+        check_shapes(shapes, graph, where)
+        return
+    params = sum(math.prod(s) for s in expected_shapes(graph).values())
+    held = sum(math.prod(s) for k, s in shapes.items() if k != "meta")
+    budget = CHECKPOINT_COPIES * params + CHECKPOINT_SLACK
+    if held > budget:
+        _fail(
+            f"{where}: this checkpoint declares {held:,} values; a training run of "
+            f"'{graph.name}' ({params:,} weights) keeps at most {budget:,}",
+            "pass the checkpoint of this model's training run",
+        )
+
+
+def _from_checkpoint(arrays: dict, graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """The Keras-layout weights of a training checkpoint of `graph`."""
+    import json
+
+    from transpiler.emit.onnx.keras_recipes import keras_recipes
+    from transpiler.templates.ktrans_runtime.keras_export import ExportError, keras_arrays
+
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as e:
+        _fail(f"--weights: {path} is not a readable training checkpoint: {e}")
+    model = meta.get("model") if isinstance(meta, dict) else None
+    if model != graph.name:
+        _fail(
+            f"--weights: {path} is a training checkpoint of model '{model}', not of "
+            f"model '{graph.name}'",
+            "pass the checkpoint of this model's training run, or choose the model with --model",
+        )
+    state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
+    try:
+        return keras_arrays(state, keras_recipes(graph))
+    except ExportError as e:
+        _fail(
+            f"--weights: {path} does not hold the weights of model '{graph.name}' as "
+            f"defined now: {e}",
+            "the model changed since the checkpoint was written: train it again",
+        )
 
 
 def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
