@@ -26,6 +26,7 @@ and string from the .kdl file enters the script as a literal (`py_literal`).
 from __future__ import annotations
 
 import io
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -196,56 +197,68 @@ def render_script(settings: dict) -> str:
     return env.from_string(source).render(**settings)
 
 
-def initial_npz(graph, seed: int) -> bytes:
-    """The initial weights in Keras's layout, keyed "<layer>/<weight>"."""
-    from transpiler.emit.onnx.model import initial_weights
-
-    arrays = {
-        f"{layer}/{name}": np.asarray(value, np.float32)
-        for layer, weights in initial_weights(graph, seed).items()
-        for name, value in weights.items()
-    }
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def write_torch_bundle(
-    graph, config, out_dir, seed: int = 0, program=None, source: str | None = None
+    graph,
+    config,
+    out_dir,
+    seed: int = 0,
+    program=None,
+    source: str | None = None,
+    inference=None,
 ) -> list[Path]:
     """Writes the PyTorch training bundle of `graph` trained as `config` into `out_dir`
-    (created if missing); returns the paths written, the script first."""
+    (created if missing); returns the paths written, the script first. `inference`: the
+    graph of the trained .onnx when it differs from `graph` (the model as declared, with
+    the dynamic axes that `graph` fixed to the data's lengths)."""
+    from transpiler.emit.code.torch_export import export_files, keras_arrays
     from transpiler.emit.code.torch_readme import torch_readme
+    from transpiler.emit.onnx.model import initial_weights
     from transpiler.emit.torch import torch_module
 
     out = Path(out_dir)
-    if not IDENTIFIER.match(graph.name):
-        _fail(f"the model name {graph.name!r} is not a plain identifier")
+    name = graph.name
+    if not IDENTIFIER.match(name):
+        _fail(f"the model name {name!r} is not a plain identifier")
     module = torch_module(graph, program, source=source)
+    weights = initial_weights(graph, seed)
+    export = export_files(inference or graph, weights, str(getattr(graph, "file", "")))
     files = {
-        "script": f"train_{graph.name}.py",
+        "script": f"train_{name}.py",
         "module": f"{module.class_name}.py",
         "init": f"{module.class_name}.init.npz",
+        "keras": f"{name}.keras.json",
+        "inference": f"{name}.onnx" if export["onnx"] else None,
+        "offsets": f"{name}.offsets.json" if export["onnx"] else None,
+        "onnx_error": export["onnx_error"],
     }
     settings = script_settings(graph, config, seed, files, module.class_name)
     script = render_script(settings)
-    readme = torch_readme(graph.name, config.name, files, settings["s"]["FEEDS"])
+    readme = torch_readme(name, config.name, files, settings["s"]["FEEDS"])
+    init = io.BytesIO()
+    np.savez(init, **keras_arrays(weights))
     out.mkdir(parents=True, exist_ok=True)
     written = [
         atomic_write_bytes(out / files["script"], script.encode()),
         atomic_write_bytes(out / files["module"], module.code.encode()),
-        atomic_write_bytes(out / files["init"], initial_npz(graph, seed)),
-        atomic_write_bytes(out / "README.md", readme.encode()),
+        atomic_write_bytes(out / files["init"], init.getvalue()),
+        atomic_write_bytes(out / files["keras"], export["keras"].encode()),
     ]
+    if export["onnx"]:
+        offsets = json.dumps(export["offsets"]) + "\n"
+        written.append(atomic_write_bytes(out / files["inference"], export["onnx"]))
+        written.append(atomic_write_bytes(out / files["offsets"], offsets.encode()))
+    written.append(atomic_write_bytes(out / "README.md", readme.encode()))
     copy_runtime(out)
     return [*written, out / RUNTIME]
 
 
-def codegen_torch_bundle(graph, output, train=None, seed=0, program=None, source=None) -> str:
+def codegen_torch_bundle(
+    graph, output, train=None, seed=0, program=None, source=None, inference=None
+) -> str:
     """`ktrans codegen --target torch` for a model with a train block: the bundle into
     `output`; returns the line to print."""
     out = Path(output or f"{graph.name}_torch")
     config = pick_train(graph, train)
-    paths = write_torch_bundle(graph, config, out, seed, program, source)
+    paths = write_torch_bundle(graph, config, out, seed, program, source, inference)
     names = ", ".join(p.name for p in paths)
     return f"wrote {out}/ ({names}); run: python {paths[0]} --data D"
