@@ -31,6 +31,7 @@ FAMILY_TITLES = {
     "recurrent": "Recurrent",
     "merge": "Merging",
     "attention": "Attention",
+    "preprocessing": "Preprocessing",
 }
 ORDER = [
     "Core",
@@ -43,6 +44,7 @@ ORDER = [
     "Recurrent",
     "Merging",
     "Attention",
+    "Preprocessing",
     "Other",
 ]
 

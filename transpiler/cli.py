@@ -130,6 +130,7 @@ def _register_optional_commands(sub) -> None:
         "transpiler.cli_build",
         "transpiler.cli_codegen",
         "transpiler.cli_evaluate",
+        "transpiler.cli_import",
         "transpiler.cli_predict",
         "transpiler.cli_report",
         "transpiler.cli_train",

@@ -433,11 +433,12 @@ def test_every_layer_argument_is_a_keras_argument():
     through **kwargs)."""
     import inspect
 
+    from tests.layers.keras_ref import keras_class
     from transpiler.layers import LAYERS
 
     through_kwargs = {("Embedding", "input_length"), ("LayerNormalization", "rms_scaling")}
     for name, cls in sorted(LAYERS.items()):
-        keras_cls = getattr(layers, cls.keras_class())
+        keras_cls = keras_class(cls.keras_class())
         params = [p for p in inspect.signature(keras_cls.__init__).parameters if p != "self"]
         required = [a.name for a in cls.signature if a.required]
         assert params[: len(required)] == required, name

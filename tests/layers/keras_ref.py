@@ -119,12 +119,29 @@ def our_layer(name: str, args=(), kwargs=None, data_format: str | None = None):
     return LAYERS[name].create(*args, **kwargs)
 
 
+#: layers keras.applications defines for its models (not in keras.layers)
+APPLICATION_LAYERS = {
+    "LayerScale": "keras.src.applications.convnext",
+    "CustomScaleLayer": "keras.src.applications.inception_resnet_v2",
+}
+
+
+def keras_class(name: str) -> type:
+    """The Keras class of layer `name`: keras.layers, or keras.applications' own."""
+    if name in APPLICATION_LAYERS:
+        import importlib
+
+        keras_module()
+        return getattr(importlib.import_module(APPLICATION_LAYERS[name]), name)
+    return getattr(keras_module().layers, name)
+
+
 def keras_layer(name: str, args=(), kwargs=None, data_format: str | None = None):
     """The Keras layer `name` built from the same arguments.
 
     `data_format`, if given, is passed where the Keras constructor takes one and the
     kwargs do not set it already."""
-    cls = getattr(keras_module().layers, name)
+    cls = keras_class(name)
     args, kwargs = _convert_args(args, kwargs or {}, _keras_value)
     if data_format is not None and "data_format" in inspect.signature(cls.__init__).parameters:
         kwargs.setdefault("data_format", data_format)
@@ -214,7 +231,7 @@ def assert_matches_keras(
 
 def keras_signature(name: str) -> list[inspect.Parameter]:
     """The Keras constructor's arguments, without self, name and **kwargs."""
-    cls = getattr(keras_module().layers, name)
+    cls = keras_class(name)
     params = inspect.signature(cls.__init__).parameters.values()
     return [
         p

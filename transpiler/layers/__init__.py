@@ -24,12 +24,14 @@ tests pick it up once it has a row there.
 
 from transpiler.layers import (  # noqa: F401  (importing registers the layers)
     activation_layers,
+    applications,
     attention,
     conv,
     core,
     merging,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     reshaping,
 )

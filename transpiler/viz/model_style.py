@@ -21,6 +21,7 @@ FAMILY_COLOURS: dict[str, str] = {
     "reshape": "#d9d9d9",
     "regularization": "#ccebc5",
     "core": "#ffffb3",
+    "preprocessing": "#e5d8bd",  # Pastel1: Set3 has no thirteenth colour
     "expression": "#ffffff",
 }
 BLOCK_FILL = "#eef0fa"

@@ -49,6 +49,7 @@ from transpiler.emit.code.keras_args import (
     value_expr,
 )
 from transpiler.emit.code.keras_compile import compile_lines
+from transpiler.emit.code.keras_custom import CUSTOM_CLASSES, class_definitions
 from transpiler.emit.code.keras_names import (
     NAME_LIMIT,
     RESERVED,
@@ -146,6 +147,7 @@ def generate_keras(graph: Graph, program=None, source: str | None = None) -> str
     if source_name is not None and not re.fullmatch(r"[\w.\-]{1,60}", source_name, re.ASCII):
         source_name = None
     layers_count = sum(1 for la in graph.layers if la.family != "expression")
+    custom = {la.keras_class() for la in graph.layers} & set(CUSTOM_CLASSES)
     code = _template().render(
         model=graph.name if is_safe_name_text(graph.name) else "",
         source=source_name,
@@ -153,6 +155,7 @@ def generate_keras(graph: Graph, program=None, source: str | None = None) -> str
         layers=layers_count,
         params=f"{graph.param_count:,}",
         uses_ops=writer.uses_ops,
+        custom_classes=class_definitions(custom),
         body=body,
         compile_body=compile_body,
         fit_args=fit_args,

@@ -4,6 +4,7 @@ initializers and regularizers as `keras.initializers` / `keras.regularizers` obj
 
 from __future__ import annotations
 
+from transpiler.emit.code.keras_custom import CUSTOM_CLASSES
 from transpiler.emit.code.keras_names import checked, lit, pystr
 from transpiler.emit.code.keras_render import KW, Atom, Call, Expr, call
 from transpiler.layers.base import REQUIRED, Arg, Layer
@@ -80,7 +81,13 @@ def regularizer_expr(reg: Regularizer) -> Expr:
     return call(f"keras.regularizers.{cls}", Atom(lit(next(iter(kwargs.values())))))
 
 
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
+
+
 def value_expr(arg: Arg, value) -> Expr:
+    if getattr(arg.convert, "keras_writes_lists", False):
+        return Atom(lit(_lists(value)))  # Rescaling's scale: a list, as Keras users write it
     if isinstance(value, Layer):
         return layer_expr(value)
     if isinstance(value, Initializer):
@@ -116,4 +123,7 @@ def layer_expr(layer: Layer) -> Call:
     if not layer.trainable:
         args.append(KW("trainable", Atom("False")))
     args.append(KW("name", Atom(pystr(layer.name))))
-    return Call(Atom(f"layers.{checked(layer.keras_class())}"), args)
+    cls = checked(layer.keras_class())
+    if cls in CUSTOM_CLASSES:  # defined in the generated module itself
+        return Call(Atom(cls), args)
+    return Call(Atom(f"layers.{cls}"), args)

@@ -73,8 +73,13 @@ class Entry:
 
     @property
     def weights(self) -> dict[str, Stored]:
-        """The float arrays (a seed generator's integer state is not a weight)."""
-        return {p: a for p, a in self.arrays.items() if np.issubdtype(a.dtype, np.floating)}
+        """The layer's variables: the float arrays, and integer ones such as an adapted
+        Normalization's count (a seed generator's integer state is not a weight)."""
+        return {
+            p: a
+            for p, a in self.arrays.items()
+            if np.issubdtype(a.dtype, np.floating) or "seed_generator" not in p
+        }
 
     def where(self) -> str:
         saved = f", saved as '{self.name}'" if self.name and self.name != self.key else ""
@@ -127,6 +132,14 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
         "save the weights of a Sequential or functional Keras model with "
         "model.save_weights('model.weights.h5')",
     )
+
+
+def read_keras3_group(layers_group, graph: Graph, where: str) -> dict[str, np.ndarray]:
+    """The weights of `graph` from an open Keras 3 `layers` group (the model.weights.h5
+    of a .keras archive, opened by the caller), matched as for a .weights.h5 file."""
+    import h5py
+
+    return _match_keras3(_read_keras3(layers_group, h5py), graph, where)
 
 
 def _text(value) -> str:

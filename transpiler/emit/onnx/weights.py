@@ -1,4 +1,5 @@
-"""Trained weights into a graph: Keras 3 `.weights.h5` files and `.npz` archives.
+"""Trained weights into a graph: Keras 3 `.weights.h5` files, `.keras` archives (through
+transpiler.importer.weights), whole-model `.h5` files and `.npz` archives.
 
 Weights come back in Keras layout, keyed by our layer names; the lowering converts them
 to ONNX layouts. A missing, extra or mis-shaped weight is an error naming the layer and
@@ -44,8 +45,15 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
         from transpiler.emit.onnx.keras_h5 import read_keras_h5
 
         arrays = read_keras_h5(path, graph)
+    elif path.suffix == ".keras":
+        from transpiler.importer.weights import archive_weights
+
+        arrays = archive_weights(path, graph)
     else:
-        _fail(f"--weights: unknown format {path.name}", "use a Keras .weights.h5 or an .npz")
+        _fail(
+            f"--weights: unknown format {path.name}",
+            "use a Keras .keras, .weights.h5 or whole-model .h5, or an .npz",
+        )
     return assign(arrays, graph, str(path))
 
 
