@@ -26,12 +26,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from transpiler.cli import main as ktrans  # noqa: E402
 from transpiler.templates.ktrans_runtime.feeds import ArrayDataset, Feed  # noqa: E402
 from transpiler.templates.ktrans_runtime.npy_dir import open_npy_dir  # noqa: E402
 from transpiler.templates.ktrans_runtime.prefetch import Prefetcher  # noqa: E402
 from transpiler.templates.ktrans_runtime.sources import open_data  # noqa: E402
-
-from transpiler.cli import main as ktrans  # noqa: E402
 
 BATCH = 32
 

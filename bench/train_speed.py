@@ -1,85 +1,67 @@
-"""Training-step throughput (samples/s, batch 128) and peak memory: ktrans's training
-ONNX on onnxruntime (IO binding, state kept on the device, as the generated script runs
-it) vs PyTorch eager vs Keras 3 fit (torch backend), same model, same optimizer, same
-threads, in one run. Each framework runs in its own process so peak RSS is its own.
+"""Training-step throughput at batch 128: ktrans's onnxruntime engine, as the generated
+script runs it (the bundle runtime's OrtEngine: IO binding, state kept on the device),
+vs PyTorch eager (bench/torch_models.py), same model, same optimizer, same threads.
 
-Run: .venv/bin/python bench/train_speed.py [--threads 2] [--steps 60]
+The two take turns in blocks of `--block` seconds, `--rounds` times, in one process, so
+a slow period of this shared machine falls on both (as bench/inference_speed.py does);
+each run is a fresh process, and `--runs` of them give the spread. Keras is left out: its
+per-call train_on_batch overhead is not its fit speed (see git history for fit figures).
+
+Run: .venv/bin/python bench/train_speed.py [--runs 3] [--threads 2] [--block 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"mnist_mlp": (784,), "mnist_cnn": (28, 28, 1)}
+BATCH = 128
 
 
-def data(shape, n=128):
+def data(shape):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.random((n, *shape), dtype=np.float32)
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    x = rng.random((BATCH, *shape), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
     return x, y
 
 
-def run_ktrans(name: str, steps: int, threads: int) -> float:
-    import numpy as np
-    import onnxruntime as ort
-
+def ktrans_step(name: str, threads: int, tmp: str):
+    """One training step of the bundle's engine, as the script calls it."""
     sys.path.insert(0, str(ROOT))
-    from transpiler.emit.train.model import build_training_model
+    from transpiler.emit.code.train_script import pick_train, write_training_bundle
+    from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
     from transpiler.graph import load_one
+    from transpiler.templates.ktrans_runtime.ort_engine import OrtEngine
 
     _, graph = load_one(str(ROOT / f"examples/{name}.kdl"))
-    config = graph.trains["default"]
-    tm = build_training_model(graph, config)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(
-        tm.proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    folder = write_training_bundle(graph, pick_train(graph), Path(tmp) / name)[0].parent
+    files = {k: f"{graph.name}.{k}.onnx" for k in ("train", "eval")}
+    files.update(inference=f"{graph.name}.onnx", init=f"{graph.name}.init.npz")
+    files.update(offsets=f"{graph.name}.offsets.json")
+    names = {"step": STEP_INPUT, "learning_rate": LR_INPUT, "loss": LOSS_OUTPUT}
+    engine = OrtEngine(folder, files, names, threads=threads)
     x, y = data(MODELS[name])
-    state = {**tm.params, **tm.buffers, **tm.slots}
-    sets = [{k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in state.items()} for _ in range(2)]
-    feeds = {
-        graph.inputs[0].name: ort.OrtValue.ortvalue_from_numpy(x),
-        "target:output": ort.OrtValue.ortvalue_from_numpy(y),
-        "lr": ort.OrtValue.ortvalue_from_numpy(np.array(1e-3, np.float32)),
-    }
-    binding = session.io_binding()
-    step_value = np.zeros((), np.int64)
+    batch = {graph.inputs[0].name: x, "target:output": y}
+    counter = iter(range(10**9))
 
-    def step(i: int) -> None:
-        src, dst = sets[i % 2], sets[(i + 1) % 2]
-        binding.clear_binding_inputs()
-        binding.clear_binding_outputs()
-        for k, v in feeds.items():
-            binding.bind_ortvalue_input(k, v)
-        step_value[...] = i
-        binding.bind_cpu_input("step", step_value)
-        for k in state:
-            binding.bind_ortvalue_input(k, src[k])
-            binding.bind_ortvalue_output(f"new:{k}", dst[k])
-        binding.bind_output("loss")
-        session.run_with_iobinding(binding)
+    def step() -> None:
+        engine.step(batch, next(counter), 1e-3)
+        engine.commit()
 
-    for i in range(5):
-        step(i)
-    start = time.perf_counter()
-    for i in range(5, 5 + steps):
-        step(i)
-    return 128 * steps / (time.perf_counter() - start)
+    return step
 
 
-def run_torch(name: str, steps: int, threads: int) -> float:
+def torch_step(name: str, threads: int):
     import torch
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -100,84 +82,72 @@ def run_torch(name: str, steps: int, threads: int) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(5):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return 128 * steps / (time.perf_counter() - start)
+    return step
 
 
-def run_keras(name: str, steps: int, threads: int) -> float:
-    os.environ["KERAS_BACKEND"] = "torch"
-    import keras
-    import torch
-
-    torch.set_num_threads(threads)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_examples import KERAS_TWINS  # the Keras twins the example tests use
-
-    model = KERAS_TWINS[name]()
-    opt = (
-        keras.optimizers.RMSprop(1e-3)
-        if name == "mnist_mlp"
-        else keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95)
-    )
-    model.compile(optimizer=opt, loss="categorical_crossentropy")
-    x, y = data(MODELS[name])
-    import numpy as np
-
-    xs, ys = np.concatenate([x] * steps), np.concatenate([y] * steps)
-    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(xs, ys, batch_size=128, epochs=1, verbose=0, shuffle=False)
-    return 128 * steps / (time.perf_counter() - start)
+def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[list[float]]:
+    """Seconds per call of each function, per round: the functions take turns in blocks
+    of `block` seconds (each at least 3 calls), `rounds` times."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    per_round: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, per_round):
+            times = []
+            start = time.perf_counter()
+            while time.perf_counter() - start < block or len(times) < 3:
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            out.append(statistics.median(times))
+    return per_round
 
 
-def child(framework: str, name: str, steps: int, threads: int) -> None:
-    fn = {"ktrans": run_ktrans, "torch": run_torch, "keras": run_keras}[framework]
-    rate = fn(name, steps, threads)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"rate": rate, "peak_mb": peak}))
+def child(name: str, threads: int, rounds: int, block: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = ktrans_step(name, threads, tmp)
+        theirs = torch_step(name, threads)
+        t_ours, t_theirs = alternate([ours, theirs], rounds, block)
+    print(json.dumps({"ktrans": t_ours, "torch": t_theirs}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "MODEL"))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--block", type=float, default=2.0)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--child", metavar="MODEL")
     args = parser.parse_args()
     if args.child:
-        child(*args.child, args.steps, args.threads)
+        child(args.child, args.threads, args.rounds, args.block)
         return
-    print(f"batch 128, {args.threads} threads, {args.steps} timed steps; samples/s (peak RSS)")
-    for name in MODELS:
-        results = {}
-        for framework in ("ktrans", "torch", "keras"):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    framework,
-                    name,
-                    "--steps",
-                    str(args.steps),
-                    "--threads",
-                    str(args.threads),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
+    print(
+        f"batch {BATCH}, {args.threads} threads, {args.rounds} rounds of {args.block} s "
+        f"blocks per run, {args.runs} runs; samples/s (median step of each run)"
+    )
+    for name in args.models:
+        ratios = []
+        for run in range(args.runs):
+            command = [
+                sys.executable, __file__, "--child", name, "--threads", str(args.threads),
+                "--rounds", str(args.rounds), "--block", str(args.block),
+            ]  # fmt: skip
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            ours = statistics.median(result["ktrans"])
+            theirs = statistics.median(result["torch"])
+            ratios.append(theirs / ours)
+            rounds = " ".join(f"{b / a:.2f}" for a, b in zip(result["ktrans"], result["torch"]))
+            print(
+                f"{name:10s} run {run + 1}: ktrans {BATCH / ours:8.0f}/s  torch "
+                f"{BATCH / theirs:8.0f}/s  ktrans/torch {theirs / ours:.2f}x (rounds: {rounds})"
             )
-            results[framework] = json.loads(out.stdout.strip().splitlines()[-1])
-        k = results["ktrans"]["rate"]
-        line = "  ".join(
-            f"{fw} {r['rate']:8.0f}/s ({r['peak_mb']:.0f} MB)" for fw, r in results.items()
-        )
         print(
-            f"{name:10s} {line}  ktrans/torch {k / results['torch']['rate']:.2f}x  "
-            f"ktrans/keras {k / results['keras']['rate']:.2f}x"
+            f"{name:10s} ktrans/torch over {args.runs} runs: median "
+            f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}x to {max(ratios):.2f}x"
         )
 
 

@@ -1,8 +1,10 @@
-"""`ktrans codegen FILE --target keras -o model_keras.py`: a .kdl model as Python code.
+"""`ktrans codegen FILE --target keras|torch|train`: a .kdl model as Python code.
 
 Registered by `transpiler.cli._register_optional_commands`. The Keras target writes a
 module whose `build_model()` builds the model with Keras 3's functional API (see
-transpiler/emit/code/keras.py); the file is written atomically.
+transpiler/emit/code/keras.py); the torch target a folder with a torch.nn.Module and its
+initial weights (transpiler/emit/torch/); the train target a training bundle. Files are
+written atomically.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from pathlib import Path
 from transpiler.errors import KdlError, KdlErrors, printable
 
 EXIT_OK = 0
-TARGETS = ("keras", "train")
+TARGETS = ("keras", "torch", "train")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "codegen",
-        help="generate Python code: the model in Keras 3, or a standalone training bundle",
+        help="generate Python code: the model in Keras 3 or PyTorch, or a training bundle",
         description="--target keras: a Python module that builds the .kdl model with Keras "
         "3's functional API: build_model(), compile_model() from the default train block, "
-        "and a __main__ that prints the summary. --target train: a folder with a "
-        "standalone training script (numpy + onnxruntime) and its ONNX models.",
+        "and a __main__ that prints the summary. --target torch: a folder with <Model>.py, "
+        "a torch.nn.Module computing what Keras computes (torch is needed to run it, not "
+        "to generate it), and <Model>.init.npz, its initial weights as `ktrans build "
+        "--seed` draws them. --target train: a folder with a standalone training script "
+        "(numpy + onnxruntime) and its ONNX models.",
     )
     p.add_argument("file", metavar="FILE", help="a .kdl file")
     p.add_argument(
@@ -36,11 +41,12 @@ def register(subparsers) -> None:
         "--output",
         metavar="OUT",
         help="keras: the module to write (default: FILE's name with _keras.py); "
+        "torch: the folder for the module (default: FILE's name with _torch/); "
         "train: the folder for the training bundle",
     )
     p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
     p.add_argument("--train", metavar="NAME", help="--target train: which train block")
-    p.add_argument("--seed", type=int, default=0, help="--target train: initial weights seed")
+    p.add_argument("--seed", type=int, default=0, help="--target torch|train: initial weights seed")
     p.add_argument(
         "--data",
         metavar="D",
@@ -57,12 +63,26 @@ def cmd_codegen(args) -> int:
 
     program, graph = load_one(args.file, args.model)
     if args.target == "train":  # -o is a directory here: the training bundle
-        from transpiler.cli_train import fix_axes_to_data
+        from transpiler.cli_train import dynamic_inputs, fix_axes_to_data
         from transpiler.emit.code.train_script import codegen_train
 
         trained = fix_axes_to_data(graph, args)
-        print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
+        try:
+            print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
+        except KdlErrors as e:
+            dynamic = dynamic_inputs(graph)
+            if args.data or not dynamic:
+                raise
+            shown = ", ".join(f"{v.name}: {_declared(v.type)}" for v in dynamic)
+            hint = KdlError(
+                None,
+                f"{graph.name} has inputs with dynamic axes ({shown}); training fixes them "
+                "to the lengths of the training data: pass --data D.npz",
+            )
+            raise KdlErrors([hint, *e.errors]) from None
         return EXIT_OK
+    if args.target == "torch":  # -o is a directory here too
+        return codegen_torch(program, graph, args)
     out = Path(args.output or f"{Path(args.file).stem}_{args.target}.py")
     if out.suffix != ".py":
         raise KdlErrors(
@@ -76,5 +96,48 @@ def cmd_codegen(args) -> int:
     print(
         f"wrote {printable(str(out))} ({graph.name}: Keras 3 functional model, {layers} layers, "
         f"{graph.param_count:,} params)"
+    )
+    return EXIT_OK
+
+
+def _declared(t) -> str:
+    """A type as a .kdl file declares it: `float32[?, 4]` (the batch axis left out)."""
+    dims = ", ".join(str(d) if isinstance(d, int) else "?" for d in t.shape[1:])
+    return f"{t.dtype}[{dims}]"
+
+
+def codegen_torch(program, graph, args) -> int:
+    """Writes DIR/<Model>.py and DIR/<Model>.init.npz (Keras layout, the weights `ktrans
+    build --seed N` starts from)."""
+    import io
+
+    import numpy as np
+
+    from transpiler.emit.onnx.model import initial_weights
+    from transpiler.emit.onnx.save import atomic_write_bytes
+    from transpiler.emit.torch import torch_module
+
+    out = Path(args.output or f"{Path(args.file).stem}_torch")
+    if out.exists() and not out.is_dir():
+        raise KdlErrors(
+            [KdlError(None, f"cannot write into '{out}': it is a file", "-o names a folder")]
+        )
+    generated = torch_module(graph, program, source=args.file)
+    arrays = {
+        f"{layer}/{name}": np.asarray(value, np.float32)
+        for layer, weights in initial_weights(graph, args.seed).items()
+        for name, value in weights.items()
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    out.mkdir(parents=True, exist_ok=True)
+    module = out / f"{generated.class_name}.py"
+    atomic_write_bytes(module, generated.code.encode("utf-8"))
+    atomic_write_bytes(out / f"{generated.class_name}.init.npz", buffer.getvalue())
+    layers = sum(1 for la in graph.layers if la.family != "expression")
+    print(
+        f"wrote {module} ({graph.name}: torch.nn.Module {generated.class_name}, {layers} "
+        f"layers, {graph.param_count:,} params) and its initial weights "
+        f"{generated.class_name}.init.npz (seed {args.seed})"
     )
     return EXIT_OK

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from transpiler.errors import KdlError, KdlErrors
+
 # ktrans train flag -> the script's flag, for the flags that pass through with a value
 PASSED = {
     "seed": "--seed",
@@ -56,28 +58,67 @@ def run_script(command: list[str]) -> int:
     return 128 - code if code < 0 else code
 
 
+def dynamic_inputs(graph) -> list:
+    """The graph's inputs with dynamic axes besides the batch (a `?` sequence length)."""
+    return [v for v in graph.inputs if any(not isinstance(d, int) for d in v.type.shape[1:])]
+
+
 def fix_axes_to_data(graph, args):
     """The graph to train: `graph` itself, or, when inputs have dynamic axes besides the
     batch (a `?` sequence length), the model rebuilt with them set to the lengths of the
-    --data arrays (a training step unrolls recurrent layers over known timesteps)."""
+    --data arrays (a training step unrolls recurrent layers over known timesteps). Data
+    without the arrays of those inputs gets the message the training script gives for
+    missing arrays."""
     from transpiler.graph import load_one
-    from transpiler.graph.fixed_axes import dynamic_input_shapes
+    from transpiler.graph.fixed_axes import dynamic_input_shapes, npz_shapes
 
-    shapes = dynamic_input_shapes(graph, args.data) if args.data else {}
-    if not shapes:
+    dynamic = dynamic_inputs(graph)
+    if not dynamic or not args.data:
         return graph
+    if Path(args.data).suffix != ".npz":
+        return graph  # another kind of data: the script reads it (and says what is wrong)
+    headers = npz_shapes(args.data)
+    if not headers:
+        raise KdlErrors(
+            [
+                KdlError(
+                    None,
+                    f"--data: cannot read {args.data} as an .npz archive of arrays; "
+                    f"{graph.name} takes the lengths of its inputs' dynamic axes from them",
+                )
+            ]
+        )
+    shapes = dynamic_input_shapes(graph, args.data)
+    missing = [v for v in dynamic if v.name not in shapes]
+    if missing:
+        raise KdlErrors([KdlError(None, _missing_arrays(graph, missing, list(headers)))])
     _, fixed = load_one(args.file, graph.name, input_shapes=shapes)
     return fixed
+
+
+def _missing_arrays(graph, missing, files: list[str]) -> str:
+    """The training script's own message for arrays it cannot find (one wording)."""
+    from transpiler.templates.ktrans_runtime.data import Feed
+    from transpiler.templates.ktrans_runtime.npz_source import missing_message
+
+    keras = "x" if len(graph.inputs) == 1 else None  # as dynamic_input_shapes looks
+
+    def feed(v) -> Feed:
+        return Feed(name=v.name, array=v.name, dtype=v.type.dtype, shape=(), keras=keras)
+
+    return missing_message(
+        "train", [feed(v) for v in missing], files, [feed(v) for v in graph.inputs]
+    )
 
 
 def cmd_train(args) -> int:
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.emit.file_names import file_stem
-    from transpiler.errors import KdlError, KdlErrors, printable
+    from transpiler.errors import printable
     from transpiler.graph import load_one
 
-    if not Path(args.data).is_file():
-        raise KdlErrors([KdlError(None, f"--data: no such file {args.data}")])
+    if not (Path(args.data).is_file() or Path(args.data).is_dir()):
+        raise KdlErrors([KdlError(None, f"--data: no such file or folder {args.data}")])
     _, graph = load_one(args.file, args.model)
     trained = fix_axes_to_data(graph, args)
     config = pick_train(trained, args.train)

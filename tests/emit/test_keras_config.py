@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from transpiler.templates.ktrans_runtime.keras_export import write_keras_archive
 
 from tests.emit.catalogue_models import CASES
 from tests.emit.keras_twin import (
@@ -28,6 +27,7 @@ from tests.emit.test_codegen_keras import CHANNELS_FIRST, KITCHEN_SINK, TRAINED
 from transpiler.emit.code.keras_config import keras_model_config
 from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_h5 import keras3_layout
+from transpiler.templates.ktrans_runtime.keras_export import write_keras_archive
 
 keras = pytest.importorskip("keras")
 

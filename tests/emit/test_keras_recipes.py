@@ -10,11 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import numpy_helper
-from transpiler.templates.ktrans_runtime.keras_export import (
-    ExportError,
-    apply_ops,
-    keras_arrays,
-)
 
 from tests.emit.catalogue_models import CASES, layer_class
 from tests.emit.keras_twin import (
@@ -30,6 +25,11 @@ from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_recipes import keras_recipes, part_recipe
 from transpiler.errors import KdlErrors
 from transpiler.layers import LAYERS
+from transpiler.templates.ktrans_runtime.keras_export import (
+    ExportError,
+    apply_ops,
+    keras_arrays,
+)
 
 
 def initializers(proto) -> dict[str, np.ndarray]:

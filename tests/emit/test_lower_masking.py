@@ -162,14 +162,9 @@ def keras_weights_by_shape(graph, keras_model) -> dict[str, dict[str, np.ndarray
     return arrays
 
 
-def two_inputs(tmp_path, body: str, make, steps_b=4):
+def two_input_case(body: str, make, steps_b=4):
     """Token inputs x (6 steps) and, where the body uses g, z (`steps_b`), each through
-    its own masked Embedding: h and g."""
-    from tests.emit.parity import ATOL, RTOL, randomize_keras
-    from transpiler.emit.onnx import build_model
-    from transpiler.graph import load
-    from transpiler.runtime.session import create_session
-
+    its own masked Embedding: h and g. Returns (.kdl text, Keras model, feeds)."""
     uses_g = re.search(r"\bg\b", body) is not None
     kdl = "model M {\n" + f"    input x: int64[{STEPS}]\n"
     kdl += f"    input z: int64[{steps_b}]\n" if uses_g else ""
@@ -183,13 +178,24 @@ def two_inputs(tmp_path, body: str, make, steps_b=4):
     feeds = {"x": IDS}
     if uses_g:
         feeds["z"] = IDS_B if steps_b == 4 else IDS[:, ::-1].copy()
+    return kdl, model, feeds
+
+
+def two_inputs(tmp_path, body: str, make, steps_b=4):
+    """One two_input_case on onnxruntime against Keras."""
+    from tests.emit.parity import ATOL, RTOL, randomize_keras
+    from transpiler.emit.onnx import build_model
+    from transpiler.graph import load
+    from transpiler.runtime.session import create_session
+
+    kdl, model, feeds = two_input_case(body, make, steps_b)
     src = tmp_path / "model.kdl"
     src.write_text(kdl)
     graph = next(iter(load(str(src))[1].values()))
     randomize_keras(model)
     proto = build_model(graph, weights=keras_weights_by_shape(graph, model))
     (ours,) = create_session(proto).run(None, feeds)
-    theirs = model.predict(list(feeds.values()) if uses_g else IDS, verbose=0)
+    theirs = model.predict(list(feeds.values()), verbose=0)
     assert ours.shape == theirs.shape
     nan = np.isnan(theirs)  # a mean over no step at all (an empty sample), in Keras too
     assert (np.isnan(ours) == nan).all()

@@ -9,14 +9,14 @@ import shutil
 
 import numpy as np
 import pytest
-from transpiler.templates.ktrans_runtime.image_folder import read_image
-from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES, metadata_entries
-from transpiler.templates.ktrans_runtime.sources import DataInfo, write_data_info
 
 from tests.emit.train.keras_oracle import compile_like
 from tests.runtime.conftest import tiny_data
 from transpiler.cli import main
 from transpiler.graph import load
+from transpiler.templates.ktrans_runtime.image_folder import read_image
+from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES, metadata_entries
+from transpiler.templates.ktrans_runtime.sources import DataInfo, write_data_info
 
 keras = pytest.importorskip("keras")
 

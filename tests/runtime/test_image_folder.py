@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from tests.runtime.image_samples import write_image_folder
 from transpiler.templates.ktrans_runtime.data_errors import DataError
 from transpiler.templates.ktrans_runtime.image_folder import (
     ImageSettings,
     index_folder,
     open_image_folder,
 )
-
-from tests.runtime.image_samples import write_image_folder
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("grain")

@@ -16,16 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from onnx import numpy_helper
-from transpiler.templates.ktrans_runtime import keras_export
-from transpiler.templates.ktrans_runtime.keras_export import (
-    ExportError,
-    ExportUnavailable,
-    keras_arrays,
-    write_keras_archive,
-    write_keras_files,
-    write_keras_npz,
-    write_weights_h5,
-)
 
 from tests.emit.keras_twin import (
     flat,
@@ -41,6 +31,16 @@ from transpiler.emit.code.keras_export_info import keras_export_info
 from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_h5 import read_keras_h5
 from transpiler.emit.onnx.weights import load_weights
+from transpiler.templates.ktrans_runtime import keras_export
+from transpiler.templates.ktrans_runtime.keras_export import (
+    ExportError,
+    ExportUnavailable,
+    keras_arrays,
+    write_keras_archive,
+    write_keras_files,
+    write_keras_npz,
+    write_weights_h5,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "templates" / "ktrans_runtime"

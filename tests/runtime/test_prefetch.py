@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from transpiler.templates.ktrans_runtime.data_errors import DataError
 from transpiler.templates.ktrans_runtime.feeds import ArrayDataset
 from transpiler.templates.ktrans_runtime.prefetch import Prefetcher

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from transpiler.templates.ktrans_runtime.report import (
     curve_keys,
     plot_history,

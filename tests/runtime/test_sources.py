@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from transpiler.templates.ktrans_runtime.csv_table import CsvSettings, open_csv
 from transpiler.templates.ktrans_runtime.data_errors import DataError
 from transpiler.templates.ktrans_runtime.feeds import ArrayDataset, Feed

@@ -97,6 +97,7 @@ class BlockExpander:
         instance = self.unique_name(snake_case(block.name))
         self.block_sites[instance] = span
         self.block_types[instance] = block.name
+        self.block_inputs[instance] = tuple(inputs)
         self.block_stack.append((block.name, instance))
         saved = (self.scopes, self.current, self.defined_later, self.pending_inputs)
         self.scopes = [Scope(dict(inst.params))]
@@ -114,9 +115,11 @@ class BlockExpander:
             raise Fail
         if outputs:
             values = [v for v, _ in outputs.values()]
+            self.block_outputs[instance] = tuple(values)
             return values[0] if len(values) == 1 else tuple(values)
         if result is None or not (is_tensor(result) or isinstance(result, tuple)):
             self.error(span, f"block {block.name} produces no tensor")
+        self.block_outputs[instance] = result if isinstance(result, tuple) else (result,)
         return result
 
     def block_input(self, stmt: ast.InputStmt) -> Value:

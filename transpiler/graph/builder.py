@@ -59,6 +59,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
         self.block_stack: list[tuple[str, str]] = []  # (block name, instance name)
         self.block_sites: dict[str, Span] = {}
         self.block_types: dict[str, str] = {}
+        self.block_inputs: dict[str, tuple[Value, ...]] = {}
+        self.block_outputs: dict[str, tuple[Value, ...]] = {}
         self.layer_calls: dict[int, int] = {}
         self.data_format = "channels_last"
         self.defined_later: dict[str, Span] = {}
@@ -163,6 +165,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
             nodes=nodes,
             blocks=dict(self.block_sites),
             block_types=dict(self.block_types),
+            block_inputs=dict(self.block_inputs),
+            block_outputs=dict(self.block_outputs),
         )
         return graph
 

@@ -58,6 +58,10 @@ class Graph:
     trains: dict[str, object] = field(default_factory=dict)  # name -> training.TrainConfig
     blocks: dict[str, Span] = field(default_factory=dict)  # block instance -> call site
     block_types: dict[str, str] = field(default_factory=dict)  # block instance -> block name
+    #: block instance -> the tensors its call passed (in `input` order) and those it
+    #: returned (its `output`s in order, or its last value)
+    block_inputs: dict[str, tuple[Value, ...]] = field(default_factory=dict)
+    block_outputs: dict[str, tuple[Value, ...]] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[Layer]:

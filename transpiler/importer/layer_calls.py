@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transpiler.emit.code.keras_args import _compact, is_default
+from transpiler.emit.code.keras_args import compact, is_default
 from transpiler.importer.errors import ImportFailure
 from transpiler.importer.values import (
     activation_value,
@@ -197,7 +197,7 @@ def _written(arg: Arg, raw, converted):
         except Exception:
             pass
     if _all_ints(converted):
-        return _lists(_compact(arg, converted))
+        return _lists(compact(arg, converted))
     return raw
 
 

@@ -25,24 +25,19 @@ def _fail(message: str, hint: str | None = None):
 
 
 def providers_for(device: str) -> list[str]:
-    """The execution providers for `cpu` or `cuda`; CUDA that can't run is an error."""
+    """The execution providers for `cpu` or `cuda`; CUDA that can't run is an error of one
+    line naming what is missing (transpiler.templates.ktrans_runtime.cuda)."""
     import onnxruntime as ort
 
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device != "cuda":
         _fail(f"unknown device '{device}'", "use --device cpu or --device cuda")
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        _fail(
-            "--device cuda: this onnxruntime has no CUDA provider",
-            "install onnxruntime-gpu (Linux x86_64), or use --device cpu",
-        )
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        try:
-            preload()
-        except Exception as e:
-            _fail(f"--device cuda: the CUDA libraries could not be loaded ({e})")
+    from transpiler.templates.ktrans_runtime.cuda import cuda_problem
+
+    problem = cuda_problem(ort)
+    if problem:
+        _fail(f"--device cuda: {problem}")
     return ["CUDAExecutionProvider"]
 
 
@@ -63,8 +58,11 @@ def create_session(model, device: str = "cpu", threads: int | None = None):
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as e:
         _fail(f"onnxruntime cannot load the model: {str(e).splitlines()[0]}")
-    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        _fail("--device cuda: onnxruntime fell back to the CPU; CUDA is not usable here")
+    from transpiler.templates.ktrans_runtime.cuda import fell_back
+
+    problem = fell_back(device == "cuda", session.get_providers(), ort)
+    if problem:
+        _fail(f"--device cuda: {problem}")
     return session
 
 

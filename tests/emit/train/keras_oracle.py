@@ -11,6 +11,8 @@ from unittest import mock
 
 import numpy as np
 
+from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
+
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from tests.emit.train.keras_step import (
@@ -89,8 +91,8 @@ def run_ktrans(tm, feeds: list[dict], lr: float | None = None):
     state = {**tm.params, **tm.buffers, **tm.slots}
     history = []
     for step, feed in enumerate(feeds):
-        run = {**feed, **state, "step": np.array(step, np.int64)}
-        run["lr"] = np.array(lr, np.float32)
+        run = {**feed, **state, STEP_INPUT: np.array(step, np.int64)}
+        run[LR_INPUT] = np.array(lr, np.float32)
         out = dict(zip(names, session.run(None, run)))
         history.append(out)
         state = {k: out[f"new:{k}"] for k in state}
@@ -148,7 +150,7 @@ def assert_every_step(run, rtol=1e-5, atol=1e-6):
             assert_params(new, expected, rtol, atol)
         except AssertionError as e:
             raise AssertionError(f"after step {i + 1}: {e}") from None
-        np.testing.assert_allclose(out["loss"], run.keras_logs[i]["loss"], rtol=1e-5)
+        np.testing.assert_allclose(out[LOSS_OUTPUT], run.keras_logs[i]["loss"], rtol=1e-5)
 
 
 def keras_slots(km, graph) -> dict[str, np.ndarray]:

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from transpiler.emit.train.names import LR_INPUT, STEP_INPUT
+
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
@@ -62,8 +64,8 @@ def run_step(graph, config, weights, feeds: dict, targets: dict, steps: int = 1)
     history = []
     for step in range(steps):
         run_feeds = {**feeds, **{f"target:{k}": v for k, v in targets.items()}, **state}
-        run_feeds["step"] = np.array(step, np.int64)
-        run_feeds["lr"] = np.array(lr, np.float32)
+        run_feeds[STEP_INPUT] = np.array(step, np.int64)
+        run_feeds[LR_INPUT] = np.array(lr, np.float32)
         out = dict(zip(names, session.run(None, run_feeds)))
         history.append(out)
         state = {k: out[f"new:{k}"] for k in state}

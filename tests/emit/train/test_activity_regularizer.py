@@ -15,6 +15,7 @@ from tests.emit.train.keras_oracle import (
     train_both,
 )
 from tests.emit.train.keras_step import ktrans_graph, onnx_layout
+from transpiler.emit.train.names import LOSS_OUTPUT
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -282,7 +283,7 @@ def test_eval_model_loss_matches_keras_evaluate(tmp_path):
     losses, sizes = [], []
     for start in (0, 8):
         feed = {"x": x[start : start + 8], "target:output": y[start : start + 8], **state}
-        (loss,) = session.run(["loss"], feed)
+        (loss,) = session.run([LOSS_OUTPUT], feed)
         losses.append(float(loss))
         sizes.append(len(feed["x"]))
     assert np.average(losses, weights=sizes) == pytest.approx(expected, rel=1e-5)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.emit.train.keras_oracle import assert_every_step, train_both
+from transpiler.emit.train.names import LOSS_OUTPUT
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -136,7 +137,7 @@ def test_loss_matches_keras(tmp_path, loss, units, activation, kind):
     kdl = KDL.format(units=units, activation=activation, loss=loss)
     run = train_both(kdl, tmp_path, keras_mlp(units, activation), x, y, steps=2)
     for log, out in zip(run.keras_logs, run.history):
-        np.testing.assert_allclose(out["loss"], log["loss"], rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(out[LOSS_OUTPUT], log["loss"], rtol=2e-6, atol=1e-7)
     assert_every_step(run)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.emit.train.keras_oracle import build, compile_like, ktrans_graph, set_keras_weights
 from transpiler.emit.train.metrics import evaluate_plan, log_names, metric_plan, metric_shapes
+from transpiler.emit.train.names import LR_INPUT, STEP_INPUT
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -55,7 +56,9 @@ def evaluate_both(tmp_path, units, activation, loss, metrics, y, extra="", batch
     batches, sizes = [], []
     for start in range(0, len(y), batch_size):
         feed = {"x": x[start : start + batch_size], "target:output": y[start : start + batch_size]}
-        feed.update(state, step=np.array(0, np.int64), lr=np.array(0.0, np.float32))
+        feed.update(
+            state, **{STEP_INPUT: np.array(0, np.int64), LR_INPUT: np.array(0.0, np.float32)}
+        )
         batches.append(dict(zip(names, session.run(None, feed))))
         sizes.append(len(feed["x"]))
     plan = metric_plan(config)
@@ -195,8 +198,8 @@ def test_statistics_are_model_outputs(tmp_path):
     assert set(shapes) == set(tm.metrics)
     session = create_session(tm.proto)
     x = np.zeros((5, 6), np.float32)
-    feed = {"x": x, "target:output": np.zeros((5, 3), np.float32), "step": np.array(0)}
-    feed.update(tm.params, **tm.slots, lr=np.array(0.0, np.float32))
+    feed = {"x": x, "target:output": np.zeros((5, 3), np.float32), STEP_INPUT: np.array(0)}
+    feed.update(tm.params, **tm.slots, **{LR_INPUT: np.array(0.0, np.float32)})
     names = [o.name for o in session.get_outputs()]
     for name, value in zip(names, session.run(None, feed)):
         if name in shapes:

@@ -19,6 +19,7 @@ from tests.emit.train.keras_step import (
     set_keras_weights,
 )
 from transpiler.emit.onnx import initial_weights
+from transpiler.emit.train.names import LOSS_OUTPUT
 from transpiler.emit.train.norm_training import (
     batch_norm_inference,
     batch_norm_training,
@@ -84,7 +85,7 @@ def compare(tmp_path, kdl, keras_model, x, y, steps=2, rtol=1e-5, atol=1e-6):
     for name, value in state.items():
         np.testing.assert_allclose(value, expected[name], rtol=rtol, atol=atol, err_msg=name)
     for ours, theirs in zip(history, keras_logs):
-        np.testing.assert_allclose(ours["loss"], theirs["loss"], rtol=1e-5)
+        np.testing.assert_allclose(ours[LOSS_OUTPUT], theirs["loss"], rtol=1e-5)
     return graph, state, weights
 
 

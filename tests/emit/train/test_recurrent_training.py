@@ -26,6 +26,7 @@ from tests.emit.train.keras_step import (
     set_keras_weights,
 )
 from transpiler.emit.onnx import build_model, initial_weights
+from transpiler.emit.train.names import LOSS_OUTPUT, STEP_INPUT
 
 keras = pytest.importorskip("keras")
 L = keras.layers
@@ -94,7 +95,7 @@ def assert_matches_keras(tm, history, expected, logs, rtol=1e-5, atol=1e-6):
             assert_params(new, {n: keras_params[n] for n in tm.params}, rtol, atol)
         except AssertionError as e:
             raise AssertionError(f"after step {i + 1}: {e}") from None
-        np.testing.assert_allclose(out["loss"], logs[i]["loss"], rtol=1e-5, err_msg="loss")
+        np.testing.assert_allclose(out[LOSS_OUTPUT], logs[i]["loss"], rtol=1e-5, err_msg="loss")
 
 
 def training_forward(graph, state: dict, feeds: dict) -> list[np.ndarray]:
@@ -124,14 +125,14 @@ def training_forward(graph, state: dict, feeds: dict) -> list[np.ndarray]:
         b.nodes.append(helper.make_node("Identity", [ctx.logical(values[id(v)]).name], [name]))
         outputs.append(value_info(name, v.type))
     inputs = [value_info(v.name, v.type) for v in graph.inputs]
-    inputs.append(helper.make_tensor_value_info("step", TensorProto.INT64, []))
+    inputs.append(helper.make_tensor_value_info(STEP_INPUT, TensorProto.INT64, []))
     for name, (array, _, _) in ctx.params.items():
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
     g = helper.make_graph(b.nodes, "forward", inputs, outputs, b.tensor_protos())
     proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
     params = {n: state[n] for n in ctx.params}
-    return create_session(proto).run(None, {**feeds, **params, "step": np.array(0, np.int64)})
+    return create_session(proto).run(None, {**feeds, **params, STEP_INPUT: np.array(0, np.int64)})
 
 
 def inference_with(graph, state: dict, feeds: dict) -> list[np.ndarray]:

@@ -23,6 +23,7 @@ from transpiler.emit.code.train_script import (
     write_training_bundle,
 )
 from transpiler.errors import KdlErrors
+from transpiler.templates import ktrans_runtime as runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 HOOK = "KTRANS_TEST_INTERRUPT_AFTER_STEPS"
@@ -143,10 +144,28 @@ def ok(result) -> None:
 
 
 def import_script(script: Path):
+    """The generated script as a module (its literals; nothing runs at import)."""
     spec = importlib.util.spec_from_file_location(f"gen_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(script.parent))  # its `import ktrans_runtime`
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(script.parent))
     return module
+
+
+def device_and_host(script: Path):
+    """The bundle's engine state twice: IO binding (DeviceState) and session.run
+    (HostState), from the same initial state; and the state's names."""
+    module = import_script(script)
+    names = module.GRAPH
+    ort, train, evaluate = runtime.ort_engine.open_sessions(script.parent, module.FILES, "cpu")
+    engine = runtime.ort_engine.OrtEngine(script.parent, module.FILES, names, "cpu", False)
+    initial = engine.state()
+    device = runtime.ort_engine.DeviceState(ort, train, evaluate, initial, "cpu", names)
+    host = runtime.ort_engine.HostState(train, evaluate, initial, names)
+    return device, host, list(initial)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +233,8 @@ def test_bundle_files_and_ruff_clean_script(tmp_path, text):
         [float("inf"), -float("inf"), 1e-07, 0.1, None, True, 3],
         {"k" * 30: ["v" * 40, "w" * 40], "short": [], "e": {}},
         {"long": "x" * 120},
+        "/a/long/path/" * 8,
+        "/a/path/" * 9,
     ],
 )
 def test_py_literal_round_trips_and_is_ruff_formatted(tmp_path, value):
@@ -264,8 +285,16 @@ def test_names_must_be_identifiers_and_train_blocks_chosen(tmp_path):
     )
     _, graphs = load(str(kdl))
     graph = graphs["M"]
-    with pytest.raises(KdlErrors, match="2 train blocks"):
-        pick_train(graph)
+    # the block written without a name is the default (docs/training.md)
+    assert pick_train(graph).name == "default"
+    named = tmp_path / "named.kdl"
+    named.write_text(
+        "model M { input x: float32[2]\n Dense(1) }\n"
+        "train M as slow { loss = mse }\ntrain M as fast { loss = mae }\n"
+    )
+    _, graphs_named = load(str(named))
+    with pytest.raises(KdlErrors, match="2 train blocks and none is the default"):
+        pick_train(graphs_named["M"])
     with pytest.raises(KdlErrors, match="no train block 'slow'"):
         pick_train(graph, "slow")
     assert pick_train(graph, "fast").name == "fast"
@@ -326,13 +355,7 @@ def test_io_binding_swap_equals_plain_session_run(reference, tmp_path):
     assert (plain / "history.csv").read_text() == (out / "history.csv").read_text()
 
     # and step by step, in process: the two buffer sets against session.run
-    module = import_script(script)
-    ort, train, evaluate = module.open_sessions("cpu")
-    names = [o.name[4:] for o in train.get_outputs() if o.name.startswith("new:")]
-    infos = {i.name: i for i in train.get_inputs()}
-    initial = module.initial_state(infos, names)
-    device = module.DeviceState(ort, train, evaluate, initial, "cpu")
-    host = module.HostState(train, evaluate, initial)
+    device, host, names = device_and_host(script)
     rng = np.random.default_rng(1)
     for step in range(5):
         batch = {
@@ -485,7 +508,8 @@ def test_data_errors_are_reported(reference, tmp_path):
     np.savez(tmp_path / "wrong.npz", inputs=np.zeros((4, 6)))
     result = run(script, "--data", tmp_path / "wrong.npz", "--out", tmp_path / "o")
     assert result.returncode == 1
-    assert "no training arrays" in result.stderr and "x_train" in result.stderr
+    assert "the train data has no array 'x' (nor Keras's x_train or x)" in result.stderr
+    assert "no array 'output' (nor Keras's y_train or y); it holds: inputs" in result.stderr
     np.savez(tmp_path / "labels.npz", x=np.zeros((4, 6)), output=np.array([0, 1, 2, 7]))
     result = run(script, "--data", tmp_path / "labels.npz", "--out", tmp_path / "o")
     assert result.returncode == 1 and "labels outside 0..2" in result.stderr
@@ -548,8 +572,6 @@ def test_cuda_training_equals_its_own_rerun(reference, tmp_path):
 def test_schedules_match_keras(tmp_path):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
-    script = bundle(tmp_path, TWO)
-    module = import_script(script)
     schedules = {
         "ExponentialDecay": dict(
             initial_learning_rate=0.1, decay_steps=7, decay_rate=0.5, staircase=True
@@ -579,7 +601,7 @@ def test_schedules_match_keras(tmp_path):
     for name, kwargs in schedules.items():
         theirs = getattr(keras.optimizers.schedules, name)(**kwargs)
         for step in (0, 1, 3, 4, 10, 11, 25, 60):
-            ours = module.schedule_value({"name": name, **kwargs}, step)
+            ours = runtime.schedules.schedule_value({"name": name, **kwargs}, step)
             expected = float(keras.ops.convert_to_numpy(theirs(step)))
             assert ours == pytest.approx(expected, rel=1e-5), (name, step)
 
@@ -724,13 +746,7 @@ def test_stateful_metrics_and_ema_match_keras_fit_and_evaluate(tmp_path):
         np.testing.assert_allclose(test[key], np.asarray(value), rtol=1e-5, atol=1e-6)
 
     # the IO-binding loop keeps vector outputs (confusion counts) as session.run does
-    module = import_script(script)
-    ort, train, evaluate = module.open_sessions("cpu")
-    names = [o.name[4:] for o in train.get_outputs() if o.name.startswith("new:")]
-    infos = {i.name: i for i in train.get_inputs()}
-    initial = module.initial_state(infos, names)
-    device = module.DeviceState(ort, train, evaluate, initial, "cpu")
-    host = module.HostState(train, evaluate, initial)
+    device, host, _ = device_and_host(script)
     batch = {"x": x[:7], "target:output": y[:7]}
     for a, b in (
         (device.step(batch, 0, 0.1), host.step(batch, 0, 0.1)),
@@ -745,14 +761,16 @@ def test_stateful_metrics_and_ema_match_keras_fit_and_evaluate(tmp_path):
     from transpiler.emit.train.metrics import evaluate_plan, metric_plan
     from transpiler.graph import load
 
+    module = import_script(script)
     _, graphs = load(str(tmp_path / "bundle.kdl"))
     plan = metric_plan(pick_train(graphs["B"]))
     batches = [host.evaluate({"x": x[i : i + 9], "target:output": y[i : i + 9]}) for i in (0, 9)]
-    averages = module.Averages()
+    averages = runtime.metrics.Averages(module.LOSSES, module.METRIC_PLAN)
     for values in batches:
         averages.update(values, 9)
     expected = evaluate_plan(plan, batches, [9, 9])
     assert {k: v for k, v in averages.result().items() if k != "loss"} == expected
+    assert [e["finalize"] for e in module.METRIC_PLAN] == [e["finalize"] for e in plan]
 
     # a run interrupted mid-epoch (the confusion counts in the checkpoint) resumes exactly
     again = tmp_path / "again"
@@ -840,11 +858,16 @@ def test_ktrans_train_mnist_mlp_one_epoch(tmp_path):
     if "RMSprop" not in OPTIMIZERS:
         pytest.skip("the RMSprop emitter is not written yet (examples/mnist_mlp.kdl uses it)")
     out = tmp_path / "mnist"
+    # the script casts, it never rescales (as Keras): the pixels are scaled here, as a
+    # Keras user scales them, until the example holds a Rescaling layer
+    with np.load(ROOT / "examples/data/mnist_5k.npz") as d:
+        scaled = {k: d[k].astype(np.float32) / 255 if k[0] == "x" else d[k] for k in d.files}
+    np.savez(tmp_path / "mnist_scaled.npz", **scaled)
     result = _ktrans(
         "train",
         "examples/mnist_mlp.kdl",
         "--data",
-        "examples/data/mnist_5k.npz",
+        tmp_path / "mnist_scaled.npz",
         "--epochs",
         "1",
         "--batch-size",

@@ -26,15 +26,26 @@ EVAL_FORMAT = 1
 
 
 def eval_settings(graph, config, settings: dict) -> dict:
-    """The contents of `<Model>.eval.json`, from the script's settings."""
-    constants = settings["constants"]
+    """The contents of `<Model>.eval.json`, from the script's settings (its literals,
+    `settings["s"]`: FEEDS describes the inputs and the trained outputs' targets)."""
+    constants = settings["s"]
+    inputs, outputs = [], {}
+    for name, feed in constants["FEEDS"].items():
+        if "loss" not in feed:
+            inputs.append(name)
+            continue
+        outputs[feed["array"]] = {"target": name, "loss": feed["loss"]}
+        if "classes" in feed:  # sparse class ids
+            outputs[feed["array"]].update(
+                classes=feed["classes"], ignore_class=feed["ignore_class"]
+            )
     return {
         "format": EVAL_FORMAT,
         "model": constants["MODEL"],
         "train_block": constants["TRAIN_BLOCK"],
         "files": constants["FILES"],
-        "inputs": constants["INPUTS"],
-        "outputs": constants["OUTPUTS"],
+        "inputs": inputs,
+        "outputs": outputs,
         "losses": constants["LOSSES"],
         "loss_names": {name: spec.name for name, spec in config.loss.items()},
         "metric_plan": constants["METRIC_PLAN"],

@@ -74,6 +74,7 @@ from transpiler.emit.code.keras_render import (
     render,
 )
 from transpiler.emit.code.keras_writer import KerasWriter, Line
+from transpiler.emit.code.templates import load_template
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 
@@ -114,26 +115,6 @@ def _fail(message: str, hint: str | None = None):
     raise KdlErrors([KdlError(None, message, hint)])
 
 
-def _template():
-    import jinja2
-
-    try:
-        from importlib import resources
-
-        text = resources.files("transpiler.templates").joinpath("keras_model.py.j2").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        here = Path(__file__).resolve().parents[3] / "templates" / "keras_model.py.j2"
-        text = here.read_text("utf-8")
-    env = jinja2.Environment(
-        autoescape=False,  # Python code, not HTML: every value is checked code already
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return env.from_string(text)
-
-
 def generate_keras(graph: Graph, program=None, source: str | None = None) -> str:
     """The Python source of a module whose `build_model()` returns `graph` in Keras 3."""
     writer = KerasWriter(graph, program)
@@ -148,7 +129,7 @@ def generate_keras(graph: Graph, program=None, source: str | None = None) -> str
         source_name = None
     layers_count = sum(1 for la in graph.layers if la.family != "expression")
     custom = {la.keras_class() for la in graph.layers} & set(CUSTOM_CLASSES)
-    code = _template().render(
+    code = load_template("keras_model.py.j2").render(
         model=graph.name if is_safe_name_text(graph.name) else "",
         source=source_name,
         version=__version__,

@@ -138,7 +138,7 @@ def expression_expr(node: Node, names: list[str]) -> Expr:
     if isinstance(op, shapes.Squeeze):
         return call("ops.squeeze", Atom(x), axis=Atom(str(op.resolved)))
     if isinstance(op, shapes.Index):
-        return Atom(f"{x}[{_subscript(op.resolved)}]")
+        return Atom(f"{x}[{subscript(op.resolved)}]")
     raise CodegenError(f"no Keras code for the expression '{op.describe_config()}'")
 
 
@@ -173,7 +173,9 @@ def keeps_name(op: Layer) -> bool:
     return isinstance(op, ReshapeTo) and not all(isinstance(d, int) for d in op.resolved)
 
 
-def _subscript(items) -> str:
+def subscript(items) -> str:
+    """`:, 0, 1:5, ::2`: a numpy-style subscript of the batch axis whole, then the
+    `Index` expression's items."""
     parts = [":"]
     for item in items:
         if item[0] == "index":

@@ -12,6 +12,7 @@ from transpiler.emit.onnx.context import LowerContext
 from transpiler.emit.onnx.model import value_info
 from transpiler.emit.onnx.tensors import LTensor
 from transpiler.emit.train.graph_errors import Scopes, check_onnx
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, TARGET
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.layers.masking import lower_node
 
@@ -63,16 +64,16 @@ def build_eval_model(graph, config, weights) -> onnx.ModelProto:
     b.scope = ""
     predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
     activity = activity_penalties(b, graph, values)  # as Keras's evaluate: inference mode
-    targets = {name: b.unique(f"target:{name}") for name in config.loss}
+    targets = {name: b.unique(TARGET + name) for name in config.loss}
     b.scope = "loss"
     loss, per_output = total_loss(b, config, graph, predictions, targets, ctx.params, activity)
     b.scope = "metrics"
     metric_values = batch_metrics(b, config, graph, predictions, targets)
     b.scope = ""
 
-    named = {"loss": loss}
+    named = {LOSS_OUTPUT: loss}
     if len(per_output) > 1:
-        named.update({f"loss:{n}": v for n, v in per_output.items()})
+        named.update({LOSS_OF + n: v for n, v in per_output.items()})
     named.update(metric_values)
     shapes = metric_shapes(config, graph)
     outputs = []

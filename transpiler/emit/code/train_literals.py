@@ -1,11 +1,10 @@
 """Python source for the values a generated training script embeds: `py_literal` / `py_str`
 render plain data as literals laid out as `ruff format` lays them out, and `checked_finalize`
-checks that a metric's finalize expression (which the script evaluates) is arithmetic on its
-statistics with literal constants only."""
+checks that a metric's finalize expression (which the script's runtime evaluates) is
+arithmetic on its statistics with literal constants only."""
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np
@@ -36,7 +35,14 @@ def py_literal(value, indent: int = 0, prefix: str = "", suffix: str = "") -> st
     source, laid out as `ruff format` lays it out: on one line when `prefix`, the value
     and `suffix` fit at `indent`, else one item per line with a trailing comma."""
     flat = _flat(value)
-    if indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not _is_container(value):
+    fits = indent + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH
+    wrapped = indent + 4 + len(flat) <= LINE_LENGTH
+    if not fits and wrapped and not _is_container(value) and prefix.endswith(" = ") and not suffix:
+        # ruff format puts a long right-hand side of an assignment in parentheses
+        # when that makes it fit
+        pad = " " * indent
+        return f"{pad}{prefix}(\n{pad}    {flat}\n{pad})"
+    if fits or not _is_container(value):
         line = " " * indent + prefix + flat + suffix
         if len(line) > LINE_LENGTH:  # E501 where enabled; RUF100 where it is not
             line += "  # noqa: E501, RUF100"
@@ -85,65 +91,15 @@ def _flat(value) -> str:
 
 # ------------------------------------------------------------------ finalize expressions
 
-# A finalize expression may use these besides its statistics and the helpers' functions.
-FINALIZE_BUILTINS = ("np", "float")
-_FINALIZE_NODES = (
-    ast.Expression,
-    ast.Call,
-    ast.keyword,
-    ast.Name,
-    ast.Load,
-    ast.Attribute,
-    ast.Constant,
-    ast.List,
-    ast.Tuple,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Add,
-    ast.Sub,
-    ast.Mult,
-    ast.Div,
-    ast.Pow,
-    ast.USub,
-    ast.UAdd,
-)
-
-
-def finalize_helper_names() -> list[str]:
-    """The functions FINALIZE_HELPERS defines (ktrans's own numpy source, which the script
-    includes verbatim): it must define functions and nothing else."""
-    from transpiler.emit.train.metrics import FINALIZE_HELPERS
-
-    names = []
-    for node in ast.parse(FINALIZE_HELPERS).body:
-        if not isinstance(node, ast.FunctionDef):
-            raise AssertionError("FINALIZE_HELPERS must hold only function definitions")
-        names.append(node.name)
-    return names
-
 
 def checked_finalize(expression: str, variables: list[str]) -> str:
     """`expression` if it is a finalize expression as ktrans's metric catalogue writes
-    them: arithmetic and calls of `np.<function>`, `float` and the helpers on the
-    statistics' `variables`, with literal constants only (so a string from a .kdl file,
-    such as an AUC curve, can only be a string constant). The script evaluates these;
-    anything else raises AssertionError, a bug in ktrans."""
-    allowed = {*FINALIZE_BUILTINS, *finalize_helper_names(), *variables}
-    tree = ast.parse(expression, mode="eval")
-    for node in ast.walk(tree):
-        ok = isinstance(node, _FINALIZE_NODES)
-        if isinstance(node, ast.Name):
-            ok = node.id in allowed
-        elif isinstance(node, ast.Attribute):
-            base = node.value
-            ok = isinstance(base, ast.Name) and base.id == "np" and not node.attr.startswith("_")
-        elif isinstance(node, ast.Constant):
-            ok = node.value is None or isinstance(node.value, (bool, int, float, str))
-        elif isinstance(node, ast.keyword):
-            ok = node.arg is not None
-        if not ok:
-            raise AssertionError(
-                f"the finalize expression {expression!r} is not one ktrans writes: "
-                f"it holds {ast.dump(node)}"
-            )
-    return expression
+    them (the bundle runtime's rule: templates/ktrans_runtime/finalize.py, which the
+    script applies again before evaluating it); anything else raises AssertionError, a
+    bug in ktrans."""
+    from transpiler.templates.ktrans_runtime.finalize import FinalizeError, checked
+
+    try:
+        return checked(expression, variables)
+    except FinalizeError as e:
+        raise AssertionError(str(e)) from None

@@ -5,9 +5,13 @@ with numpy + onnxruntime only, the ONNX models it runs and the initial state.
 
 writes into `out/`:
 
-- `train_<Model>.py`: the training loop (rendered from templates/train_script.py.j2);
-- `<Model>.train.onnx`: one training step (`build_training_model`): batch, `step`, `lr`,
-  parameters, buffers and optimizer slots in; `loss`, metrics and `new:<state>` out;
+- `train_<Model>.py`: the model's settings, how its data feeds a step, and the training
+  loop (rendered from templates/train_script.py.j2);
+- `ktrans_runtime/`: a copy of the runtime package (templates/ktrans_runtime), the same in
+  every bundle: the machinery the loop uses;
+- `<Model>.train.onnx`: one training step (`build_training_model`): batch, `ktrans:step`,
+  `ktrans:lr`, parameters, buffers and optimizer slots in; `ktrans:loss`, metrics and
+  `new:<state>` out (transpiler.emit.train.names);
 - `<Model>.eval.onnx`: the same forward pass in inference mode (Dropout off, moving
   statistics used) with loss and metrics but no update: validation and test data;
 - `<Model>.onnx`: the inference model (`build_model`) holding the initial weights; the script
@@ -16,7 +20,9 @@ writes into `out/`:
 - `<Model>.init.npz`: the initial parameters, buffers and slots, named as the models' inputs;
 - `<Model>.keras.json`: how the script writes the trained weights in Keras's formats
   (transpiler.emit.code.keras_export_info), with the `ktrans_runtime/` package it uses;
-- `README.md`: what the files are and how to run the script.
+- `<Model>.offsets.json`: where each weight's bytes sit in `<Model>.onnx`;
+- `README.md`: what the files are, what the data holds, what a run writes
+  (transpiler.emit.code.train_readme).
 
 Every name and string that comes from a .kdl file enters the script as a Python literal
 (`py_literal`, transpiler.emit.code.train_literals), never as code; the model and train
@@ -46,22 +52,18 @@ from transpiler import __version__
 from transpiler.emit.code.bundle_extras import write_bundle_extras
 from transpiler.emit.code.keras_export_info import keras_export_info
 from transpiler.emit.code.train_eval import build_eval_model
-from transpiler.emit.code.train_literals import checked_finalize, finalize_helper_names, py_literal
+from transpiler.emit.code.train_literals import checked_finalize, py_literal
+from transpiler.emit.code.train_readme import bundle_readme
 from transpiler.emit.code.train_weight_bytes import weight_offsets
 from transpiler.emit.file_names import file_stem
 from transpiler.emit.onnx.model import build_model, initial_weights
 from transpiler.emit.onnx.save import PROTOBUF_LIMIT, atomic_write_bytes
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, LR_INPUT, STEP_INPUT, TARGET
 from transpiler.errors import KdlError, KdlErrors, printable
 
+RUNTIME = "ktrans_runtime"  # the package every bundle carries, beside the script
+DEFAULT_TRAIN = "default"  # the name of a train block written without `as NAME`
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-SUPPORTED_CALLBACKS = (
-    "EarlyStopping",
-    "ReduceLROnPlateau",
-    "ModelCheckpoint",
-    "CSVLogger",
-    "TerminateOnNaN",
-    "LearningRateScheduler",
-)
 
 
 def _fail(message: str, hint: str | None = None, span=None):
@@ -72,7 +74,8 @@ def _fail(message: str, hint: str | None = None, span=None):
 
 
 def pick_train(graph, name: str | None = None):
-    """The train block `name` of `graph`, or its only one."""
+    """The train block `name` of `graph`; without a name, its only one, or the one
+    written without a name (`train M { ... }`, called "default") among named ones."""
     trains = graph.trains
     if not trains:
         _fail(
@@ -86,9 +89,12 @@ def pick_train(graph, name: str | None = None):
                 f"its train blocks: {', '.join(trains)}",
             )
         return trains[name]
+    if len(trains) > 1 and DEFAULT_TRAIN in trains:
+        return trains[DEFAULT_TRAIN]
     if len(trains) > 1:
         _fail(
-            f"model {graph.name} has {len(trains)} train blocks: {', '.join(trains)}",
+            f"model {graph.name} has {len(trains)} train blocks and none is the default "
+            f"(`train {graph.name} {{ ... }}`, without a name): {', '.join(trains)}",
             "choose one with --train NAME",
         )
     return next(iter(trains.values()))
@@ -115,9 +121,9 @@ def _log_names(graph, config, tm) -> tuple[dict, list[dict]]:
     checked against the training model's outputs."""
     from transpiler.emit.train.metrics import metric_plan
 
-    losses = {"loss": "loss"}
+    losses = {"loss": LOSS_OUTPUT}
     for out in tm.losses[1:]:
-        losses[f"{out.split(':', 1)[1]}_loss"] = out
+        losses[f"{out[len(LOSS_OF) :]}_loss"] = out
     plan = metric_plan(config)
     keys = set(losses)
     fed = set(tm.metrics)
@@ -148,12 +154,15 @@ def _directions(losses: dict, plan: list[dict]) -> dict[str, str]:
 
 
 def _callbacks(config, directions: dict) -> list[dict]:
+    from transpiler.templates.ktrans_runtime.callbacks import REGISTRY
+
+    supported = sorted(REGISTRY)  # the bundle runtime's callback classes
     out = []
     for cb in config.callbacks:
-        if cb.name not in SUPPORTED_CALLBACKS:
+        if cb.name not in supported:
             _fail(
                 f"the callback {cb.name} is not supported by generated training scripts",
-                f"supported: {', '.join(SUPPORTED_CALLBACKS)}",
+                f"supported: {', '.join(supported)}",
                 config.span,
             )
         entry = {"name": cb.name, **_plain(cb.kwargs)}
@@ -164,11 +173,40 @@ def _callbacks(config, directions: dict) -> list[dict]:
     return out
 
 
-def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) -> dict:
-    """Everything the template needs, as plain data."""
+def _feeds(graph, config, tm) -> dict[str, dict]:
+    """{feed name: spec} for the script's FEEDS: each data input of the training model,
+    typed and shaped as that model declares it (axes fixed to the data stay fixed)."""
     from transpiler.emit.train.losses import SPARSE
-    from transpiler.emit.train.metrics import FINALIZE_HELPERS
 
+    declared = {i.name: i.type.tensor_type for i in tm.proto.graph.input}
+    inputs = [v.name for v in graph.inputs]
+    keras = len(inputs) == 1 and len(config.loss) == 1  # x_train / y_train serve too
+    feeds = {}
+    for name in tm.data_inputs:
+        t = declared[name]
+        spec = {
+            "array": name,
+            "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+            "shape": [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim[1:]],
+        }
+        if name.startswith(TARGET):
+            output = name[len(TARGET) :]
+            loss = config.loss[output]
+            spec.update(array=output, loss=loss.name)
+            if loss.name in SPARSE:  # int64 class ids, not one-hot rows
+                spec["classes"] = graph.outputs[output].type.shape[-1]
+                spec["ignore_class"] = loss.kwargs.get("ignore_class")
+            if keras:
+                spec["keras"] = "y"
+        elif keras:
+            spec["keras"] = "x"
+        feeds[name] = spec
+    return feeds
+
+
+def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
+    """Everything the template needs, as plain data: `s` holds the script's literals."""
+    source = str(graph.file) if getattr(graph, "file", None) else None  # as ktrans was given it
     for label, name in (("model", graph.name), ("train block", config.name)):
         if not IDENTIFIER.match(name):
             _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
@@ -176,18 +214,9 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
     directions = _directions(losses, plan)
     callbacks = _callbacks(config, directions)
     lr = _plain(config.optimizer.kwargs.get("learning_rate", 0.001))
-    outputs = {}
-    for name, spec in config.loss.items():
-        outputs[name] = {"target": f"target:{name}", "loss": spec.name}
-        if spec.name in SPARSE:  # int64 class ids, not one-hot rows
-            outputs[name]["classes"] = graph.outputs[name].type.shape[-1]
-            outputs[name]["ignore_class"] = spec.kwargs.get("ignore_class")
     metric_plan = [
         {key: entry[key] for key in ("key", "stats", "combine", "finalize")} for entry in plan
     ]
-    ema = {}
-    if config.optimizer.kwargs.get("use_ema"):
-        ema = {p: f"slot:{p}:average" for p in tm.params if f"slot:{p}:average" in tm.slots}
     fit = {
         "batch_size": config.batch_size,
         "epochs": config.epochs,
@@ -200,36 +229,26 @@ def script_settings(graph, config, tm, seed: int, files: dict, offsets: dict) ->
         "validation_freq": config.validation_freq,
         "verbose": config.verbose,
     }
-    uses_schedule = isinstance(lr, dict) or any(
-        c["name"] == "LearningRateScheduler" for c in callbacks
-    )
     return {
-        "model": graph.name,
+        "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,
         "version": __version__,
-        "constants": {
+        "s": {
             "MODEL": graph.name,
             "TRAIN_BLOCK": config.name,
-            "SOURCE": str(graph.file) if getattr(graph, "file", None) else None,
-            "KTRANS_VERSION": __version__,
             "SEED": int(seed),
-            "FILES": files,
-            "INPUTS": [v.name for v in graph.inputs],
-            "OUTPUTS": outputs,
+            "FILES": {"source": source, **files},
+            "GRAPH": {"step": STEP_INPUT, "learning_rate": LR_INPUT, "loss": LOSS_OUTPUT},
+            "FEEDS": _feeds(graph, config, tm),
             "LOSSES": losses,
             "METRIC_PLAN": metric_plan,
             "OPTIMIZER": config.optimizer.name,
             "LEARNING_RATE": lr,
             "FIT": fit,
             "CALLBACKS": callbacks,
-            "EMA_AVERAGES": ema,
-            "DATA": dict(config.data),
+            "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
+            "DATA": _plain(dict(config.data)),
         },
-        "finalize_helpers": FINALIZE_HELPERS.strip("\n"),
-        "finalize_helper_names": finalize_helper_names(),
-        "export_offsets": offsets,
-        "uses_schedule": uses_schedule,
-        "callback_names": sorted({c["name"] for c in callbacks}),
     }
 
 
@@ -251,36 +270,18 @@ def render_script(settings: dict) -> str:
 # ------------------------------------------------------------------ the bundle
 
 
-def _readme(model: str, train: str, files: dict) -> str:
-    return f"""# Training bundle for {model} (train block `{train}`)
-
-Generated by ktrans {__version__}. Run it with Python 3.10+, numpy and onnxruntime
-(onnxruntime-gpu for `--device cuda`), and h5py for the Keras `.weights.h5` and `.keras`
-files; neither ktrans nor the `onnx` package is needed.
-
-```sh
-python {files["script"]} --data DATA.npz [--epochs N] [--batch-size N] [--device cpu|cuda]
-python {files["script"]} --help      # every flag, the data format, the outputs
-```
-
-| file | what |
-|---|---|
-| `{files["script"]}` | the training loop |
-| `{files["train"]}` | one training step: batch, step, lr, state in; loss, metrics, new state out |
-| `{files["eval"]}` | loss and metrics in inference mode, for validation and test data |
-| `{files["inference"]}` | the inference model with the initial weights |
-| `{files["init"]}` | the initial parameters, buffers and optimizer slots |
-| `{model}.eval.json` | what the evaluation model computes: losses, metric plan, data settings |
-| `{model}.svg`, `{model}.summary.txt` | the model diagram and summary table, for the report |
-| `{files["keras"]}`, `ktrans_runtime/` | how the trained weights are written for Keras |
-
-The script writes into `--out` (default: this directory) `history.csv`, `history.json`,
-`checkpoint.npz` (every epoch, and on Ctrl-C; continue with `--resume`),
-`results.json` and `{model}.trained.onnx`, the inference model with the trained weights,
-and the trained weights for Keras: `{model}.weights.h5` (load it into the model of
-`ktrans codegen --target keras` with `model.load_weights`) and `{model}.weights.npz`
-(`<layer>/<weight>` arrays in Keras layout, for `ktrans build --weights`).
-"""
+def copy_runtime(out: Path) -> list[Path]:
+    """Copies the runtime package (templates/ktrans_runtime) into `out/ktrans_runtime/`,
+    each file atomically; removes modules there that the package no longer has."""
+    source = resources.files("transpiler.templates").joinpath(RUNTIME)
+    target = out / RUNTIME
+    target.mkdir(parents=True, exist_ok=True)
+    names = sorted(f.name for f in source.iterdir() if f.is_file() and f.name.endswith(".py"))
+    written = [atomic_write_bytes(target / n, source.joinpath(n).read_bytes()) for n in names]
+    for stale in target.glob("*.py"):
+        if stale.name not in names:
+            stale.unlink()
+    return written
 
 
 def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> None:
@@ -288,7 +289,7 @@ def _check_same_weights(graph, config, state: dict, eval_proto, inference) -> No
     does (same names, layouts and values): the script feeds its state to the first and
     writes it into the second. A layer whose inference form folds its weights (as
     BatchNormalization on an axis ONNX's op cannot take) breaks this."""
-    data = {v.name for v in graph.inputs} | {f"target:{n}" for n in config.loss}
+    data = {v.name for v in graph.inputs} | {TARGET + n for n in config.loss}
     fed = [i.name for i in eval_proto.graph.input if i.name not in data]
     initializers = {t.name: t for t in inference.graph.initializer}
     odd = [n for n in fed if n not in state] + [n for n in state if n not in initializers]
@@ -343,11 +344,14 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         "eval": f"{name}.eval.onnx",
         "inference": f"{name}.onnx",
         "init": f"{name}.init.npz",
+        "offsets": f"{name}.offsets.json",
+        "trained": f"{name}.trained.onnx",  # written by the script
         "keras": f"{name}.keras.json",
     }
     keras_info = json.dumps(keras_export_info(inference_graph, state_names=state))
-    settings = script_settings(graph, config, tm, seed, files, offsets)
+    settings = script_settings(graph, config, tm, seed, files)
     script = render_script(settings)
+    readme = bundle_readme(name, config.name, files, settings["s"]["FEEDS"])
 
     init = io.BytesIO()
     np.savez(init, **{**tm.params, **tm.buffers, **tm.slots})
@@ -359,23 +363,12 @@ def write_training_bundle(graph, config, out_dir, seed: int = 0, inference=None)
         atomic_write_bytes(out / files["inference"], inference_bytes),
         atomic_write_bytes(out / files["init"], init.getvalue()),
         atomic_write_bytes(out / files["keras"], keras_info.encode()),
-        *_copy_runtime(out),
-        atomic_write_bytes(out / "README.md", _readme(name, config.name, files).encode()),
+        atomic_write_bytes(out / files["offsets"], (json.dumps(offsets) + "\n").encode()),
+        atomic_write_bytes(out / "README.md", readme.encode()),
     ]
+    copy_runtime(out)
     written += write_bundle_extras(graph, config, settings, out)
-    return written
-
-
-def _copy_runtime(out: Path) -> list[Path]:
-    """The bundle's copy of the runtime package (transpiler/templates/ktrans_runtime):
-    [the folder]."""
-    package = resources.files("transpiler.templates.ktrans_runtime")
-    target = out / "ktrans_runtime"
-    target.mkdir(parents=True, exist_ok=True)
-    for f in sorted(package.iterdir(), key=lambda f: f.name):
-        if f.name.endswith(".py"):
-            atomic_write_bytes(target / f.name, f.read_bytes())
-    return [target]
+    return [*written, out / RUNTIME]
 
 
 def codegen_train(

@@ -10,6 +10,7 @@ import numpy as np
 from transpiler.emit.onnx.builder import OpBuilder
 from transpiler.emit.onnx.pending import PendingArray, resolve
 from transpiler.emit.onnx.tensors import LTensor, channels_first_perm, inverse
+from transpiler.emit.train.names import STEP_INPUT
 from transpiler.graph.types import TensorType
 from transpiler.layers.base import NO_CALL_ARGS
 
@@ -39,7 +40,7 @@ class LowerContext:
         #: training: non-trainable input name -> the value name that replaces it after a step
         self.buffer_updates: dict[str, str] = {}
         #: training: value names of the step counter and the per-layer random seeds
-        self.step_input = "step"
+        self.step_input = STEP_INPUT
         self._weight_names: dict[tuple, str] = {}
         self._transposed: dict[tuple, LTensor] = {}
 

@@ -139,7 +139,9 @@ def read_keras3_group(layers_group, graph: Graph, where: str) -> dict[str, np.nd
     of a .keras archive, opened by the caller), matched as for a .weights.h5 file."""
     import h5py
 
-    return _match_keras3(_read_keras3(layers_group, h5py), graph, where)
+    largest = max((math.prod(w.shape) for la in graph.layers for w in la.weights or []), default=1)
+    reader = H5Reader(h5py, where, largest)
+    return _match_keras3(_read_keras3(layers_group, reader), graph, where)
 
 
 def _text(value) -> str:

@@ -246,12 +246,12 @@ def _precision_recall(needed: tuple[str, ...]):
 
 metric(
     "precision",
-    lambda kw: ("sum", "_first_or_list(_divide_no_nan(tp, tp + fp))"),
+    lambda kw: ("sum", "first_or_list(divide_no_nan(tp, tp + fp))"),
     ("tp", "fp"),
 )(_precision_recall(("tp", "fp")))
 metric(
     "recall",
-    lambda kw: ("sum", "_first_or_list(_divide_no_nan(tp, tp + fn))"),
+    lambda kw: ("sum", "first_or_list(divide_no_nan(tp, tp + fn))"),
     ("tp", "fn"),
 )(_precision_recall(("tp", "fn")))
 
@@ -276,7 +276,7 @@ def _auc_finish(kw: dict) -> tuple[str, str]:
         f"multi_label={bool(kw.get('multi_label'))!r}, "
         f"label_weights={kw.get('label_weights')!r}"
     )
-    return "sum", f"_auc(tp, fp, tn, fn, {args})"
+    return "sum", f"auc_result(tp, fp, tn, fn, {args})"
 
 
 @metric("auc", _auc_finish, ("tp", "fp", "tn", "fn"))

@@ -28,7 +28,7 @@ declares each output with its shape from `metric_shapes(config, graph)` (`()`, `
         "stats": {"tp": "metric:output:precision:tp",   # variable -> training-model output
                   "fp": "metric:output:precision:fp"},
         "combine": "sum",                # how batches add up, see below
-        "finalize": "_first_or_list(_divide_no_nan(tp, tp + fp))",   # the logged value
+        "finalize": "first_or_list(divide_no_nan(tp, tp + fp))",   # the logged value
     }
 
 - `combine == "mean"`: each statistic is a batch mean; over batches
@@ -38,10 +38,11 @@ declares each output with its shape from `metric_shapes(config, graph)` (`()`, `
 Keras resets metrics at the start of every epoch and of every evaluation, and its
 progress bar and `logs` show the running result: combine the batches seen so far and
 finalize. `finalize` is a Python expression over the combined statistics (numpy float64
-arrays, or floats for "mean") by their variable names, `np` (numpy) and the helpers in
-`FINALIZE_HELPERS`, which the generated script includes verbatim once (it needs numpy
-only); it evaluates to a float, or a list of floats where Keras logs a vector
-(precision/recall with several thresholds). `evaluate_plan` is the reference of all this.
+arrays, or floats for "mean") by their variable names, `np` (numpy), `float` and the
+helpers of the bundle runtime's finalize module (templates/ktrans_runtime/finalize.py,
+which checks the expressions too); it evaluates to a float, or a list of floats where
+Keras logs a vector (precision/recall with several thresholds). `evaluate_plan` is the
+reference of all this.
 
 Metrics of an output without a loss are left out (plan and outputs): the training model
 has no target for it, where Keras would log them when given its labels.
@@ -55,71 +56,6 @@ from __future__ import annotations
 import numpy as np
 
 from transpiler.emit.train.metric_stats import FINISH, METRICS, STATS, auc_thresholds
-
-# ---------------------------------------------------------------- finalizing (numpy only)
-
-FINALIZE_HELPERS = '''
-def _divide_no_nan(x, y):
-    x, y = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(y, np.float64))
-    out = np.zeros(x.shape)
-    np.divide(x, y, out=out, where=y != 0)
-    return out
-
-
-def _first_or_list(values):
-    values = np.asarray(values, np.float64).reshape(-1)
-    return float(values[0]) if values.size == 1 else [float(v) for v in values]
-
-
-def _auc(tp, fp, tn, fn, curve="ROC", summation_method="interpolation",
-         multi_label=False, label_weights=None):
-    """keras.metrics.AUC.result() on summed confusion counts."""
-    tp, fp, tn, fn = (np.asarray(a, np.float64) for a in (tp, fp, tn, fn))
-
-    def by_label(terms):
-        if not multi_label:
-            return float(np.sum(terms))
-        per_label = np.sum(terms, axis=0)
-        if label_weights is None:
-            return float(np.mean(per_label))
-        w = np.asarray(label_weights, np.float64)
-        return float(_divide_no_nan(np.sum(per_label * w), np.sum(w)))
-
-    if curve == "PR" and summation_method == "interpolation":
-        dtp = tp[:-1] - tp[1:]
-        p = tp + fp
-        dp = p[:-1] - p[1:]
-        slope = _divide_no_nan(dtp, np.maximum(dp, 0))
-        intercept = tp[1:] - slope * p[1:]
-        both = (p[:-1] > 0) & (p[1:] > 0)
-        ratio = np.where(both, _divide_no_nan(p[:-1], np.maximum(p[1:], 0)), 1.0)
-        with np.errstate(divide="ignore"):
-            log_ratio = np.log(ratio)
-        terms = _divide_no_nan(
-            slope * (dtp + intercept * log_ratio), np.maximum(tp[1:] + fn[1:], 0)
-        )
-        return by_label(terms)
-    recall = _divide_no_nan(tp, tp + fn)
-    if curve == "ROC":
-        x, y = _divide_no_nan(fp, fp + tn), recall
-    elif curve == "PR":
-        x, y = recall, _divide_no_nan(tp, tp + fp)
-    else:  # PRGAIN
-        scale = _divide_no_nan(tp + fn, tn + fp)
-        recall_gain = 1.0 - scale * _divide_no_nan(fn, tp)
-        precision_gain = 1.0 - scale * _divide_no_nan(fp, tp)
-        recall_gain = np.maximum(np.where(tp == 0, 0.0, recall_gain), 0.0)
-        precision_gain = np.where(tp == 0, 1.0, precision_gain)
-        x, y = recall_gain, precision_gain
-    if summation_method == "interpolation":
-        heights = (y[:-1] + y[1:]) / 2.0
-    elif summation_method == "minoring":
-        heights = np.minimum(y[:-1], y[1:])
-    else:
-        heights = np.maximum(y[:-1], y[1:])
-    return by_label((x[:-1] - x[1:]) * heights)
-'''
-
 
 # ---------------------------------------------------------------- the model's outputs
 
@@ -237,8 +173,8 @@ def metric_plan(config) -> list[dict]:
 def evaluate_plan(plan: list[dict], batches: list[dict], sizes: list[int]) -> dict[str, object]:
     """The reference loop: `batches` are the training (or evaluation) model's outputs per
     batch, `sizes` the batch sizes; returns {log key: value} as Keras logs it."""
-    helpers: dict = {"np": np}
-    exec(FINALIZE_HELPERS, helpers)
+    from transpiler.templates.ktrans_runtime.finalize import compile_finalize
+
     logs = {}
     total = float(sum(sizes))
     for entry in plan:
@@ -249,5 +185,5 @@ def evaluate_plan(plan: list[dict], batches: list[dict], sizes: list[int]) -> di
                 combined[var] = acc / total if total else 0.0
             else:
                 combined[var] = sum(np.asarray(batch[name], np.float64) for batch in batches)
-        logs[entry["key"]] = eval(entry["finalize"], dict(helpers), combined)
+        logs[entry["key"]] = compile_finalize(entry["finalize"], list(combined))(combined)
     return logs

@@ -1,9 +1,10 @@
 """Graph + TrainConfig -> one ONNX model per training step.
 
-Inputs: the batch (model inputs and one `target:<output>` per trained output), `lr` (float
-scalar), `step` (int64 scalar: steps done so far), every parameter and buffer (named
-`<layer>/<weight>`, ONNX layout) and every optimizer slot (`slot:<param>:<name>`).
-Outputs: `loss` (the total, as Keras reports it), `loss:<output>` for multi-output models,
+Inputs: the batch (model inputs and one `target:<output>` per trained output), `ktrans:lr`
+(float scalar), `ktrans:step` (int64 scalar: steps done so far), every parameter and buffer
+(named `<layer>/<weight>`, ONNX layout) and every optimizer slot (`slot:<param>:<name>`).
+Outputs: `ktrans:loss` (the total, as Keras reports it), `loss:<output>` for multi-output
+models,
 `metric:<output>:<name>` (this batch's statistic), and `new:<name>` for every parameter,
 buffer and slot. The training loop feeds each step's `new:` values back as inputs.
 """
@@ -24,7 +25,7 @@ from transpiler.emit.train.autodiff import GradientError, gradients, static_shap
 from transpiler.emit.train.graph_errors import Scopes, check_onnx, gradient_error
 from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
-from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, LR_INPUT, NEW, STEP_INPUT, TARGET
 from transpiler.emit.train.optimizers import apply_optimizer
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.layers.masking import lower_node
@@ -40,7 +41,7 @@ class TrainingModel:
     buffers: dict[str, np.ndarray]  # non-trainable weights (moving statistics)
     slots: dict[str, np.ndarray]  # optimizer state, initial values
     metrics: list[str]  # output names of metric values
-    losses: list[str]  # LOSS_OUTPUT first
+    losses: list[str]  # LOSS_OUTPUT ("ktrans:loss") first
     state_names: list[str] = field(default_factory=list)  # params + buffers + slots, in order
 
 
@@ -50,8 +51,7 @@ def build_training_model(
     weights = weights if weights is not None else initial_weights(graph, seed)
     b = OpBuilder()
     ctx = LowerContext(b, weights, training=True)
-    ctx.step_input = STEP_INPUT
-    b.unique(STEP_INPUT)
+    ctx.step_input = b.unique(STEP_INPUT)
     b.unique(LR_INPUT)
     values = {}
     for v in graph.inputs:
@@ -83,7 +83,7 @@ def build_training_model(
     activity = activity_penalties(b, graph, values)  # on the training-mode outputs
     targets = {}
     for name in config.loss:
-        targets[name] = f"target:{name}"
+        targets[name] = TARGET + name
         b.unique(targets[name])
     trainable = [n for n, (_, t, _) in ctx.params.items() if t]
     b.scope = "loss"
@@ -119,8 +119,8 @@ def build_training_model(
     outputs = [loss_info]
     if len(per_output) > 1:
         for name, value in per_output.items():
-            b.nodes.append(helper.make_node("Identity", [value], [f"loss:{name}"]))
-            outputs.append(helper.make_tensor_value_info(f"loss:{name}", TensorProto.FLOAT, []))
+            b.nodes.append(helper.make_node("Identity", [value], [LOSS_OF + name]))
+            outputs.append(helper.make_tensor_value_info(LOSS_OF + name, TensorProto.FLOAT, []))
     declared = metric_shapes(config, graph)
     for name, value in metric_values.items():
         b.nodes.append(helper.make_node("Identity", [value], [name]))
@@ -133,9 +133,9 @@ def build_training_model(
     graph_inputs = {i.name for i in inputs}
     renamed: set[str] = set()
     for name, value in updates.items():
-        _output_as(b, produced, graph_inputs, renamed, value, f"new:{name}")
+        _output_as(b, produced, graph_inputs, renamed, value, NEW + name)
         shape = list(initial[name].shape)
-        outputs.append(helper.make_tensor_value_info(f"new:{name}", TensorProto.FLOAT, shape))
+        outputs.append(helper.make_tensor_value_info(NEW + name, TensorProto.FLOAT, shape))
     for name, array in slots.items():
         inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(array.shape)))
 
@@ -149,7 +149,7 @@ def build_training_model(
         buffers=buffers,
         slots=slots,
         metrics=list(metric_values),
-        losses=[LOSS_OUTPUT] + ([f"loss:{n}" for n in per_output] if len(per_output) > 1 else []),
+        losses=[LOSS_OUTPUT] + ([LOSS_OF + n for n in per_output] if len(per_output) > 1 else []),
         state_names=[*params, *buffers, *slots],
     )
 

@@ -38,7 +38,7 @@ from transpiler.emit.train.names import LR_INPUT, STEP_INPUT
 
 OPTIMIZERS: dict[str, Callable] = {}
 SHARED_SCOPE = "optimizer"  # slot:optimizer:<name> for optimizer-wide scalar slots
-LR, STEP = LR_INPUT, STEP_INPUT
+LR = LR_INPUT
 FLOAT, INT64 = 1, 7  # ONNX element types
 
 _memo: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -63,7 +63,7 @@ def _once(b, key, build: Callable[[], str]) -> str:
 def iterations(b) -> str:
     """Keras's `optimizer.iterations` (int64): `step`, or `step // n` when gradients
     accumulate over n steps (set by apply_optimizer)."""
-    return _memo.get(b, {}).get("iterations", STEP)
+    return _memo.get(b, {}).get("iterations", STEP_INPUT)
 
 
 def local_step(b) -> str:
@@ -281,9 +281,9 @@ def apply_optimizer(b, config, params: dict[str, np.ndarray], grads: dict[str, s
     is_update = None
     if accumulate:
         n = b.const(accumulate, np.int64)
-        next_step = b.op("Add", [STEP, b.const(1, np.int64)])
+        next_step = b.op("Add", [STEP_INPUT, b.const(1, np.int64)])
         is_update = b.op("Equal", [b.op("Mod", [next_step, n]), b.const(0, np.int64)])
-        _memo.setdefault(b, {})["iterations"] = b.op("Div", [STEP, n])
+        _memo.setdefault(b, {})["iterations"] = b.op("Div", [STEP_INPUT, n])
         averaged = {}
         for name, g in used.items():
             slots.param, slots.shape = name, params[name].shape

@@ -1,0 +1,100 @@
+"""The command line every bundle script shares, and how a run ends.
+
+`run(main)` wraps a script's `main(interrupt, argv)`: Ctrl-C or SIGTERM while the run
+starts ends it with 130 or 143 and one line (never a traceback), a TrainingError is one
+`error: ...` line with exit code 1, and the signal handlers are put back afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from . import console
+from .data_errors import DataError
+from .errors import EXIT_ERROR, TrainingError
+from .signals import Interrupt, Interrupted
+
+
+def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine: str):
+    """The flags (an engine may add its own before parsing)."""
+    p = argparse.ArgumentParser(
+        description=f"Train {console.escape(model)} (train block "
+        f"{console.escape(train_block)}) with {engine}.",
+        epilog="README.md beside this script describes the data and what a run writes.",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="an .npz of arrays, an image folder, a CSV table or a folder of .npy files",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"the last epoch, as Keras counts (default {fit['epochs']})",
+    )
+    p.add_argument("--batch-size", type=int, help=f"default {fit['batch_size']}")
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        metavar="F",
+        help=f"hold out the last F of the rows (default {fit['validation_split']})",
+    )
+    p.add_argument("--seed", type=int, help=f"seed of the epochs' shuffling (default {seed})")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=out,
+        metavar="DIR",
+        help="where results go (default: the script's folder)",
+    )
+    p.add_argument(
+        "--verbose",
+        type=int,
+        choices=[0, 1, 2],
+        help="0 silent, 1 progress bar, 2 one line per epoch",
+    )
+    p.add_argument(
+        "--no-io-binding",
+        action="store_true",
+        help="copy the state in and out every step (to compare; slower)",
+    )
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    for flag, value, low in (
+        ("--epochs", args.epochs, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--seed", args.seed, 0),
+    ):
+        if value is not None and value < low:
+            p.error(f"{flag} must be at least {low}")
+    split = args.validation_split
+    if split is not None and not 0.0 <= split < 1.0:
+        p.error("--validation-split must be in [0, 1)")
+    return args
+
+
+def parse_args(argv, model, train_block, fit, seed, out, engine="onnxruntime"):
+    p = parser(model, train_block, fit, seed, out, engine)
+    return check_args(p, p.parse_args(argv))
+
+
+def run(main: Callable, argv=None) -> int:
+    """`main(interrupt, argv)`'s exit code, handled as the module docstring says."""
+    interrupt = Interrupt().install()
+    try:
+        return main(interrupt, argv)
+    except (TrainingError, DataError) as e:
+        console.error(str(e))
+        return EXIT_ERROR
+    except (Interrupted, KeyboardInterrupt) as e:
+        console.info("interrupted while starting: nothing was saved")
+        return e.exit_code if isinstance(e, Interrupted) else 130
+    finally:
+        interrupt.restore()
