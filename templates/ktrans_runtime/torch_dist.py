@@ -167,6 +167,12 @@ class Processes:
 
     # ------------------------------------------------------------ files and output
 
+    def setup(self, args) -> None:
+        """Before the run: ranks other than 0 print only errors and write into a
+        folder of their own (`args.out` changes for them)."""
+        self.quiet(args)
+        args.out = self.output_folder(args.out, args.resume)
+
     def output_folder(self, out: Path, resume: bool) -> Path:
         """Where this process writes: --out for rank 0; a private temporary folder for
         the others, holding a copy of the checkpoint they resume from."""

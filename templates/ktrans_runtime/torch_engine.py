@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import io
 import json
 import os
 import signal
@@ -39,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TrainingError
-from .files import write_bytes
 from .torch_dist import DistributedCounts, Processes
+from .torch_files import TrainedFiles, initial_weights, write_state_dict
 from .torch_losses import Counts, TrainingLoss
 from .torch_metrics import batch_statistics
 from .torch_optim import KerasOptimizer
@@ -84,12 +83,21 @@ def add_flags(parser) -> None:
 
 class TorchEngine:
     """`model`: the generated module with its initial weights; `spec`: the script's
-    {"loss", "optimizer", "metrics", "regularizers", "losses", "find_unused"}."""
+    compiled settings, of which the engine reads {"loss", "regularizers", "optimizer",
+    "losses", "metric_plan"}; `folder`, `files`: the bundle's folder and FILES (the
+    files the trained model is exported with)."""
 
     name = "torch"
-    export_suffix = ".pt"
 
-    def __init__(self, model, spec: dict, args, processes: Processes | None = None):
+    def __init__(
+        self,
+        model,
+        spec: dict,
+        args,
+        processes: Processes | None = None,
+        folder: Path | None = None,
+        files: dict | None = None,
+    ):
         torch = self.torch = import_torch()
         self.spec, self.args = spec, args
         self.processes = processes or Processes()
@@ -102,6 +110,12 @@ class TorchEngine:
             )
         if getattr(args, "threads", None):
             torch.set_num_threads(args.threads)
+        files = files or {}
+        if folder is not None and files.get("init"):
+            self.exported = TrainedFiles(folder, files, initial_weights(folder, files))
+        else:
+            self.exported = TrainedFiles.none()
+        self.export_suffix = ".onnx" if self.exported.exporter else ".pt"
         self.model = model.to(self.device)
         self.inputs = list(model.input_names)
         self.outputs = [o for o in model.output_names if o in spec["loss"]]
@@ -152,6 +166,7 @@ class TorchEngine:
         """Joins the other processes and wraps the model for DDP; `run.seed` seeds
         the per-step generators."""
         self.seed = run.seed
+        run.on_end(self.end_files)
         if not self.processes.distributed:
             return
         self.processes.join(self.device.type, self.args.collective_timeout)
@@ -161,7 +176,8 @@ class TorchEngine:
         self.net = DistributedDataParallel(
             self.net,
             device_ids=ids,
-            find_unused_parameters=bool(self.spec.get("find_unused")),
+            # the layers of outputs without a loss get no gradient: DDP must know
+            find_unused_parameters=len(self.outputs) < len(self.model.output_names),
         )
 
     def stop_agreed(self, interrupt):
@@ -285,7 +301,7 @@ class TorchEngine:
         (and one all_reduce over the processes, with the stop flags)."""
         torch = self.torch
         with torch.no_grad():
-            means, counts = batch_statistics(self.spec["metrics"], outputs, targets, masks)
+            means, counts = batch_statistics(self.spec["metric_plan"], outputs, targets, masks)
             distributed = self.processes.distributed
             scalars = [loss.detach().float()]
             names = list(self.losses.values())
@@ -357,16 +373,21 @@ class TorchEngine:
         }
 
     def export(self, path: Path, weights: dict) -> None:
-        """The module's state_dict with `weights`, written atomically (torch.save)."""
-        current = self.model.keras_weights()
-        self.model.load_keras_weights(weights)
-        try:
-            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-            buffer = io.BytesIO()
-            self.torch.save(state, buffer)
-        finally:
-            self.model.load_keras_weights(current)
-        write_bytes(Path(path), buffer.getvalue())
+        """The trained model with `weights`, written atomically: the inference `.onnx`,
+        or the module's state_dict for a `.pt` path (torch_files)."""
+        if Path(path).suffix == ".pt":
+            write_state_dict(path, self.model, weights, self.torch)
+        else:
+            self.exported.onnx(path, weights)
+
+    def end_files(self, run) -> None:
+        """When training has ended: the module's state_dict beside the trained .onnx,
+        and the weights for Keras (an end hook of the run)."""
+        weights = self.weights()
+        stem = run.trained.name.split(".trained")[0]
+        if run.trained.suffix != ".pt":
+            write_state_dict(run.out / f"{stem}.trained.pt", self.model, weights, self.torch)
+        self.exported.keras(run.out, stem, weights)
 
     def fingerprint(self) -> str:
         """The module's source and the train block's settings."""

@@ -3,10 +3,11 @@ onnxruntime engine computes inside its graph (ktrans's metric_stats), so that th
 runtime's metric plan (metrics.py: how batches add up, finalize.py: the logged value)
 is shared by both engines.
 
-A metric is written as data in the script: {"name": "precision", "output": "y",
-"kwargs": {...}, "stats": {"tp": "metric:y:precision:tp", ...}} (`stats` as in the
-metric plan: variable -> the name the engine reports it under). `METRICS` maps each
-name to `fn(y_pred, y_true, kwargs)`, which returns
+A metric is an entry of the script's metric plan (metrics.py), which for this engine
+also says what to compute: {"key": "precision", "stats": {"tp": "metric:y:precision:tp",
+...}, "combine": ..., "finalize": ..., "metric": "precision", "output": "y", "kwargs":
+{...}} (`stats`: variable -> the name the engine reports it under). `METRICS` maps each
+metric's name to `fn(y_pred, y_true, kwargs)`, which returns
 
 - for a mean metric (accuracies, mse, mae, mape, rmse): the per-sample values, one per
   row (Keras's Mean metric averages them; the engine reports their batch mean);
@@ -251,20 +252,20 @@ METRICS["recall"] = _precision_recall(("tp", "fn"))
 MASK_IGNORED = frozenset({"root_mean_squared_error", "precision", "recall", "auc"})
 
 
-def batch_statistics(metrics: list, predictions: dict, targets: dict, masks: dict):
+def batch_statistics(plan: list, predictions: dict, targets: dict, masks: dict):
     """({engine name: per-sample values} for mean statistics, {engine name: counts}
-    for confusion statistics) of one batch, for the script's metric specs."""
+    for confusion statistics) of one batch, for the script's metric plan."""
     means, counts = {}, {}
-    for spec in metrics:
-        output = spec["output"]
-        if masks.get(output) is not None and spec["name"] not in MASK_IGNORED:
+    for spec in plan:
+        output, name = spec["output"], spec["metric"]
+        if masks.get(output) is not None and name not in MASK_IGNORED:
             raise ValueError(
-                f"the metric {spec['name']} of output '{output}': that output carries "
+                f"the metric {name} of output '{output}': that output carries "
                 "a Keras mask, by which Keras weighs the metric's timesteps, which is "
                 "not reproduced yet; remove the metric (the loss is masked as in Keras)"
             )
         y = predictions[output].float()
-        result = METRICS[spec["name"]](y, targets[output], spec["kwargs"])
+        result = METRICS[name](y, targets[output], spec["kwargs"])
         if isinstance(result, dict):
             for stat, name in spec["stats"].items():
                 counts[name] = result[stat]

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from transpiler.templates.ktrans_runtime import cuda
 
 ROOT = Path(__file__).resolve().parents[2]

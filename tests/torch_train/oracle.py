@@ -77,11 +77,11 @@ def train_both(kdl, tmp_path, keras_model, module, x, y, steps=3, seed=3):
     .expected (Keras's weights after each step), .losses, .weights (ours after each
     step), .optimizer, .module, .km."""
     import torch
-    from transpiler.templates.ktrans_runtime.torch_losses import Counts, TrainingLoss
-    from transpiler.templates.ktrans_runtime.torch_optim import KerasOptimizer
 
     from transpiler.emit.code.torch_train import loss_specs, optimizer_spec, regularizer_specs
     from transpiler.emit.onnx import initial_weights
+    from transpiler.templates.ktrans_runtime.torch_losses import Counts, TrainingLoss
+    from transpiler.templates.ktrans_runtime.torch_optim import KerasOptimizer
 
     graph = ktrans_graph(kdl, tmp_path)
     config = graph.trains["default"]

@@ -57,8 +57,8 @@ def test_bundle_holds_the_module_weights_script_and_runtime(reference):
     assert result.returncode == 0, result.stdout
 
 
-def test_training_writes_history_checkpoint_results_and_the_state_dict(reference):
-    script, _, out, result = reference
+def test_training_writes_history_checkpoint_results_and_the_trained_model(reference):
+    script, data, out, result = reference
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [0, 1, 2]
     assert {"loss", "accuracy", "precision", "val_loss", "val_precision"} <= set(history)
@@ -66,11 +66,50 @@ def test_training_writes_history_checkpoint_results_and_the_state_dict(reference
     results = json.loads((out / "results.json").read_text())
     assert results["engine"] == "torch" and results["processes"] == 1
     assert results["steps"] == 18 and results["test_rows"] == 30
-    weights = trained_weights(out / "Tiny.trained.pt")
+    assert results["trained_model"] == "Tiny.trained.onnx"
+    assert f"wrote {out / 'Tiny.trained.onnx'}" in result.stdout
     state = checkpoint_state(out / "checkpoint.npz")
-    np.testing.assert_array_equal(weights["dense.weight"].T, state["state/dense/kernel"])
     assert "state/slot:dense/kernel:momentum" in state
-    assert "wrote" in result.stdout and "Tiny.trained.pt" in result.stdout
+    # the module's state_dict and the Keras-layout weights hold the checkpoint's weights
+    weights = trained_weights(out / "Tiny.trained.pt")
+    np.testing.assert_array_equal(weights["dense.weight"].T, state["state/dense/kernel"])
+    with np.load(out / "Tiny.weights.npz") as keras:
+        assert sorted(keras.files) == sorted(n[len("state/") :] for n in state if "slot:" not in n)
+        for name in keras.files:
+            np.testing.assert_array_equal(keras[name], state[f"state/{name}"], err_msg=name)
+    assert (out / "Tiny.weights.h5").stat().st_size > 0
+
+
+def test_the_trained_onnx_computes_what_the_trained_module_computes(reference):
+    """The trained .onnx (the Keras-layout weights put back into the ONNX layout) and
+    the module with the trained state_dict give the same outputs."""
+    import onnxruntime as ort
+
+    script, data, out, _ = reference
+    sys.path.insert(0, str(script.parent))
+    try:
+        from Tiny import Tiny
+    finally:
+        sys.path.remove(str(script.parent))
+    model = Tiny()
+    model.load_state_dict(torch.load(out / "Tiny.trained.pt", weights_only=True))
+    model.eval()
+    with np.load(data) as arrays:
+        x = arrays["x_test"]
+    session = ort.InferenceSession(str(out / "Tiny.trained.onnx"))
+    (theirs,) = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    initial = session_output(script.parent / "Tiny.onnx", x)
+    assert not np.allclose(initial, theirs)  # trained, not the initial weights
+
+
+def session_output(path, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path))
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
 def test_first_epoch_history_equals_the_onnxruntime_engine(reference, tmp_path):

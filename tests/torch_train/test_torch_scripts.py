@@ -16,7 +16,7 @@ from transpiler.graph import load
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.kdl"))
-LINE_BUDGET = 160  # the script's lines, literals included
+LINE_BUDGET = 190  # lines, literals included (the onnxruntime script: 150, fewer literals)
 
 
 def _scripts(tmp: Path) -> list[Path]:

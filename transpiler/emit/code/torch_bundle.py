@@ -19,8 +19,9 @@ writes into `out/`:
 
 The script's settings are the onnxruntime script's (FEEDS, LOSSES, METRIC_PLAN, FIT,
 CALLBACKS: the runtime shares the data, averaging and callbacks) plus what the torch
-engine computes itself: LOSS, REGULARIZERS, OPTIMIZER, METRICS (torch_train). Every name
-and string from the .kdl file enters the script as a literal (`py_literal`).
+engine computes itself: LOSS, REGULARIZERS, OPTIMIZER, and in METRIC_PLAN what each
+metric is computed from (torch_train). Every name and string from the .kdl file enters
+the script as a literal (`py_literal`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ from transpiler.emit.code.train_script import (
     copy_runtime,
     pick_train,
 )
+from transpiler.emit.file_names import file_stem
 from transpiler.emit.onnx.save import atomic_write_bytes
-from transpiler.emit.train.names import LOSS, LOSS_OF, TARGET
+from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, TARGET
 from transpiler.errors import KdlError, KdlErrors
 
 
@@ -114,7 +116,7 @@ def log_keys(config) -> tuple[dict, list[dict]]:
     from transpiler.emit.train.metrics import metric_plan
 
     trained = [o for o in config.outputs if o in config.loss]
-    losses = {"loss": LOSS}
+    losses = {"loss": LOSS_OUTPUT}
     if len(trained) > 1:
         losses.update({f"{o}_loss": LOSS_OF + o for o in trained})
     plan = metric_plan(config)
@@ -154,9 +156,8 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
         "validation_freq": config.validation_freq,
         "verbose": config.verbose,
     }
-    keep = ("key", "stats", "combine", "finalize")
     return {
-        "model": graph.name,
+        "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,
         "version": __version__,
         "module": Path(files["module"]).stem,
@@ -172,12 +173,11 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
             "OPTIMIZER": optimizer_spec(config),
             "LEARNING_RATE": plain(config.optimizer.kwargs.get("learning_rate", 0.001)),
             "LOSSES": losses,
-            "METRICS": metric_specs(config),
-            "METRIC_PLAN": [{k: entry[k] for k in keep} for entry in plan],
+            "METRIC_PLAN": metric_specs(config),
             "FIT": fit,
             "CALLBACKS": _callbacks(config, directions),
             "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
-            "FIND_UNUSED": len(config.loss) < len(config.outputs),
+            "DATA": plain(dict(config.data)),
         },
     }
 
@@ -216,7 +216,7 @@ def write_torch_bundle(
     from transpiler.emit.torch import torch_module
 
     out = Path(out_dir)
-    name = graph.name
+    name = file_stem(graph.name)  # names the bundle's files
     if not IDENTIFIER.match(name):
         _fail(f"the model name {name!r} is not a plain identifier")
     module = torch_module(graph, program, source=source)
@@ -230,6 +230,7 @@ def write_torch_bundle(
         "inference": f"{name}.onnx" if export["onnx"] else None,
         "offsets": f"{name}.offsets.json" if export["onnx"] else None,
         "onnx_error": export["onnx_error"],
+        "trained": f"{name}.trained{'.onnx' if export['onnx'] else '.pt'}",  # the script's
     }
     settings = script_settings(graph, config, seed, files, module.class_name)
     script = render_script(settings)
@@ -257,7 +258,7 @@ def codegen_torch_bundle(
 ) -> str:
     """`ktrans codegen --target torch` for a model with a train block: the bundle into
     `output`; returns the line to print."""
-    out = Path(output or f"{graph.name}_torch")
+    out = Path(output or f"{file_stem(graph.name)}_torch")
     config = pick_train(graph, train)
     paths = write_torch_bundle(graph, config, out, seed, program, source, inference)
     names = ", ".join(p.name for p in paths)

@@ -5,7 +5,7 @@ torch_losses, torch_optim, torch_metrics).
 
     LOSS = loss_specs(config)           # {output: {"name", "weight", "kwargs"}}
     OPTIMIZER = optimizer_spec(config)  # {"name": "Adam", "learning_rate": ..., ...}
-    METRICS = metric_specs(config)      # [{"name", "output", "kwargs", "stats"}, ...]
+    METRIC_PLAN = metric_specs(config)  # the metric plan, with what torch_metrics needs
     REGULARIZERS = regularizer_specs(graph)  # {"<layer>/<weight>": [l1, l2]}
 
 Every keyword argument is given, Keras's defaults filled in, as the train block's
@@ -42,14 +42,25 @@ def loss_specs(config) -> dict[str, dict]:
     }
 
 
+#: options that change nothing at these values (the runtime's defaults are Keras's)
+IDLE = {"use_ema": False, "loss_scale_factor": None}
+
+
 def optimizer_spec(config) -> dict:
-    """{"name": the Keras class, and every keyword argument}."""
+    """{"name": the Keras class, and every keyword argument that is set}: None (an
+    option not used) is left out, and the EMA's settings without use_ema."""
     spec = config.optimizer
-    return {"name": spec.name, **plain(spec.kwargs)}
+    kwargs = {k: v for k, v in plain(spec.kwargs).items() if v is not None}
+    if not kwargs.get("use_ema"):
+        kwargs.pop("ema_momentum", None)
+    kwargs = {k: v for k, v in kwargs.items() if k not in IDLE or IDLE[k] != v}
+    return {"name": spec.name, **kwargs}
 
 
 def metric_specs(config) -> list[dict]:
-    """One entry per logged metric, in the metric plan's order."""
+    """The metric plan (transpiler.emit.train.metrics: "key", "stats", "combine",
+    "finalize"), each entry with what the torch engine computes it from: "metric" (the
+    canonical name), "output" and "kwargs"."""
     from transpiler.emit.train.metrics import log_names, metric_plan
 
     plan = metric_plan(config)
@@ -58,7 +69,8 @@ def metric_specs(config) -> list[dict]:
     for (output, spec, key, _), entry in zip(logged, plan, strict=True):
         assert entry["key"] == key and entry["output"] == output
         kwargs = {k: plain(v) for k, v in spec.kwargs.items() if k != "name"}
-        out.append({"name": spec.name, "output": output, "kwargs": kwargs, "stats": entry["stats"]})
+        plain_entry = {k: entry[k] for k in ("key", "stats", "combine", "finalize")}
+        out.append({**plain_entry, "metric": spec.name, "output": output, "kwargs": kwargs})
     return out
 
 
