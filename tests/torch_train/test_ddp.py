@@ -41,7 +41,7 @@ def ddp(tmp_path_factory):
     ok(run(script, "--data", data, "--out", one, "--epochs", "1"))
     first = trained_weights(one / "Ddp.trained.pt")
     history = json.loads((one / "history.json").read_text())
-    ok(run(script, "--data", data, "--out", one, "--resume"))
+    ok(run(script, "--data", data, "--out", one, "--resume", "--epochs", "3"))
     return script, data, first, history, one
 
 
