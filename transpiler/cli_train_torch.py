@@ -47,9 +47,11 @@ def check_engine(args) -> None:
 def write_bundle(graph, config, out: Path, seed: int, inference, program, source) -> Path:
     """The PyTorch bundle of the model to train; returns its script."""
     from transpiler.emit.code.torch_bundle import write_torch_bundle
+    from transpiler.errors import printable
 
-    paths = write_torch_bundle(graph, config, out, seed, program, source)
-    print(f"wrote {out}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
+    paths = write_torch_bundle(graph, config, out, seed, program, source, inference)
+    names = ", ".join(p.name for p in paths)
+    print(f"wrote {printable(str(out))}/ ({names})", file=sys.stderr)
     sys.stderr.flush()
     return paths[0]
 
