@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from transpiler.cli_train_torch import add_flags as add_engine_flags
-from transpiler.cli_train_torch import check_engine, torch_command, write_bundle
+from transpiler.cli_train_torch import engine_problem, torch_command, write_bundle
 from transpiler.errors import KdlError, KdlErrors
 
 # ktrans train flag -> the script's flag, for the flags that pass through with a value
@@ -120,7 +120,10 @@ def cmd_train(args) -> int:
     from transpiler.errors import printable
     from transpiler.graph import load_one
 
-    check_engine(args)
+    problem = engine_problem(args)
+    if problem:  # one line, exit 1 (not a KdlError's report)
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if not (Path(args.data).is_file() or Path(args.data).is_dir()):
         raise KdlErrors([KdlError(None, f"--data: no such file or folder {args.data}")])
     program, graph = load_one(args.file, args.model)

@@ -2,15 +2,13 @@
 one `ktrans codegen --target torch` writes) into --out and runs its script: with this
 Python for one process, under torchrun (`python -m torch.distributed.run --standalone
 --nproc_per_node N`) for several. PyTorch is an optional extra (`pip install
-'ktrans[torch]'`); without it `--engine torch` is a one-line error."""
+'ktrans[torch]'`); without it `--engine torch` is a one-line error, exit 1."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
-
-from transpiler.errors import KdlError, KdlErrors
 
 ENGINES = ("onnxruntime", "torch")
 
@@ -23,25 +21,19 @@ def torch_available() -> bool:
         return False
 
 
-def check_engine(args) -> None:
-    """The flags that only one engine takes, and PyTorch's presence."""
+def engine_problem(args) -> str | None:
+    """What is wrong with the engine's flags, or PyTorch's absence, in one line; None
+    when nothing is."""
     torch = args.engine == "torch"
     if not torch and args.nproc != 1:
-        raise KdlErrors([KdlError(None, "--nproc needs --engine torch (DDP under torchrun)")])
+        return "--nproc needs --engine torch (DDP under torchrun)"
     if not torch and args.precision != "float32":
-        raise KdlErrors([KdlError(None, "--precision needs --engine torch")])
+        return "--precision needs --engine torch"
     if torch and args.nproc < 1:
-        raise KdlErrors([KdlError(None, f"--nproc must be at least 1, not {args.nproc}")])
+        return f"--nproc must be at least 1, not {args.nproc}"
     if torch and not torch_available():
-        raise KdlErrors(
-            [
-                KdlError(
-                    None,
-                    "--engine torch needs PyTorch, which is not installed: "
-                    "pip install 'ktrans[torch]'",
-                )
-            ]
-        )
+        return "--engine torch needs PyTorch, which is not installed: pip install 'ktrans[torch]'"
+    return None
 
 
 def write_bundle(graph, config, out: Path, seed: int, inference, program, source) -> Path:
