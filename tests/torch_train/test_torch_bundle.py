@@ -197,3 +197,53 @@ def test_without_torch_the_script_says_so_in_one_line(reference, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: this script trains with PyTorch, which is not installed: pip install torch"
     ]
+
+
+CALLBACKS = """callbacks = [EarlyStopping(monitor=val_loss, patience=1, restore_best_weights=true),
+                 ReduceLROnPlateau(monitor=loss, factor=0.5, patience=0),
+                 ModelCheckpoint(filepath="ckpt/e{epoch}.keras"),
+                 ModelCheckpoint(filepath="w.weights.h5", save_weights_only=true),
+                 CSVLogger(filename="log.csv")]"""
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "extra"),
+    [
+        ("SGD(learning_rate=0.2, momentum=0.9, nesterov=true, weight_decay=0.01)", CALLBACKS),
+        (
+            "Adamax(learning_rate=ExponentialDecay(0.05, decay_steps=4, decay_rate=0.5), "
+            "use_ema=true, ema_momentum=0.8, clipnorm=0.5)",
+            "",
+        ),
+        ("Adam(learning_rate=0.02, gradient_accumulation_steps=2, global_clipnorm=1.0)", ""),
+    ],
+    ids=["callbacks", "schedule-ema-clip", "accumulation"],
+)
+def test_both_engines_train_alike(tmp_path, optimizer, extra):
+    """A whole run on each engine (callbacks, schedules, EMA, accumulation): the same
+    history, and trained models that compute the same."""
+    text = tiny("Alike", optimizer, epochs=4, extra=extra)
+    data = tiny_data(tmp_path / "data.npz")
+    ours, theirs = tmp_path / "torch", tmp_path / "onnx"
+    ok(run(torch_bundle(tmp_path, text), "--data", data, "--out", ours))
+    ok(run(onnx_bundle(tmp_path, text), "--data", data, "--out", theirs))
+    a = json.loads((ours / "history.json").read_text())
+    b = json.loads((theirs / "history.json").read_text())
+    assert set(a) == set(b) and a["epoch"] == b["epoch"]
+    for key in b:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    with np.load(data) as arrays:
+        x = arrays["x_test"]
+    np.testing.assert_allclose(
+        session_output(ours / "Alike.trained.onnx", x),
+        session_output(theirs / "Alike.trained.onnx", x),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    if extra:
+        rows = [(p / "log.csv").read_text().splitlines() for p in (ours, theirs)]
+        assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1])  # values: history
+        assert sorted(p.name for p in (ours / "ckpt").iterdir()) == sorted(
+            p.name for p in (theirs / "ckpt").iterdir()
+        )
+        assert (ours / "w.weights.npz").is_file()
