@@ -223,11 +223,10 @@ class TorchEngine:
     def step(self, batch: dict, step: int, learning_rate: float) -> dict:
         """Forward, loss, backward on this process's share of the batch; returns the
         whole batch's losses and metric statistics. The update waits for commit()."""
-        torch = self.torch
         local_rows = len(next(iter(batch.values())))
         rows = self.rows if self.rows is not None else local_rows
         self.rows = None
-        torch.manual_seed(_step_seed(self.seed, step, self.processes.rank))
+        self._seed_step(step)
         inputs, targets = self._tensors(batch)
         self.model.train()
         for p in self.trainable.values():
@@ -242,6 +241,16 @@ class TorchEngine:
             (loss * factor if factor != 1 else loss).backward()
         self.pending = (step, learning_rate)
         return self._report(loss, per_output, outputs, targets, masks, rows, "a step")
+
+    def _seed_step(self, step: int) -> None:
+        """The generator of this device (Dropout's, noise layers') seeded for the step
+        (not torch.manual_seed: it also queues CUDA's seeding, which costs more than a
+        small step)."""
+        seed = _step_seed(self.seed, step, self.processes.rank)
+        if self.device.type == "cuda":
+            self.torch.cuda.default_generators[self.device.index].manual_seed(seed)
+        else:
+            self.torch.default_generator.manual_seed(seed)
 
     def commit(self) -> None:
         """The optimizer's update with the step's gradients."""
