@@ -10,6 +10,7 @@ each run is a fresh process, and `--runs` of them give the spread. Keras is left
 per-call train_on_batch overhead is not its fit speed (see git history for fit figures).
 
 Run: .venv/bin/python bench/train_speed.py [--runs 3] [--threads 2] [--block 2]
+(--block 0: turns call by call)
 """
 
 from __future__ import annotations
@@ -124,12 +125,24 @@ def torch_step(name: str, threads: int):
 
 def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[list[float]]:
     """Seconds per call of each function, per round: the functions take turns in blocks
-    of `block` seconds (each at least 3 calls), `rounds` times."""
+    of `block` seconds (each at least 3 calls), `rounds` times; with `block` 0 they take
+    turns call by call (20 calls each per round), so that even a short slow period of
+    the machine falls on all of them alike."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     per_round: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
+        if block <= 0:
+            times: list[list[float]] = [[] for _ in fns]
+            for _ in range(20):
+                for fn, out in zip(fns, times):
+                    t = time.perf_counter()
+                    fn()
+                    out.append(time.perf_counter() - t)
+            for out, measured in zip(per_round, times):
+                out.append(statistics.median(measured))
+            continue
         for fn, out in zip(fns, per_round):
             times = []
             start = time.perf_counter()
