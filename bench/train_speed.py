@@ -126,8 +126,8 @@ def torch_step(name: str, threads: int):
 def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[list[float]]:
     """Seconds per call of each function, per round: the functions take turns in blocks
     of `block` seconds (each at least 3 calls), `rounds` times; with `block` 0 they take
-    turns call by call (20 calls each per round), so that even a short slow period of
-    the machine falls on all of them alike."""
+    turns call by call (20 calls of each of the others per round, the first one between
+    them), so that even a short slow period of the machine falls on all of them alike."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -135,11 +135,14 @@ def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[lis
     for _ in range(rounds):
         if block <= 0:
             times: list[list[float]] = [[] for _ in fns]
-            for _ in range(20):
-                for fn, out in zip(fns, times):
+            # the first function between each of the others: onnxruntime's threads keep
+            # spinning a while after its call, at the cost of whatever runs next, so
+            # every other function follows it alike
+            for i in range(20 * (len(fns) - 1)):
+                for k in (0, 1 + i % (len(fns) - 1)):
                     t = time.perf_counter()
-                    fn()
-                    out.append(time.perf_counter() - t)
+                    fns[k]()
+                    times[k].append(time.perf_counter() - t)
             for out, measured in zip(per_round, times):
                 out.append(statistics.median(measured))
             continue
