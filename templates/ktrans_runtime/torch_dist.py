@@ -40,6 +40,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -48,6 +49,8 @@ import numpy as np
 
 from .errors import TrainingError
 from .torch_losses import Counts
+
+TEST_KILL = "KTRANS_TEST_KILL_AFTER_STEPS"
 
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -240,3 +243,46 @@ def _first_line(error: Exception) -> str:
     line = text.splitlines()[0] if text else type(error).__name__
     line = line.split(" This is typically")[0]
     return re.sub(r"^\[[^\]]*\.(cc|cpp):\d+\] ", "", line)
+
+
+class AgreedStop:
+    """The interrupt as every process sees it after the last all_reduce: each process
+    reports its own signal in its own slot, so that all of them learn the first one.
+    Reads as the script's Interrupt otherwise."""
+
+    def __init__(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
+        self.interrupt, self.seen = None, None
+
+    def flags(self, device):
+        import torch
+
+        flags = torch.zeros(self.world, device=device)
+        signum = getattr(self.interrupt, "signum", None)
+        if signum:
+            flags[self.rank] = float(signum)
+        return flags
+
+    def update(self, flags: np.ndarray) -> None:
+        given = [int(f) for f in flags if f > 0]
+        if given and self.seen is None:
+            self.seen = given[0]
+
+    @property
+    def signum(self):
+        return self.seen
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.seen or 2)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["interrupt"], name)
+
+
+def test_kill(rank: int, steps: int) -> None:
+    """Test hook: KTRANS_TEST_KILL_AFTER_STEPS=R:N kills the process of rank R (SIGKILL)
+    once it has committed N steps in this run: a process that dies mid-epoch."""
+    given = os.environ.get(TEST_KILL)
+    if given and given == f"{rank}:{steps}":
+        os.kill(os.getpid(), signal.SIGKILL)

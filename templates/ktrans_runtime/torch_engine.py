@@ -18,9 +18,10 @@ slots (`slot:<layer>/<weight>:<name>`, shaped as the module's parameters) and, w
 a generator seeded by (seed, step, rank) before every step, so a resumed run draws what
 the uninterrupted one drew without keeping a generator's state.
 
-The trained model is `<Model>.trained.pt`, the module's state_dict
-(`model.load_state_dict(torch.load(path))`); the Keras-layout weights are what
-`weights()` gives (`ktrans build --weights` reads them as an .npz).
+The trained model is the inference `<Model>.trained.onnx` (torch_files: the Keras-layout
+weights put into the bundle's ONNX model, no onnx package needed), or the module's
+state_dict (`.pt`) for a bundle without one; when training ends the state_dict and
+Keras's files (`.weights.npz`, `.weights.h5`) are written beside it.
 
 torch is imported when the engine is made, not with this module.
 """
@@ -31,21 +32,18 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
 
 from .errors import TrainingError
-from .torch_dist import DistributedCounts, Processes
+from .torch_dist import AgreedStop, DistributedCounts, Processes, test_kill
 from .torch_files import TrainedFiles, initial_weights, write_state_dict
 from .torch_losses import Counts, TrainingLoss
 from .torch_metrics import batch_statistics
 from .torch_optim import KerasOptimizer
 
 PRECISIONS = ("float32", "bfloat16", "float16")
-TEST_KILL = "KTRANS_TEST_KILL_AFTER_STEPS"
 LOSS_SCALE = "ktrans:loss_scale"  # float16: [the scale, good steps since it changed]
 FIRST_SCALE, GROWTH_STEPS = 2.0**15, 2000  # Keras's LossScaleOptimizer defaults
 
@@ -130,7 +128,7 @@ class TorchEngine:
         self.net = self.plain = _trained_outputs(self.model, self.outputs)
         self.seed, self.pending, self.rows = 0, None, None
         self.committed, self.synced = 0, -1
-        self.agreed = _AgreedStop(self.processes.rank, self.processes.world)
+        self.agreed = AgreedStop(self.processes.rank, self.processes.world)
         names = [*self.model.keras_weights(), *self.optimizer.state()]
         if self.scale is not None:
             names.append(LOSS_SCALE)
@@ -256,7 +254,7 @@ class TorchEngine:
         """The optimizer's update with the step's gradients."""
         step, learning_rate = self.pending
         self.committed += 1
-        _test_kill(self.processes.rank, self.committed)
+        test_kill(self.processes.rank, self.committed)
         grads = {key: p.grad for key, p in self.trainable.items()}
         if self.scale is not None and not self._unscale(grads):
             return  # float16 overflow: the step is skipped, the scale halved
@@ -439,50 +437,7 @@ def _trained_outputs(model, trained: list[str]):
     return TrainedOutputs()
 
 
-def _test_kill(rank: int, steps: int) -> None:
-    """Test hook: KTRANS_TEST_KILL_AFTER_STEPS=R:N kills the process of rank R (SIGKILL)
-    once it has committed N steps in this run: a process that dies mid-epoch."""
-    given = os.environ.get(TEST_KILL)
-    if given and given == f"{rank}:{steps}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _step_seed(seed: int, step: int, rank: int) -> int:
     """The generator's seed for a step: a function of (seed, step, rank) only."""
     digest = hashlib.sha256(f"{seed}:{step}:{rank}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
-class _AgreedStop:
-    """The interrupt as every process sees it after the last all_reduce: each process
-    reports its own signal in its own slot, so that all of them learn the first one.
-    Reads as the script's Interrupt otherwise."""
-
-    def __init__(self, rank: int, world: int) -> None:
-        self.rank, self.world = rank, world
-        self.interrupt, self.seen = None, None
-
-    def flags(self, device):
-        import torch
-
-        flags = torch.zeros(self.world, device=device)
-        signum = getattr(self.interrupt, "signum", None)
-        if signum:
-            flags[self.rank] = float(signum)
-        return flags
-
-    def update(self, flags: np.ndarray) -> None:
-        given = [int(f) for f in flags if f > 0]
-        if given and self.seen is None:
-            self.seen = given[0]
-
-    @property
-    def signum(self):
-        return self.seen
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + (self.seen or 2)
-
-    def __getattr__(self, name: str):
-        return getattr(self.__dict__["interrupt"], name)
