@@ -29,17 +29,20 @@ MODELS = {"mnist_mlp": (784,), "mnist_cnn": (28, 28, 1)}
 BATCH = 128
 
 
-def data(shape):
+def data(shape, batch: int = BATCH):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, *shape), dtype=np.float32)
-    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
+    x = rng.random((batch, *shape), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
     return x, y
 
 
-def ktrans_step(name: str, threads: int, tmp: str):
-    """One training step of the bundle's engine, as the script calls it."""
+def ktrans_step(
+    name: str, threads: int | None, tmp: str, device: str = "cpu", batch_size: int = BATCH
+):
+    """One training step of the bundle's engine, as the script calls it (IO binding: the
+    state stays on `device`; the batch is copied there and the loss back, every step)."""
     sys.path.insert(0, str(ROOT))
     from transpiler.emit.code.train_script import pick_train, write_training_bundle
     from transpiler.emit.train.names import LOSS_OUTPUT, LR_INPUT, STEP_INPUT
@@ -52,8 +55,8 @@ def ktrans_step(name: str, threads: int, tmp: str):
     files.update(inference=f"{graph.name}.onnx", init=f"{graph.name}.init.npz")
     files.update(offsets=f"{graph.name}.offsets.json")
     names = {"step": STEP_INPUT, "learning_rate": LR_INPUT, "loss": LOSS_OUTPUT}
-    engine = OrtEngine(folder, files, names, threads=threads)
-    x, y = data(MODELS[name])
+    engine = OrtEngine(folder, files, names, device=device, threads=threads)
+    x, y = data(MODELS[name], batch_size)
     batch = {graph.inputs[0].name: x, "target:output": y}
     counter = iter(range(10**9))
 
@@ -64,8 +67,11 @@ def ktrans_step(name: str, threads: int, tmp: str):
     return step
 
 
-def torch_engine_step(name: str, threads: int, tmp: str):
-    """One training step of the PyTorch bundle's engine, as its script calls it."""
+def torch_engine_step(
+    name: str, threads: int | None, tmp: str, device: str = "cpu", batch_size: int = BATCH
+):
+    """One training step of the PyTorch bundle's engine, as its script calls it (the
+    batch copied to `device`, the logged values back, every step)."""
     import importlib.util
     from types import SimpleNamespace
 
@@ -86,9 +92,9 @@ def torch_engine_step(name: str, threads: int, tmp: str):
     )
     compiled = {"loss": s.LOSS, "regularizers": s.REGULARIZERS, "optimizer": s.OPTIMIZER}
     compiled.update(losses=s.LOSSES, metric_plan=s.METRIC_PLAN)
-    args = SimpleNamespace(device="cpu", precision="float32", threads=threads)
+    args = SimpleNamespace(device=device, precision="float32", threads=threads)
     engine = s.kt.torch_engine.TorchEngine(model, compiled, args)
-    x, y = data(MODELS[name])
+    x, y = data(MODELS[name], batch_size)
     batch = {graph.inputs[0].name: x, "target:output": y}
     counter = iter(range(10**9))
 
@@ -99,19 +105,23 @@ def torch_engine_step(name: str, threads: int, tmp: str):
     return step
 
 
-def torch_step(name: str, threads: int):
+def torch_step(name: str, threads: int | None, device: str = "cpu", batch_size: int = BATCH):
+    """One PyTorch eager step; on CUDA it waits for the GPU, as the ONNX engine's step
+    waits to read its loss."""
     import torch
 
     sys.path.insert(0, str(ROOT / "bench"))
     from torch_models import MnistCNN, MnistMLP
 
-    torch.set_num_threads(threads)
-    model = {"mnist_mlp": MnistMLP, "mnist_cnn": MnistCNN}[name]()
+    if threads:
+        torch.set_num_threads(threads)
+    model = {"mnist_mlp": MnistMLP, "mnist_cnn": MnistCNN}[name]().to(device)
     if name == "mnist_mlp":  # RMSprop(0.001), Keras's rho and epsilon
         opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     else:  # Adadelta(learning_rate=1.0, rho=0.95)
         opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
-    x, y = (torch.from_numpy(a) for a in data(MODELS[name]))
+    x, y = (torch.from_numpy(a).to(device) for a in data(MODELS[name], batch_size))
+    sync = torch.cuda.synchronize if device == "cuda" else lambda: None
 
     def step() -> None:
         opt.zero_grad()
@@ -119,6 +129,7 @@ def torch_step(name: str, threads: int):
         loss = -(y * torch.log(p)).sum(-1).mean()
         loss.backward()
         opt.step()
+        sync()
 
     return step
 

@@ -26,17 +26,17 @@ def test_matches_keras(case):
 def test_bad_noise_shape():
     assert_rejected(
         "Dropout", (0.5,), {"noise_shape": [None, 0]}, "noise_shape",
-        "expected a list of positive integers or none, one per axis, got [none, 0]", False,
+        "expected a list of positive integers or none, got [none, 0]", False,
     )  # fmt: skip
     assert_bad_input(
         "Dropout", (0.5,), {"noise_shape": [None, 1]}, [(4, 3)], "float32",
-        "Dropout: noise_shape [none, 1] does not fit input shape (None, 4, 3)",
+        "Dropout: noise_shape has 2 entries; the input (None, 4, 3) has 3 axes",
         "one entry per axis",
         arg="noise_shape",
     )  # fmt: skip
     assert_bad_input(
         "Dropout", (0.5,), {"noise_shape": [None, 2]}, [(3,)], "float32",
-        "noise_shape [none, 2] does not fit", None,
+        "noise_shape [none, 2] does not broadcast to the input", None,
     )  # fmt: skip
 
 
@@ -49,6 +49,7 @@ def test_training_mask_is_shared_along_the_axes_of_size_1(perm):
     from transpiler.emit.onnx.builder import OpBuilder
     from transpiler.emit.onnx.context import LowerContext
     from transpiler.emit.onnx.tensors import LTensor
+    from transpiler.emit.train.names import STEP_INPUT
     from transpiler.runtime.session import create_session
 
     layer = LAYERS["Dropout"].create(0.5, noise_shape=[None, 1, 1, None])
@@ -64,7 +65,7 @@ def test_training_mask_is_shared_along_the_axes_of_size_1(perm):
         "g",
         [
             helper.make_tensor_value_info("x", TensorProto.FLOAT, stored),
-            helper.make_tensor_value_info("step", TensorProto.INT64, ()),
+            helper.make_tensor_value_info(STEP_INPUT, TensorProto.INT64, ()),
         ],
         [helper.make_tensor_value_info(y.name, TensorProto.FLOAT, stored)],
         b.tensor_protos(),
@@ -73,7 +74,7 @@ def test_training_mask_is_shared_along_the_axes_of_size_1(perm):
     model.ir_version = 10
     onnx.checker.check_model(model)
     x = np.ones(stored, np.float32)
-    (out,) = create_session(model).run(None, {"x": x, "step": np.array(3, np.int64)})
+    (out,) = create_session(model).run(None, {"x": x, STEP_INPUT: np.array(3, np.int64)})
     logical_out = out if perm is None else np.transpose(out, (0, 2, 3, 1))
     assert set(np.unique(logical_out)) <= {0.0, 2.0}
     per_pixel = logical_out.reshape(6, 25, 8)

@@ -70,9 +70,56 @@ def test_a_cpu_fallback_is_named():
 
 
 def _cuda_usable() -> bool:
+    """CUDA libraries load and a session really runs on the GPU (tests/conftest.py hides
+    GPUs unless CUDA_VISIBLE_DEVICES is set, as bench/gpu_check.py sets it)."""
     import onnxruntime as ort
+    from onnx import TensorProto, helper
 
-    return cuda.cuda_problem(ort) is None
+    if cuda.cuda_problem(ort) is not None:
+        return False
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["b"])],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CUDAExecutionProvider"]
+        )
+    except Exception:
+        return False
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("example", ["mnist_cnn", "toy_resnet", "addition_rnn"])
+def test_cuda_outputs_equal_the_cpu(example, tmp_path):
+    """The CUDA provider computes what the CPU computes (1e-4 relative), through the
+    same session code `ktrans run` uses."""
+    if not _cuda_usable():
+        pytest.skip("no usable CUDA GPU")
+    from transpiler.emit.onnx import build_model
+    from transpiler.graph import load_one
+    from transpiler.runtime.session import create_session
+
+    _, graph = load_one(str(ROOT / "examples" / f"{example}.kdl"))
+    model = build_model(graph)
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for value in graph.inputs:
+        shape = [4 if not isinstance(d, int) else d for d in value.type.shape]
+        if value.type.dtype.startswith("float"):
+            feeds[value.name] = rng.random(shape).astype(value.type.dtype)
+        else:
+            feeds[value.name] = rng.integers(0, 2, shape).astype(value.type.dtype)
+    cpu = create_session(model, "cpu").run(None, feeds)
+    gpu = create_session(model, "cuda").run(None, feeds)
+    for expected, got in zip(cpu, gpu):
+        scale = float(np.abs(expected).max()) or 1.0
+        assert float(np.abs(got - expected).max()) / scale < 1e-4
 
 
 def test_ktrans_run_on_a_machine_without_cuda_prints_one_error(tmp_path):

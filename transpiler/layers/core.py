@@ -158,8 +158,8 @@ class _RateLayer(Layer):
             for d, n in zip(x.shape, noise):
                 if n is not None and n != 1 and isinstance(d, int) and n != d:
                     self.fail(
-                        f"{self.keras_class()}: noise_shape {list(noise)} does not broadcast "
-                        f"to the input {format_shape(x.shape)}",
+                        f"{self.keras_class()}: noise_shape {describe(list(noise))} does not "
+                        f"broadcast to the input {format_shape(x.shape)}",
                         "each entry is 1, none or the input's size on that axis",
                         arg="noise_shape",
                     )

@@ -117,7 +117,7 @@ class KerasWriter:
         for i, node in enumerate(graph.nodes):
             if calls[id(node.layer)] > 1 and id(node.layer) not in self.layer_var:
                 self.layer_var[id(node.layer)] = self.namer.fresh(f"{node.layer.name}_layer")
-            hints = _output_hints(node)
+            hints = output_hints(node)
             for j, v in enumerate(node.outputs):
                 if len(node.outputs) > 1 and id(v) not in output_of and id(v) not in consumers:
                     self.var[id(v)] = "_"  # an output nothing uses (the encoder's sequence)
@@ -251,7 +251,7 @@ def _layer_names(layer: Layer) -> list[str]:
     return [layer.name, *(n for v in inner for n in _layer_names(v))]
 
 
-def _output_hints(node: Node) -> list[str]:
+def output_hints(node: Node) -> list[str]:
     """Variable names for a node's outputs: the layer's, then its states'
     (`lstm`, `lstm_h`, `lstm_c`)."""
     from transpiler.layers.recurrent import Recurrent

@@ -3,11 +3,14 @@ that computes what Keras computes for the .kdl model, as a PyTorch user would wr
 
 The code per layer lives in one module per family, mirroring transpiler/layers/ (core,
 conv, pooling, normalization, recurrent, attention, merging, reshaping, activations,
-expressions), each layer class registered by `@torch_layer`; a test checks that every
-catalogue layer has an emitter. Where torch.nn has no Keras-exact module (TensorFlow's
-'same' padding for strides, BatchNormalization's moving statistics, Keras's recurrent
-cells and masks...), the emitters use the definitions of templates/torch_layers/, which
-the generator copies into the generated file (only those a model uses).
+preprocessing, applications, expressions), each layer class registered by
+`@torch_layer`; a test checks that every catalogue layer has an emitter. Where torch.nn
+has no Keras-exact module (TensorFlow's 'same' padding for strides, BatchNormalization's
+moving statistics, Keras's recurrent cells and masks...), the emitters use the
+definitions of templates/torch_layers/, which the generator copies into the generated
+file (only those a model uses). Every layer that Keras autocasts gets float32 inputs (a
+float64 input is cast first, `x = x.float()`), and a call's keyword tensors
+(`mask=`, `attention_mask=`) and flags reach the emitter as `e.call`.
 
 To add a layer, write one emitter in the family's module:
 
@@ -53,6 +56,7 @@ The generated module's API (what training code builds on), the same for every mo
 
 from transpiler.emit.torch import (  # noqa: F401  (importing registers the emitters)
     activations,
+    applications,
     attention,
     conv,
     core,
@@ -60,6 +64,7 @@ from transpiler.emit.torch import (  # noqa: F401  (importing registers the emit
     merging,
     normalization,
     pooling,
+    preprocessing,
     recurrent,
     reshaping,
 )

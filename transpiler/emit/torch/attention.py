@@ -1,7 +1,8 @@
 """MultiHeadAttention (templates/torch_layers/attention.py: Keras's projections, with its
 weights, masks and softmax paths). Its forward takes query, value and key by position
-and Keras's masks by name (query_mask, value_mask, key_mask, attention_mask,
-use_causal_mask), as Keras's call does."""
+and the masks by name, as Keras's call does: the inputs' Keras masks (query_mask,
+value_mask, key_mask) and the call's own attention_mask (nonzero: may attend) and
+use_causal_mask."""
 
 from __future__ import annotations
 
@@ -58,4 +59,9 @@ def multi_head_attention(e, inputs):
     for name, mask in zip(("query_mask", "value_mask", "key_mask"), masks):
         if mask is not None:
             given[name] = Atom(mask)
+    attention_mask = e.call.tensors.get("attention_mask")
+    if attention_mask is not None:
+        given["attention_mask"] = e.ref(e.logical(attention_mask))
+    if e.call.options.get("use_causal_mask"):
+        given["use_causal_mask"] = Atom("True")
     return [Out(call(module, *call_args, **given), e.types[0])]

@@ -113,6 +113,18 @@ class TorchGenerator:
         self.helpers.add(name)
         return name
 
+    def all_readers_cast(self, value_id: int) -> bool:
+        """Whether every reader of the value takes it as a positional input of a layer
+        that autocasts (so it may be cast to float32 once, for all of them)."""
+        if value_id in self.output_ids:
+            return False
+        for node in self.consumers.get(value_id, ()):
+            if not node.layer.autocast or any(
+                id(v) == value_id for v in node.call.tensors.values()
+            ):
+                return False
+        return True
+
     def used(self, v: Value) -> bool:
         return id(v) in self.consumers or id(v) in self.output_ids
 

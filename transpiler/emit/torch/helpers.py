@@ -24,6 +24,8 @@ MODULES = (
     "merging",
     "reshaping",
     "core",
+    "preprocessing",
+    "applications",
 )
 
 #: module-level imports a definition may use, and the import statement each needs

@@ -10,6 +10,7 @@ from transpiler.emit.code.keras_names import CodegenError
 from transpiler.emit.torch.code import Atom, Expr
 from transpiler.emit.torch.values import TValue, channels_first_perm
 from transpiler.graph.types import TensorType
+from transpiler.layers.base import NO_CALL_ARGS, CallArgs
 
 #: `perm=SAME`: the output is stored as the first input is
 SAME = object()
@@ -41,12 +42,24 @@ class LayerEmit:
 
     `owner` is the layer whose attribute the module becomes (a wrapper, for the layer it
     wraps) and `prefix` what that wrapper puts before the wrapped layer's weight names.
+    `call` holds the call's keyword tensors (TValues, as stored: `attention_mask`, `mask`)
+    and flags (`use_causal_mask`); the emitter gets the positional tensors as `inputs`,
+    the first one carrying the call's `mask=` as its mask.
     """
 
-    def __init__(self, scope, layer, node=None, owner=None, prefix: str = "") -> None:
+    def __init__(
+        self,
+        scope,
+        layer,
+        node=None,
+        owner=None,
+        prefix: str = "",
+        call: CallArgs = NO_CALL_ARGS,
+    ) -> None:
         self.scope = scope
         self.layer = layer
         self.node = node
+        self.call = call
         self.owner = owner or layer
         self.prefix = prefix
         self.out_types: list[TensorType] | None = None  # a wrapper sets them

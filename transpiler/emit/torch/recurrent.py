@@ -2,9 +2,10 @@
 loop and cells, with Keras's weights), Bidirectional, and TimeDistributed (time folded
 into the batch around the wrapped layer's own code).
 
-Keras hands a recurrent layer the mask only when the sequence is its one tensor
-argument: with initial states the mask goes unused, and still travels on with a
-returned sequence.
+Keras hands a recurrent layer the sequence's mask only when the sequence is its one
+tensor argument: with initial states that mask goes unused, and still travels on with a
+returned sequence. A call's own `mask=` is used either way (the scope makes it the
+sequence's mask for that call, so it is also the one passed on).
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ def _weights(layer, prefix: str = "") -> dict:
 
 
 def _call(e, module, x: TValue, states: list[TValue]):
+    """`module(x, mask=..., initial_state=[...])`, with what Keras hands the layer."""
+    kwargs = {}
+    if x.mask is not None and (not states or "mask" in e.call.tensors):
+        kwargs["mask"] = Atom(x.mask)
     if states:
-        given = Seq("[", "]", [e.ref(s) for s in states])
-        return call(module, e.ref(x), initial_state=given)
-    if x.mask is not None:
-        return call(module, e.ref(x), Atom(x.mask))
-    return call(module, e.ref(x))
+        kwargs["initial_state"] = Seq("[", "]", [e.ref(s) for s in states])
+    return call(module, e.ref(x), **kwargs)
 
 
 @torch_layer("SimpleRNN", "LSTM", "GRU", sets_masks=True)

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, replace
 
 from transpiler.emit.code.keras_names import CodegenError
+from transpiler.emit.code.keras_writer import output_hints
 from transpiler.emit.torch.code import Atom, Call, Expr, Stmt, method
 from transpiler.emit.torch.layer_emit import RETURNED, LayerEmit, Out, Unpack
 from transpiler.emit.torch.names import MODULE_NAMES, Namer, attribute_namer
@@ -22,7 +23,7 @@ from transpiler.emit.torch.registry import TORCH_LAYERS
 from transpiler.emit.torch.structure import Instance, subtree_values
 from transpiler.emit.torch.values import TValue, permute_between
 from transpiler.graph.model import Node, Value
-from transpiler.layers.base import snake_case
+from transpiler.layers.base import NO_CALL_ARGS, CallArgs, autocast_type, snake_case
 
 CHAIN = ("x", "y", "z")
 
@@ -157,7 +158,7 @@ class ScopeEmitter:
         owner = self.owner.get(v.name)
         key = (owner, perm)
         if owner is not None and key in self.converted:
-            return self.converted[key]
+            return replace(self.converted[key], mask=v.mask)  # v's mask: maybe a call's
         expr = method(v.name, "permute", *(Atom(str(d)) for d in dims))
         if self.dying(v.name):
             target = v.name if v.name in CHAIN else (self.free_chain() or v.name)
@@ -167,11 +168,43 @@ class ScopeEmitter:
         self.stmts.append(Stmt(f"{target} = ", expr))
         out = replace(v, name=target, perm=perm)
         if owner is not None:
+            # what is kept for the value's other readers has the value's own mask
+            held = self.values.get(owner)
+            kept = replace(out, mask=held.mask) if held is not None else out
             if target == v.name:  # v's variable now holds the permuted tensor
                 self.converted = {k: t for k, t in self.converted.items() if t.name != target}
-                self.values[owner] = out
-            self.converted[key] = out
+                self.values[owner] = kept
+            self.converted[key] = kept
         return out
+
+    def autocast(self, v: TValue) -> TValue:
+        """v as float32 where it is a float of another precision: Keras's layers cast
+        their float inputs to their compute dtype (`Layer.autocast`). Where every reader
+        of v casts it (or this is its last one), v's variable is cast once, in place
+        (`x = x.float()`); otherwise this reader gets its own cast."""
+        cast = autocast_type(v.type)
+        if cast == v.type:
+            return v
+        expr = method(v.name, "float")
+        owner = self.owner.get(v.name)
+        if owner is None or not (self.dying(v.name) or self.gen.all_readers_cast(owner)):
+            return self.temp(expr, replace(v, type=cast))
+        self.stmts.append(Stmt(f"{v.name} = ", expr))
+        out = replace(v, type=cast)
+        held = self.values.get(owner)
+        self.values[owner] = replace(out, mask=held.mask) if held is not None else out
+        self.converted = {
+            k: t for k, t in self.converted.items() if k[0] != owner and t.name != v.name
+        }
+        return out
+
+    def bool_mask(self, v: TValue) -> str:
+        """The variable holding a mask given to a call (`mask=m`) as bool, in Keras's
+        order: nonzero entries keep their step, as Keras's casts do."""
+        v = self.stored_as(v, None)
+        if v.type.dtype == "bool":
+            return v.name
+        return self.temp(Atom(f"{v.name} != 0"), v, f"{v.name}_mask").name
 
     def target_for(self, item, value: Value, inputs: list[Value]) -> str:
         """The variable a single output goes to: a chain variable where it is a link."""
@@ -199,7 +232,10 @@ class ScopeEmitter:
         if name is None or "[" in name:
             name = re.sub(r"_\d+$", "", item.layer.name)
         outputs = [v for v in item.outputs if self.gen.used(v)]
-        return name if len(outputs) == 1 else f"{name}_{value.index}"
+        if len(outputs) == 1:
+            return name
+        base = item.outputs[0].name.split(":")[0]  # the layer's `lstm_h`, `lstm_c`...
+        return name + output_hints(item)[value.index][len(base) :]
 
     # ------------------------------------------------------------ attributes
 
@@ -249,11 +285,23 @@ class ScopeEmitter:
         entry = TORCH_LAYERS.get(type(layer).__name__)
         if entry is None:
             raise CodegenError(f"no PyTorch code is written for {layer.keras_class()} yet")
-        inputs = [self.values[id(v)] for v in node.inputs]
+        inputs = [self.values[id(v)] for v in node.positional]
+        call = node.call
+        if call is not NO_CALL_ARGS:  # keyword tensors (as stored) and flags
+            tensors = {k: self.values[id(v)] for k, v in call.tensors.items()}
+            if "mask" in tensors:  # the layer's mask for this call, and the one passed on
+                inputs[0] = replace(inputs[0], mask=self.bool_mask(tensors["mask"]))
+            call = CallArgs(tensors, dict(call.options))
+        if layer.autocast:
+            cast: dict[str, TValue] = {}
+            for i, t in enumerate(inputs):
+                if t.name not in cast:
+                    cast[t.name] = self.autocast(t)
+                inputs[i] = replace(cast[t.name], mask=t.mask)
         layouts = self.gen.call_layouts.setdefault(id(layer), [t.perm for t in inputs])
         if node.call_index:  # a shared layer's module works on its first call's layouts
             inputs = [self.stored_as(t, perm) for t, perm in zip(inputs, layouts)]
-        result = entry.emit(LayerEmit(self, layer, node), inputs)
+        result = entry.emit(LayerEmit(self, layer, node, call=call), inputs)
         outs = result.outs if isinstance(result, Unpack) else result
         if not entry.sets_masks:
             first = inputs[0].mask if inputs and layer.supports_masking else None
