@@ -1,13 +1,16 @@
-"""Training-step throughput at batch 128: ktrans's onnxruntime engine, as the generated
-script runs it (the bundle runtime's OrtEngine: IO binding, state kept on the device),
-vs PyTorch eager (bench/torch_models.py), same model, same optimizer, same threads.
+"""Training-step throughput at batch 128: ktrans's two engines as the generated scripts
+run them, the onnxruntime engine (the bundle runtime's OrtEngine: IO binding, state kept
+on the device) and the PyTorch engine (TorchEngine: the generated nn.Module, Keras's
+loss, metrics and optimizer), vs PyTorch eager written by hand (bench/torch_models.py,
+torch.optim), same model, same optimizer, same threads.
 
-The two take turns in blocks of `--block` seconds, `--rounds` times, in one process, so
+The three take turns in blocks of `--block` seconds, `--rounds` times, in one process, so
 a slow period of this shared machine falls on both (as bench/inference_speed.py does);
 each run is a fresh process, and `--runs` of them give the spread. Keras is left out: its
 per-call train_on_batch overhead is not its fit speed (see git history for fit figures).
 
 Run: .venv/bin/python bench/train_speed.py [--runs 3] [--threads 2] [--block 2]
+(--block 0: turns call by call)
 """
 
 from __future__ import annotations
@@ -64,6 +67,44 @@ def ktrans_step(
     return step
 
 
+def torch_engine_step(
+    name: str, threads: int | None, tmp: str, device: str = "cpu", batch_size: int = BATCH
+):
+    """One training step of the PyTorch bundle's engine, as its script calls it (the
+    batch copied to `device`, the logged values back, every step)."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(ROOT))
+    from transpiler.emit.code.torch_bundle import write_torch_bundle
+    from transpiler.emit.code.train_script import pick_train
+    from transpiler.graph import load_one
+
+    program, graph = load_one(str(ROOT / f"examples/{name}.kdl"))
+    script = write_torch_bundle(graph, pick_train(graph), Path(tmp) / f"{name}_torch")[0]
+    sys.path.insert(0, str(script.parent))  # the bundle's ktrans_runtime and module
+    spec = importlib.util.spec_from_file_location(f"bench_{script.stem}", script)
+    s = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(s)
+    module = __import__(Path(s.FILES["module"]).stem)
+    model = getattr(module, Path(s.FILES["module"]).stem).from_keras_weights(
+        script.parent / s.FILES["init"]
+    )
+    compiled = {"loss": s.LOSS, "regularizers": s.REGULARIZERS, "optimizer": s.OPTIMIZER}
+    compiled.update(losses=s.LOSSES, metric_plan=s.METRIC_PLAN)
+    args = SimpleNamespace(device=device, precision="float32", threads=threads)
+    engine = s.kt.torch_engine.TorchEngine(model, compiled, args)
+    x, y = data(MODELS[name], batch_size)
+    batch = {graph.inputs[0].name: x, "target:output": y}
+    counter = iter(range(10**9))
+
+    def step() -> None:
+        engine.step(batch, next(counter), s.LEARNING_RATE)
+        engine.commit()
+
+    return step
+
+
 def torch_step(name: str, threads: int | None, device: str = "cpu", batch_size: int = BATCH):
     """One PyTorch eager step; on CUDA it waits for the GPU, as the ONNX engine's step
     waits to read its loss."""
@@ -95,12 +136,27 @@ def torch_step(name: str, threads: int | None, device: str = "cpu", batch_size: 
 
 def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[list[float]]:
     """Seconds per call of each function, per round: the functions take turns in blocks
-    of `block` seconds (each at least 3 calls), `rounds` times."""
+    of `block` seconds (each at least 3 calls), `rounds` times; with `block` 0 they take
+    turns call by call (20 calls of each of the others per round, the first one between
+    them), so that even a short slow period of the machine falls on all of them alike."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     per_round: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
+        if block <= 0:
+            times: list[list[float]] = [[] for _ in fns]
+            # the first function between each of the others: onnxruntime's threads keep
+            # spinning a while after its call, at the cost of whatever runs next, so
+            # every other function follows it alike
+            for i in range(20 * (len(fns) - 1)):
+                for k in (0, 1 + i % (len(fns) - 1)):
+                    t = time.perf_counter()
+                    fns[k]()
+                    times[k].append(time.perf_counter() - t)
+            for out, measured in zip(per_round, times):
+                out.append(statistics.median(measured))
+            continue
         for fn, out in zip(fns, per_round):
             times = []
             start = time.perf_counter()
@@ -115,9 +171,10 @@ def alternate(fns: list, rounds: int, block: float, warmup: int = 5) -> list[lis
 def child(name: str, threads: int, rounds: int, block: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours = ktrans_step(name, threads, tmp)
+        engine = torch_engine_step(name, threads, tmp)
         theirs = torch_step(name, threads)
-        t_ours, t_theirs = alternate([ours, theirs], rounds, block)
-    print(json.dumps({"ktrans": t_ours, "torch": t_theirs}))
+        t_ours, t_engine, t_theirs = alternate([ours, engine, theirs], rounds, block)
+    print(json.dumps({"ktrans": t_ours, "torch_engine": t_engine, "torch": t_theirs}))
 
 
 def main() -> None:
@@ -137,7 +194,7 @@ def main() -> None:
         f"blocks per run, {args.runs} runs; samples/s (median step of each run)"
     )
     for name in args.models:
-        ratios = []
+        ratios, engine_ratios = [], []
         for run in range(args.runs):
             command = [
                 sys.executable, __file__, "--child", name, "--threads", str(args.threads),
@@ -146,17 +203,24 @@ def main() -> None:
             out = subprocess.run(command, capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             ours = statistics.median(result["ktrans"])
+            engine = statistics.median(result["torch_engine"])
             theirs = statistics.median(result["torch"])
             ratios.append(theirs / ours)
+            engine_ratios.append(theirs / engine)
             rounds = " ".join(f"{b / a:.2f}" for a, b in zip(result["ktrans"], result["torch"]))
+            by_round = zip(result["torch_engine"], result["torch"])
+            engine_rounds = " ".join(f"{b / a:.2f}" for a, b in by_round)
             print(
-                f"{name:10s} run {run + 1}: ktrans {BATCH / ours:8.0f}/s  torch "
-                f"{BATCH / theirs:8.0f}/s  ktrans/torch {theirs / ours:.2f}x (rounds: {rounds})"
+                f"{name:10s} run {run + 1}: ktrans {BATCH / ours:8.0f}/s  torch engine "
+                f"{BATCH / engine:8.0f}/s  torch {BATCH / theirs:8.0f}/s\n"
+                f"{'':10s}   ktrans/torch {theirs / ours:.2f}x (rounds: {rounds}); "
+                f"torch engine/torch {theirs / engine:.2f}x (rounds: {engine_rounds})"
             )
-        print(
-            f"{name:10s} ktrans/torch over {args.runs} runs: median "
-            f"{statistics.median(ratios):.2f}x, {min(ratios):.2f}x to {max(ratios):.2f}x"
-        )
+        for label, values in (("ktrans", ratios), ("torch engine", engine_ratios)):
+            print(
+                f"{name:10s} {label}/torch over {args.runs} runs: median "
+                f"{statistics.median(values):.2f}x, {min(values):.2f}x to {max(values):.2f}x"
+            )
 
 
 if __name__ == "__main__":

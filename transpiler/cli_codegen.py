@@ -26,8 +26,10 @@ def register(subparsers) -> None:
         "and a __main__ that prints the summary. --target torch: a folder with <Model>.py, "
         "a torch.nn.Module computing what Keras computes (torch is needed to run it, not "
         "to generate it), and <Model>.init.npz, its initial weights as `ktrans build "
-        "--seed` draws them. --target train: a folder with a standalone training script "
-        "(numpy + onnxruntime) and its ONNX models.",
+        "--seed` draws them; for a model with a train block also train_<Model>.py, its "
+        "training script (plain PyTorch; torchrun for several processes). --target "
+        "train: a folder with a standalone training script (numpy + onnxruntime) and its "
+        "ONNX models.",
     )
     p.add_argument("file", metavar="FILE", help="a .kdl file")
     p.add_argument(
@@ -45,7 +47,7 @@ def register(subparsers) -> None:
         "train: the folder for the training bundle",
     )
     p.add_argument("--model", metavar="NAME", help="which model, when the file has several")
-    p.add_argument("--train", metavar="NAME", help="--target train: which train block")
+    p.add_argument("--train", metavar="NAME", help="--target train|torch: which train block")
     p.add_argument("--seed", type=int, default=0, help="--target torch|train: initial weights seed")
     p.add_argument(
         "--data",
@@ -108,7 +110,8 @@ def _declared(t) -> str:
 
 def codegen_torch(program, graph, args) -> int:
     """Writes DIR/<Model>.py and DIR/<Model>.init.npz (Keras layout, the weights `ktrans
-    build --seed N` starts from)."""
+    build --seed N` starts from); for a model with a train block, the whole PyTorch
+    training bundle (transpiler.emit.code.torch_bundle: the script, the runtime...)."""
     import io
 
     import numpy as np
@@ -122,6 +125,11 @@ def codegen_torch(program, graph, args) -> int:
         raise KdlErrors(
             [KdlError(None, f"cannot write into '{out}': it is a file", "-o names a folder")]
         )
+    if graph.trains:  # PyTorch runs any length of a `?` axis: no fixing to the data
+        from transpiler.emit.code.torch_bundle import codegen_torch_bundle
+
+        print(codegen_torch_bundle(graph, out, args.train, args.seed, program, args.file))
+        return EXIT_OK
     generated = torch_module(graph, program, source=args.file)
     arrays = {
         f"{layer}/{name}": np.asarray(value, np.float32)

@@ -1,6 +1,7 @@
 """`ktrans train FILE --data D`: writes the model's training bundle (the script that
-`ktrans codegen --target train` writes) into --out and runs that script with this Python,
-so there is one training loop. Flags pass through to the script; its exit code is ours
+`ktrans codegen --target train` writes; with --engine torch the PyTorch bundle, see
+cli_train_torch) into --out and runs that script with this Python, so there is one
+training loop. Flags pass through to the script; its exit code is ours
 (130 or 143 after Ctrl-C or SIGTERM, with a checkpoint saved: continue with --resume)."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from transpiler.cli_train_torch import add_flags as add_engine_flags
+from transpiler.cli_train_torch import engine_problem, torch_command, write_bundle
 from transpiler.errors import KdlError, KdlErrors
 
 # ktrans train flag -> the script's flag, for the flags that pass through with a value
@@ -142,12 +145,20 @@ def cmd_train(args) -> int:
     from transpiler.errors import printable
     from transpiler.graph import load_one
 
+    problem = engine_problem(args)
+    if problem:  # one line, exit 1 (not a KdlError's report)
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     check_data_path(args.data)
-    _, graph = load_one(args.file, args.model)
-    trained = fix_axes_to_data(graph, args)
-    config = pick_train(trained, args.train)
+    program, graph = load_one(args.file, args.model)
     out = Path(args.out or Path("runs") / file_stem(graph.name))
     args.out = str(out)
+    if args.engine == "torch":  # the PyTorch bundle (any length of a `?` axis trains)
+        config = pick_train(graph, args.train)
+        script = write_bundle(graph, config, out, args.seed or 0, graph, program, args.file)
+        return run_script(torch_command(script_command(script, args), args))
+    trained = fix_axes_to_data(graph, args)
+    config = pick_train(trained, args.train)
     paths = write_training_bundle(trained, config, out, seed=args.seed or 0, inference=graph)
     script = paths[0]
     print(f"wrote {printable(str(out))}/ ({', '.join(p.name for p in paths)})", file=sys.stderr)
@@ -160,10 +171,10 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "train",
-        help="train a model on onnxruntime with its train block",
+        help="train a model with its train block (onnxruntime, or PyTorch)",
         description="Writes the training bundle of a model (as `ktrans codegen --target "
-        "train`) into --out and runs its script. See the script's --help for the data "
-        "format.",
+        "train`, or `--target torch` with --engine torch) into --out and runs its script. "
+        "See the script's --help for the data format.",
     )
     p.add_argument("file", metavar="FILE", help="a .kdl file")
     p.add_argument(
@@ -186,4 +197,5 @@ def register(sub) -> None:
         "--no-io-binding", action="store_true", help="copy the state every step (to compare)"
     )
     add_data_flags(p)  # the script's own data flags, passed through
+    add_engine_flags(p)
     p.set_defaults(run=cmd_train)

@@ -40,6 +40,16 @@ through prefetch and ends with report and keras_export):
     report      history.png and report.html
     keras_export  trained weights for Keras: .weights.h5, .keras, Keras-layout .npz
 
+and the PyTorch engine (`ktrans codegen --target torch`; torch imported when it opens):
+
+    torch_engine  TorchEngine: the generated nn.Module trained the Keras way
+    torch_losses  Keras's losses, reductions, masks and regularizers in PyTorch
+    torch_metrics the metric plan's per-batch statistics in PyTorch
+    torch_optim   Keras's optimizers (not torch.optim's), clipping, EMA, accumulation
+    torch_dist    several processes under torchrun: DDP, shares of a batch, agreement
+    torch_files   the trained .onnx, state_dict and Keras files of the torch engine
+    onnx_layout   Keras-layout weights back into the ONNX layout (recipes run backwards)
+
 Submodules load when first used (`ktrans_runtime.data` imports data.py then), so a
 script installs its signal handling before numpy loads.
 
@@ -76,7 +86,7 @@ same loop (tests/runtime/test_loop.py runs a numpy engine through it):
     import ktrans_runtime as kt
 
     def fit(interrupt, args):
-        engine = kt.torch_engine.TorchEngine(Model(), OPTIMIZER, args)
+        engine = kt.torch_engine.TorchEngine(Model(), COMPILED, args)
         run = kt.loop.TrainingRun(args, engine, interrupt, COMPILED)
         train, val, test = run.open_data(FEEDS)      # FEEDS: the script's literal
         run.begin()                                  # resume, then defer signals

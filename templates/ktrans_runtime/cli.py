@@ -58,11 +58,12 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
         choices=[0, 1, 2],
         help="0 silent, 1 progress bar, 2 one line per epoch",
     )
-    p.add_argument(
-        "--no-io-binding",
-        action="store_true",
-        help="copy the state in and out every step (to compare; slower)",
-    )
+    if engine == "onnxruntime":  # the onnxruntime engine's own flag
+        p.add_argument(
+            "--no-io-binding",
+            action="store_true",
+            help="copy the state in and out every step (to compare; slower)",
+        )
     add_data_flags(p)
     return p
 

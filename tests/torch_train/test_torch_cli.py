@@ -1,0 +1,81 @@
+"""`ktrans train --engine torch [--nproc N]` and `ktrans codegen --target torch` with a
+train block; without PyTorch, --engine torch is one line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.torch_train.bundles import environment, tiny, tiny_data
+
+torch = pytest.importorskip("torch")
+
+
+def ktrans(*args, hide_torch: bool = False, timeout: int = 240):
+    """ktrans in a fresh Python; `hide_torch` makes `import torch` fail there."""
+    hide = "sys.modules['torch'] = None\n" if hide_torch else ""
+    code = f"import sys\n{hide}from transpiler.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_kdl(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("torch_cli")
+    kdl = tmp / "tiny.kdl"
+    kdl.write_text(tiny("Cli", epochs=1))
+    return kdl, tiny_data(tmp / "data.npz")
+
+
+def test_without_torch_the_engine_is_a_one_line_error(tiny_kdl, tmp_path):
+    kdl, data = tiny_kdl
+    result = ktrans("train", kdl, "--data", data, "--engine", "torch", "--out", tmp_path,
+                    hide_torch=True)  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "--engine torch needs PyTorch" in lines[0] and "ktrans[torch]" in lines[0]
+    assert not (tmp_path / "train_Cli.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--nproc", "2"], "--nproc needs --engine torch"),
+        (["--precision", "bfloat16"], "--precision needs --engine torch"),
+        (["--engine", "torch", "--nproc", "0"], "--nproc must be at least 1"),
+    ],
+)
+def test_engine_flags_are_checked(tiny_kdl, tmp_path, flags, message):
+    kdl, data = tiny_kdl
+    result = ktrans("train", kdl, "--data", data, "--out", tmp_path, *flags)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_codegen_torch_writes_the_training_bundle(tiny_kdl, tmp_path):
+    kdl, _ = tiny_kdl
+    result = ktrans("codegen", kdl, "--target", "torch", "-o", tmp_path / "b")
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (tmp_path / "b").iterdir()}
+    assert {"train_Cli.py", "Cli.py", "Cli.init.npz", "Cli.onnx", "ktrans_runtime"} <= names
+    assert "run: python" in result.stdout
+
+
+def test_ktrans_train_with_torch_in_two_processes(tiny_kdl, tmp_path):
+    """The same command line with --nproc 2 runs the script under torchrun."""
+    kdl, data = tiny_kdl
+    out = tmp_path / "run"
+    result = ktrans("train", kdl, "--data", data, "--engine", "torch", "--nproc", "2",
+                    "--out", out, "--verbose", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["engine"] == "torch" and results["processes"] == 2
+    assert (out / "Cli.trained.onnx").is_file()
