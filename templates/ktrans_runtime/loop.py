@@ -211,11 +211,15 @@ class TrainingRun:
         (`data.rows_in`); a batch left with no row at all is passed over, counted done."""
         todo = [batch_rows(order, b, self.batch_size) for b in range(self.batch, self.steps)]
         with Prefetcher(data, todo) as ahead:
-            yield self._with_rows(ahead)
+            yield self._with_rows(ahead, getattr(data, "shared", False))
 
-    def _with_rows(self, ahead) -> Iterator[dict]:
-        for _, feeds in ahead:
-            if rows_in(feeds):
+    def _with_rows(self, ahead, shared: bool) -> Iterator[dict]:
+        """The batches; `rows_asked` counts the current one's rows before any share or drop.
+        A process's share of a batch (torch_dist.SharedData) may be empty and is still
+        stepped: the other processes wait for its part of the collectives."""
+        for rows, feeds in ahead:
+            self.rows_asked = len(rows)
+            if shared or rows_in(feeds):
                 yield feeds
                 continue
             console.note(f"batch {self.batch + 1} of epoch {self.epoch + 1} has no readable row")

@@ -133,6 +133,10 @@ class Processes:
             rows = np.arange(rows.start, rows.stop)
         return np.array_split(np.asarray(rows), self.world)[self.rank]
 
+    def shared(self, data):
+        """`data` as this process reads it: under torchrun, its share of each batch."""
+        return SharedData(data, self) if self.distributed else data
+
     def share_batch(self, batch: dict) -> dict:
         """This process's part of a batch already taken (evaluation)."""
         if not self.distributed:
@@ -223,6 +227,24 @@ class DistributedCounts(Counts):
 
     def share(self, penalty):
         return penalty / self.processes.world
+
+
+class SharedData:
+    """A dataset under torchrun: `take(rows)` reads only this process's share of the
+    batch's rows (Processes.share). `shared` tells the loop to step on an empty share
+    too: every process takes part in each step's collectives."""
+
+    shared = True
+
+    def __init__(self, data, processes: Processes) -> None:
+        self.data, self.processes = data, processes
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def take(self, rows) -> dict:
+        return self.data.take(self.processes.share(rows))
 
 
 def _lost_contact(error: Exception) -> bool:

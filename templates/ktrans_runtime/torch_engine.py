@@ -126,7 +126,7 @@ class TorchEngine:
         if self.precision == "float16":
             self.scale = torch.tensor([FIRST_SCALE, 0.0], device=self.device)
         self.net = self.plain = _trained_outputs(self.model, self.outputs)
-        self.seed, self.pending, self.rows = 0, None, None
+        self.seed, self.pending, self.rows = 0, None, 0
         self.committed, self.synced = 0, -1
         self.agreed = AgreedStop(self.processes.rank, self.processes.world)
         names = [*self.model.keras_weights(), *self.optimizer.state()]
@@ -186,10 +186,9 @@ class TorchEngine:
         self.agreed.interrupt = interrupt
         return self.agreed
 
-    def share(self, rows):
-        """This process's rows of a batch (torch_dist.Processes.share)."""
-        self.rows = len(rows) if not isinstance(rows, slice) else rows.stop - rows.start
-        return self.processes.share(rows)
+    def shared(self, data):
+        """`data` as this process reads it: its share of each batch (torch_dist)."""
+        return self.processes.shared(data)
 
     # ------------------------------------------------------------ one step
 
@@ -218,12 +217,13 @@ class TorchEngine:
             return Counts()
         return DistributedCounts(self.processes, local_rows, rows)
 
-    def step(self, batch: dict, step: int, learning_rate: float) -> dict:
-        """Forward, loss, backward on this process's share of the batch; returns the
-        whole batch's losses and metric statistics. The update waits for commit()."""
+    def step(self, batch: dict, step: int, learning_rate: float, rows: int | None = None) -> dict:
+        """Forward, loss, backward on this process's share of the batch (`rows` rows in
+        all processes together; default: this share's); returns the whole batch's losses
+        and metric statistics. The update waits for commit()."""
         local_rows = len(next(iter(batch.values())))
-        rows = self.rows if self.rows is not None else local_rows
-        self.rows = None
+        distributed = self.processes.distributed and rows is not None
+        rows = self.rows = rows if distributed else local_rows
         self._seed_step(step)
         inputs, targets = self._tensors(batch)
         self.model.train()
@@ -368,6 +368,11 @@ class TorchEngine:
     def weights(self) -> dict:
         return self.model.keras_weights()
 
+    def keras_weights(self) -> dict:
+        """The weights in Keras's layout, as the Keras files take them (keras_export):
+        the module holds that layout already."""
+        return self.model.keras_weights()
+
     def moving_averages(self) -> dict:
         """{weight: its moving average} (use_ema), in Keras's layout."""
         averages = self.optimizer.moving_averages()
@@ -388,13 +393,11 @@ class TorchEngine:
             self.exported.onnx(path, weights)
 
     def end_files(self, run) -> None:
-        """When training has ended: the module's state_dict beside the trained .onnx,
-        and the weights for Keras (an end hook of the run)."""
-        weights = self.weights()
-        stem = run.trained.name.split(".trained")[0]
+        """When training has ended: the module's state_dict beside the trained .onnx
+        (an end hook of the run; the Keras files are the run's own end hook)."""
         if run.trained.suffix != ".pt":
-            write_state_dict(run.out / f"{stem}.trained.pt", self.model, weights, self.torch)
-        self.exported.keras(run.out, stem, weights)
+            path = run.out / f"{run.stem}.trained.pt"
+            write_state_dict(path, self.model, self.weights(), self.torch)
 
     def fingerprint(self) -> str:
         """The module's source and the train block's settings."""

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import console
 from .errors import TrainingError
 from .files import write_bytes
 
@@ -72,18 +71,6 @@ class TrainedFiles:
         from .onnx_layout import onnx_arrays
 
         self.exporter.write(Path(path), onnx_arrays(weights, self.info["recipes"]))
-
-    def keras(self, out: Path, stem: str, weights: dict) -> None:
-        """`<stem>.weights.npz` and `<stem>.weights.h5` into `out`; a file that cannot be
-        written (no h5py, a model without Keras code) is a note."""
-        from .keras_export import ExportError, write_keras_files
-
-        try:
-            _, notes = write_keras_files(weights, self.info, out, stem)
-        except ExportError as e:
-            notes = [f"no Keras files were written: {e}"]
-        for note in notes:
-            console.note(note)
 
 
 def state_dict_bytes(model, torch) -> bytes:

@@ -246,4 +246,21 @@ def test_both_engines_train_alike(tmp_path, optimizer, extra):
         assert sorted(p.name for p in (ours / "ckpt").iterdir()) == sorted(
             p.name for p in (theirs / "ckpt").iterdir()
         )
-        assert (ours / "w.weights.npz").is_file()
+        mine, other = (h5_arrays(p / "w.weights.h5") for p in (ours, theirs))
+        assert mine.keys() == other.keys() and mine
+        for key in other:
+            np.testing.assert_allclose(mine[key], other[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def h5_arrays(path) -> dict:
+    """Every dataset of an .h5 file, by its path in the file."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: (
+                arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return arrays

@@ -50,8 +50,9 @@ report |
 folder of `.npy` files read as the train block's `data {{ }}` section says (DATA in the
 script; ktrans's docs/training.md), or as the data flags say (`--image-size H W`,
 `--color-mode`, `--label-mode`, `--columns NAME=COLUMN`, `--categorical COLUMN`: each
-sets its key of the section). Batches are read ahead of the step on a background thread. In an `.npz`, rows are samples: the arrays {arrays}
-(the model's inputs and trained outputs: FEEDS in the script) hold the training data; the
+sets its key of the section). Batches are read ahead of the step on a background
+thread. In an `.npz`, rows are samples: the arrays {arrays} (the model's inputs and
+trained outputs: FEEDS in the script) hold the training data; the
 same names with `val_` or `test_` in front hold validation and test data.
 {keras_names}
 Each `.npz` array is prepared once, and the script prints what it did:
