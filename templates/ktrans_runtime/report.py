@@ -123,6 +123,8 @@ def plot_history(history: dict, path: Path) -> Path | None:
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize="small")
         axes.xaxis.get_major_locator().set_params(integer=True)
+        if len(history.get(key) or []) <= 12:  # few epochs: a tick at each (1, not 0.96)
+            axes.set_xticks(range(1, len(history[key]) + 1) if epochs is None else epochs)
     buffer = _png_bytes(figure)
     return write_bytes(path, buffer)
 

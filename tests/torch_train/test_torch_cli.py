@@ -79,3 +79,32 @@ def test_ktrans_train_with_torch_in_two_processes(tiny_kdl, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["engine"] == "torch" and results["processes"] == 2
     assert (out / "Cli.trained.onnx").is_file()
+
+
+def test_a_torch_run_folder_evaluates_predicts_and_reports_as_an_onnxruntime_one(
+    tiny_kdl, tmp_path
+):
+    """The PyTorch bundle writes what evaluate, predict and report read (the evaluation
+    model and settings, the diagram, the summary): `ktrans evaluate` on its run folder
+    gives the script's own test metrics, the report shows the model."""
+    import numpy as np
+
+    kdl, data = tiny_kdl
+    out = tmp_path / "run"
+    result = ktrans("train", kdl, "--data", data, "--engine", "torch", "--out", out,
+                    "--verbose", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    tested = json.loads((out / "results.json").read_text())["test"]
+    scored = ktrans("evaluate", out, "--data", data, "-o", tmp_path / "e.json")
+    assert scored.returncode == 0, scored.stderr
+    logs = json.loads((tmp_path / "e.json").read_text())["logs"]
+    assert logs.keys() == tested.keys()
+    for key, value in tested.items():
+        np.testing.assert_allclose(logs[key], value, rtol=1e-5, err_msg=key)
+    with np.load(data) as arrays:
+        np.save(tmp_path / "x.npy", arrays["x_test"][:3])
+    predicted = ktrans("predict", out, "--input", tmp_path / "x.npy", "-o", tmp_path / "p.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 4  # header + 3 rows
+    page = (out / "report.html").read_text()
+    assert "data:image/svg+xml" in page and "Total params" in page  # the diagram, inlined

@@ -70,15 +70,23 @@ def diagram_svg(graph) -> bytes | None:
 
 
 def write_bundle_extras(graph, config, settings: dict, out: Path) -> list[Path]:
-    """Writes the diagram, the summary table and the evaluation settings into `out`."""
+    """Writes the evaluation settings, the summary table and the diagram into `out`."""
+    return [write_eval_settings(graph, config, settings, out), *write_report_files(graph, out)]
+
+
+def write_eval_settings(graph, config, settings: dict, out: Path) -> Path:
+    """Writes `<Model>.eval.json` into `out`."""
+    evaluation = json.dumps(eval_settings(graph, config, settings), indent=1) + "\n"
+    return atomic_write_bytes(out / f"{file_stem(graph.name)}.eval.json", evaluation.encode())
+
+
+def write_report_files(graph, out: Path) -> list[Path]:
+    """Writes the summary table and the diagram (the report's) into `out`."""
     from transpiler.summary import render_summary
 
     name = file_stem(graph.name)
-    evaluation = json.dumps(eval_settings(graph, config, settings), indent=1) + "\n"
-    written = [
-        atomic_write_bytes(out / f"{name}.eval.json", evaluation.encode()),
-        atomic_write_bytes(out / f"{name}.summary.txt", (render_summary(graph) + "\n").encode()),
-    ]
+    summary = (render_summary(graph) + "\n").encode()
+    written = [atomic_write_bytes(out / f"{name}.summary.txt", summary)]
     svg = diagram_svg(graph)
     if svg is not None:
         written.append(atomic_write_bytes(out / f"{name}.svg", svg))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -250,7 +251,38 @@ def write_torch_bundle(
         written.append(atomic_write_bytes(out / files["offsets"], offsets.encode()))
     written.append(atomic_write_bytes(out / "README.md", readme.encode()))
     copy_runtime(out)
+    written += _evaluation_files(graph, config, weights, settings, out, name)
     return [*written, out / RUNTIME]
+
+
+def _evaluation_files(graph, config, weights: dict, settings: dict, out: Path, name: str):
+    """What `ktrans evaluate`, `predict` and `report` read in a run folder, as the
+    onnxruntime bundle writes them (bundle_extras): the evaluation model, its settings,
+    the diagram and the summary. The evaluation model runs the trained .onnx's weights
+    (ONNX layout, the recipes run backwards), so both engines' runs evaluate alike."""
+    from transpiler.emit.code.bundle_extras import write_eval_settings, write_report_files
+    from transpiler.emit.code.train_eval import build_eval_model
+
+    constants = settings["s"]
+    plan = [
+        {key: entry[key] for key in ("key", "stats", "combine", "finalize")}
+        for entry in log_keys(config)[1]
+    ]
+    files = {**constants["FILES"], "eval": f"{name}.eval.onnx"}
+    view = {
+        **settings,
+        "s": {**constants, "FILES": files, "METRIC_PLAN": plan, "OPTIMIZER": config.optimizer.name},
+    }
+    written = write_report_files(graph, out)
+    if not constants["FILES"].get("inference"):
+        return written  # no trained .onnx to evaluate (a note said why)
+    try:
+        proto = build_eval_model(graph, config, weights)
+    except NotImplementedError as e:
+        print(f"note: no evaluation model in the bundle ({e})", file=sys.stderr)
+        return written
+    written.append(atomic_write_bytes(out / files["eval"], proto.SerializeToString()))
+    return [*written, write_eval_settings(graph, config, view, out)]
 
 
 def codegen_torch_bundle(
