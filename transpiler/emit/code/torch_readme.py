@@ -44,7 +44,9 @@ python {script} --help      # every flag
 | `{script}` | the model's settings, how its data feeds a step, the training loop |
 | `{module}` | the model as a `torch.nn.Module` that computes what Keras computes |
 | `{init}` | its initial weights in Keras's layout (`<layer>/<weight>` arrays) |
-{onnx_row}| `ktrans_runtime/` | the machinery every bundle shares (data, metrics, callbacks, \
+{onnx_row}| `{model}.eval.onnx`, `.eval.json`, `.svg`, `.summary.txt` | for `ktrans evaluate`, \
+`predict` and the run's report |
+| `ktrans_runtime/` | the machinery every bundle shares (data, metrics, callbacks, \
 checkpoints, progress) and Keras's losses, metrics and optimizers for PyTorch \
 (`torch_*.py`) |
 
