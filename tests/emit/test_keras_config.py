@@ -26,7 +26,7 @@ from tests.emit.keras_twin import (
 from tests.emit.test_codegen_keras import CHANNELS_FIRST, KITCHEN_SINK, TRAINED
 from transpiler.emit.code.keras_config import keras_model_config
 from transpiler.emit.onnx import build_model
-from transpiler.emit.onnx.keras_h5 import keras3_layout
+from transpiler.emit.onnx.keras_layout import keras3_layout
 from transpiler.templates.ktrans_runtime.keras_export import write_keras_archive
 
 keras = pytest.importorskip("keras")

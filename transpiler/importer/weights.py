@@ -4,7 +4,7 @@
 Keras 3 (`model.weights.h5` in a .keras archive) keeps each layer's variables under
 `layers/<key>/vars/<i>` (nested models add `layers/<key>/layers/...`), records the
 layer's name on each `vars` group, and orders the variables as `layer.weights`; ktrans
-lists a layer's weights in that order too, and `keras_h5.weight_paths` says where a
+lists a layer's weights in that order too, and `keras_layout.weight_paths` says where a
 wrapped layer's live (Bidirectional's forward_layer/cell/vars/0...). Keras 2 whole-model
 files keep them under `model_weights/<layer name>` with a `weight_names` list.
 """
@@ -56,7 +56,7 @@ def _path(reader: H5Reader, group, path: str):
 
 
 def _keras3_arrays(reader, group, layer) -> list[np.ndarray] | None:
-    from transpiler.emit.onnx.keras_h5 import weight_paths
+    from transpiler.emit.onnx.keras_layout import weight_paths
 
     out = []
     for path in weight_paths(layer):

@@ -4,7 +4,7 @@ transpiler/templates/ktrans_runtime/keras_export.py, which reads it).
 
 - `recipes`: ONNX-layout state -> Keras arrays (transpiler.emit.onnx.keras_recipes);
 - `weights_h5`: where each array goes in a Keras 3 `.weights.h5`
-  (transpiler.emit.onnx.keras_h5.keras3_layout);
+  (transpiler.emit.onnx.keras_layout.keras3_layout);
 - `keras_config`: the `config.json` of a `.keras` archive
   (transpiler.emit.code.keras_config).
 
@@ -38,7 +38,7 @@ def keras_export_info(
     state holds `state_names` (parameters and buffers); `weights`: the Keras-layout
     weights it is built with (the value of a weight that no state tensor holds)."""
     from transpiler.emit.code.keras_config import keras_model_config
-    from transpiler.emit.onnx.keras_h5 import keras3_layout
+    from transpiler.emit.onnx.keras_layout import keras3_layout
     from transpiler.emit.onnx.keras_recipes import keras_recipes
 
     names = None if state_names is None else list(state_names)
