@@ -384,8 +384,14 @@ def torch_engine(check: Check) -> dict:
             "--out", out, "--verbose", 0, timeout=600,
         )  # fmt: skip
         entry: dict = {"exit_code": trained.returncode}
-        if trained.returncode:
-            entry["stderr"] = trained.stderr.strip()[-400:]
+        last = (trained.stderr.strip().splitlines() or [""])[-1]
+        if trained.returncode and check.device == "cpu" and precision != "float32":
+            refused = last.startswith(f"error: --precision {precision} needs --device cuda")
+            entry["refused_on_the_cpu"] = refused  # as it must be: one line, exit 1
+            if not refused:
+                raise AssertionError(f"--precision {precision} on the CPU: {last}")
+        elif trained.returncode:
+            entry["stderr"] = last[-400:]
         else:
             summary = json.loads((out / "results.json").read_text())
             history = json.loads((out / "history.json").read_text())
@@ -450,7 +456,17 @@ def summary(report: dict) -> str:
                 f" | {e['torch_eager_samples_per_s']} | {e['ktrans_over_export']}x | "
                 f"{e['ktrans_over_eager']}x |"
             )
-    lines += ["", f"torch engine: {json.dumps(report.get('torch_engine'))}"]
+    lines += ["", "| torch engine | exit | steps/s | loss |", "|---|---|---|---|"]
+    for key, e in (report.get("torch_engine") or {}).items():
+        if isinstance(e, dict):
+            speed, loss = e.get("steps_per_second"), e.get("loss")
+            note = "refused on the CPU, as it must be" if e.get("refused_on_the_cpu") else ""
+            lines.append(
+                f"| {key} | {e.get('exit_code')} | "
+                f"{round(speed, 1) if speed else note or e.get('stderr', '')} | {loss or ''} |"
+            )
+        else:
+            lines.append(f"| {key} | {e} | | |")
     failed = [k for k, v in report.items() if isinstance(v, dict) and "failed" in v]
     lines += ["", f"sections that failed: {', '.join(failed) or 'none'}", ""]
     return "\n".join(lines)
