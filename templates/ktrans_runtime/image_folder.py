@@ -21,14 +21,16 @@
 
 Unlike Keras, a file that Pillow cannot read is not fatal and never trained on: it is
 reported by path and skipped, and the dataset counts it (`skipped`). Files are checked
-when the folder is opened (`Image.verify`, which reads every chunk of a PNG); a file
-that fails only when it is decoded is dropped from its batch (the batch is one row
-shorter) and counted then. An empty class folder, a folder without class folders and an
+when the folder is opened (decoded, or for a folder too large to keep decoded,
+`Image.verify`, which reads every chunk of a PNG); a file that fails only when it is
+decoded is dropped from its batch (the batch is one row shorter) and counted then. An
+empty class folder, a folder without class folders and an
 `image_size` that does not fit the model's input are errors.
 
-A subset whose decoded images fit in CACHE_BYTES (256 MiB) keeps them after their
-first reading, as `tf.data`'s `cache()` would: the first epoch decodes the files, later
-ones read memory. Pillow is imported only when images are read.
+A folder whose decoded images fit in CACHE_BYTES (256 MiB) is decoded once when it is
+opened, which is also its check, and kept, as `tf.data`'s `cache()` would keep it: every
+epoch reads memory. A larger one is checked with `Image.verify`, and each batch decodes
+its files (on the prefetch thread). Pillow is imported only when images are read.
 """
 
 from __future__ import annotations
@@ -361,12 +363,7 @@ def open_image_folder(
                 f"label_mode {label_mode!r} does not fit the loss of '{target_name}', "
                 f"which takes {wanted} labels"
             )
-    bad: dict[int, str] = {}  # row -> why Pillow cannot read it
-    for i, path in enumerate(index.paths):
-        reason = unreadable(path)
-        if reason is not None:
-            bad[i] = reason
-            print(f"data: skipped {path}: cannot read it ({reason})", file=sys.stderr)
+    decoded, bad = check_files(index.paths, settings)
     readable = np.ones(len(index.paths), bool)
     readable[list(bad)] = False
     datasets = []
@@ -383,6 +380,40 @@ def open_image_folder(
                 label_format,
                 classes,
                 [(index.paths[i], why) for i, why in bad.items() if rows.start <= i < rows.stop],
+                None if decoded is None else decoded[keep],
+                None if decoded is None else np.ones(len(keep), bool),
             )
         )
     return datasets, index
+
+
+def check_files(paths: list[str], settings: ImageSettings):
+    """(decoded, bad): every file read once when the folder is opened, so that no file
+    Pillow cannot read is ever trained on; bad = {row: why}. When all the decoded
+    images fit in CACHE_BYTES the check is the decoding itself and `decoded` holds the
+    images by row (the first epoch then reads memory, as later ones do); otherwise the
+    check is `Image.verify` (header and chunks) and `decoded` is None."""
+    height, width = settings.image_size
+    channels = CHANNELS[settings.color_mode]
+    fits = len(paths) * height * width * channels * 4 <= CACHE_BYTES
+    decoded = np.empty((len(paths), height, width, channels), np.float32) if fits else None
+    bad: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        reason = unreadable(path) if decoded is None else _decode_into(decoded, i, path, settings)
+        if reason is not None:
+            bad[i] = reason
+            print(f"data: skipped {path}: cannot read it ({reason})", file=sys.stderr)
+    return decoded, bad
+
+
+def _decode_into(decoded: np.ndarray, row: int, path: str, settings: ImageSettings):
+    """Decodes `path` into decoded[row]; why it cannot be read, or None."""
+    kind = special_kind(path)
+    if kind:
+        return f"it is {kind}, not a file"
+    channels = CHANNELS[settings.color_mode]
+    try:
+        decoded[row] = read_image(path, channels, settings.image_size, settings.interpolation)
+    except Exception as e:  # Pillow raises many types for bad files
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None

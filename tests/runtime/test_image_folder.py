@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from tests.runtime.image_samples import write_image_folder
+from transpiler.templates.ktrans_runtime import image_folder
 from transpiler.templates.ktrans_runtime.data_errors import DataError
 from transpiler.templates.ktrans_runtime.image_folder import (
     ImageSettings,
     index_folder,
     open_image_folder,
+    read_image,
 )
 
 keras = pytest.importorskip("keras")
@@ -130,7 +132,25 @@ def test_corrupt_files_are_reported_skipped_and_counted(folder, tmp_path, capsys
     assert f"data: skipped {bad / 'cat' / 'a.png'}: cannot read it" in err
 
 
-def test_a_file_that_fails_to_decode_leaves_its_batch(tmp_path, capsys):
+def test_a_folder_that_fits_in_memory_is_decoded_once_when_opened(tmp_path):
+    """Decoding is the check: a file broken after the folder was opened is not read
+    again, and every batch is a gather from the decoded images."""
+    folder = write_image_folder(tmp_path / "f")
+    settings = ImageSettings((4, 4), shuffle=False)
+    (dataset,), _ = open_image_folder(folder, settings, "x", (4, 4, 3), "target:y", (), np.int64)
+    assert dataset.cached is not None and dataset.cached.all()
+    expected = np.stack([read_image(p, 3, (4, 4), "bilinear") for p in dataset.paths[:5]])
+    with open(dataset.paths[2], "wb") as f:
+        f.write(b"garbage")
+    batch = dataset.take(np.arange(5))
+    np.testing.assert_array_equal(batch["x"], expected)
+    assert dataset.skipped == []
+
+
+def test_a_file_that_fails_to_decode_leaves_its_batch(tmp_path, capsys, monkeypatch):
+    """A folder too large to keep decoded is checked with Image.verify and decoded batch
+    by batch: a file that fails then is dropped from its batch."""
+    monkeypatch.setattr(image_folder, "CACHE_BYTES", 0)
     folder = write_image_folder(tmp_path / "f")
     settings = ImageSettings((4, 4), shuffle=False)
     (dataset,), _ = open_image_folder(folder, settings, "x", (4, 4, 3), "target:y", (), np.int64)
