@@ -41,6 +41,7 @@ import numpy as np
 
 from . import console
 from .errors import TrainingError
+from .feeds import ArrayDataset  # noqa: F401  (the in-memory dataset, here for the sources)
 from .files import special_kind
 
 SPLITS = ("train", "val", "test")
@@ -79,26 +80,6 @@ class Dataset(Protocol):
     size: int
 
     def take(self, rows) -> dict[str, np.ndarray]: ...
-
-
-class ArrayDataset:
-    """Arrays with the same number of rows, by feed name."""
-
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        sizes = {name: len(a) for name, a in arrays.items()}
-        if len(set(sizes.values())) > 1:
-            shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
-            raise TrainingError(f"--data: the arrays have different numbers of rows ({shown})")
-        self.arrays = arrays
-        self.size = next(iter(sizes.values()), 0)
-
-    def take(self, rows) -> dict[str, np.ndarray]:
-        return {name: a[rows] for name, a in self.arrays.items()}
-
-    def split(self, at: int) -> tuple[ArrayDataset, ArrayDataset]:
-        first = {name: a[:at] for name, a in self.arrays.items()}
-        rest = {name: a[at:] for name, a in self.arrays.items()}
-        return ArrayDataset(first), ArrayDataset(rest)
 
 
 # ------------------------------------------------------------------ sources

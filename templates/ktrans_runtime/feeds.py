@@ -6,7 +6,8 @@ one row's shape (no batch axis; None for a dynamic axis), `dtype` the numpy type
 model takes. The sources (image folders, CSV tables, .npy directories) look their data
 up by `key` and return batches keyed by `name`.
 
-`ArrayDataset` is the in-memory dataset (CSV tables): `size`, `take(rows)`, `split(at)`.
+`ArrayDataset` is the in-memory dataset (.npz archives, CSV tables): `size`,
+`take(rows)`, `split(at)`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class ArrayDataset:
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         sizes = {name: len(a) for name, a in arrays.items()}
         if len(set(sizes.values())) > 1:
-            raise DataError(f"arrays of different lengths: {sizes}")
+            shown = ", ".join(f"{name}: {n}" for name, n in sizes.items())
+            raise DataError(f"--data: the arrays have different numbers of rows ({shown})")
         self.arrays = arrays
         self.size = next(iter(sizes.values()), 0)
 

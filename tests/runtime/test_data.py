@@ -12,6 +12,7 @@ import pytest
 
 from transpiler.templates.ktrans_runtime import data, npz_source
 from transpiler.templates.ktrans_runtime.data import ArrayDataset, Feed
+from transpiler.templates.ktrans_runtime.data_errors import DataError
 from transpiler.templates.ktrans_runtime.errors import TrainingError
 from transpiler.templates.ktrans_runtime.prepare import prepare
 
@@ -26,7 +27,7 @@ def test_array_dataset_takes_rows_and_splits():
     assert batch["a"].tolist() == [3, 1] and batch["b"].tolist() == [[6, 7], [2, 3]]
     first, rest = ds.split(7)
     assert (first.size, rest.size) == (7, 3) and rest.take(slice(0, 1))["a"].tolist() == [7]
-    with pytest.raises(TrainingError, match="different numbers of rows"):
+    with pytest.raises(DataError, match="different numbers of rows"):
         ArrayDataset({"a": np.zeros(3), "b": np.zeros(4)})
 
 

@@ -49,6 +49,7 @@ from transpiler.emit.code.train_script import (
     _callbacks,
     _directions,
     copy_runtime,
+    fit_settings,
     pick_train,
 )
 from transpiler.emit.file_names import file_stem
@@ -145,18 +146,7 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
     losses, plan = log_keys(config)
     directions = _directions(losses, plan)
     source = str(graph.file) if getattr(graph, "file", None) else None
-    fit = {
-        "batch_size": config.batch_size,
-        "epochs": config.epochs,
-        "validation_split": float(config.validation_split),
-        "shuffle": bool(config.shuffle),
-        "initial_epoch": config.initial_epoch,
-        "steps_per_epoch": config.steps_per_epoch,
-        "validation_steps": config.validation_steps,
-        "validation_batch_size": config.validation_batch_size,
-        "validation_freq": config.validation_freq,
-        "verbose": config.verbose,
-    }
+    fit = fit_settings(config)
     return {
         "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,

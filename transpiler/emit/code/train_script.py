@@ -204,6 +204,22 @@ def _feeds(graph, config, tm) -> dict[str, dict]:
     return feeds
 
 
+def fit_settings(config) -> dict:
+    """The train block's fit() settings, as both engines' scripts hold them (FIT)."""
+    return {
+        "batch_size": config.batch_size,
+        "epochs": config.epochs,
+        "validation_split": float(config.validation_split),
+        "shuffle": bool(config.shuffle),
+        "initial_epoch": config.initial_epoch,
+        "steps_per_epoch": config.steps_per_epoch,
+        "validation_steps": config.validation_steps,
+        "validation_batch_size": config.validation_batch_size,
+        "validation_freq": config.validation_freq,
+        "verbose": config.verbose,
+    }
+
+
 def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
     """Everything the template needs, as plain data: `s` holds the script's literals."""
     source = str(graph.file) if getattr(graph, "file", None) else None  # as ktrans was given it
@@ -217,18 +233,7 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
     metric_plan = [
         {key: entry[key] for key in ("key", "stats", "combine", "finalize")} for entry in plan
     ]
-    fit = {
-        "batch_size": config.batch_size,
-        "epochs": config.epochs,
-        "validation_split": float(config.validation_split),
-        "shuffle": bool(config.shuffle),
-        "initial_epoch": config.initial_epoch,
-        "steps_per_epoch": config.steps_per_epoch,
-        "validation_steps": config.validation_steps,
-        "validation_batch_size": config.validation_batch_size,
-        "validation_freq": config.validation_freq,
-        "verbose": config.verbose,
-    }
+    fit = fit_settings(config)
     return {
         "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,
