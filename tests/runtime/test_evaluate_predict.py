@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from transpiler.templates.ktrans_runtime.image_folder import read_image
 from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES
 
 keras = pytest.importorskip("keras")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DIGITS = EXAMPLES / "data" / "digits_png"
 
 
 def onnx_weights(path):
@@ -193,13 +197,18 @@ def test_report_renders_again(tiny_run, tmp_path, capsys):
         (["predict", "{run}", "--input", "{root}/none.png"], "no such file or folder"),
         (["predict", "{run}", "--input", "{data}"], "expected an image, a folder of images"),
         (["evaluate", "{run}", "--data", "{bad}"], "rows shaped (2,), but the input"),
+        (
+            ["evaluate", "{run}", "--data", "{images}"],
+            "digits_png: images feed an input shaped (height, width, channels), but the "
+            "input 'features' takes float32 rows shaped (6,)",
+        ),
     ],
 )
 def test_errors_are_one_line(tiny_run, tmp_path, capsys, args, message):
     kdl, data, run = tiny_run
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_test=np.zeros((4, 2), np.float32), y_test=np.zeros(4, np.int64))
-    values = {"run": run, "root": tmp_path, "data": data, "bad": bad}
+    values = {"run": run, "root": tmp_path, "data": data, "bad": bad, "images": DIGITS}
     assert main([a.format(**values) for a in args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "internal error" not in err
