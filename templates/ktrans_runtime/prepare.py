@@ -85,9 +85,7 @@ def _cast(array: np.ndarray, where: str, dtype: np.dtype) -> np.ndarray:
         if low < info.min or high > info.max:
             bad = (array < info.min) | (array > info.max)
             row, value = _first(array, bad)
-            raise TrainingError(
-                f"{where}: row {row} holds {value}, which {dtype.name} cannot hold"
-            )
+            raise TrainingError(f"{where}: row {row} holds {value}, which {dtype.name} cannot hold")
     return array.astype(dtype)
 
 

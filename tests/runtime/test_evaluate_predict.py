@@ -146,12 +146,12 @@ def test_predict_on_a_png_equals_run_on_the_array(image_run, tmp_path, capsys):
     order = np.argsort(-expected)
     assert row["item"] == str(png)
     for rank, i in enumerate(order, 1):
-        assert row[f"class_{rank}"] == names[i]
-        np.testing.assert_allclose(row[f"score_{rank}"], expected[i], rtol=1e-6)
+        assert row[f"top{rank}_class"] == names[i]
+        np.testing.assert_allclose(row[f"top{rank}_score"], expected[i], rtol=1e-6)
     capsys.readouterr()
     assert main(["predict", str(model), "--input", str(png)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["item", "class_1", "score_1"]
+    assert table[0].split() == ["item", "top1_class", "top1_score"]
     assert table[1].split()[1] == names[order[0]]
 
 
@@ -170,7 +170,7 @@ def test_predict_uses_class_names_in_the_model_and_reads_folders(image_run, tmp_
     out = tmp_path / "p.csv"
     assert main(["predict", str(model), "--input", str(folder), "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "item,class_1,score_1"
+    assert lines[0] == "item,top1_class,top1_score"
     assert [line.split(",")[0] for line in lines[1:]] == [
         str(folder / "sub/y.jpg"),
         str(folder / "x.png"),
