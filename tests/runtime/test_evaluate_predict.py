@@ -179,6 +179,49 @@ def test_predict_uses_class_names_in_the_model_and_reads_folders(image_run, tmp_
     assert {line.split(",")[1] for line in lines[1:]} <= set(SHAPES)
 
 
+def test_predict_skips_unreadable_images_once_and_counts_them(image_run, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((6, 5), 60 * i, np.uint8), "L").save(folder / f"{i}.png")
+    (folder / "2.png").write_bytes(b"not a png")
+    out = tmp_path / "p.json"
+    assert main(["predict", str(image_run), "--input", str(folder), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("data: ")] == [
+        f"data: skipped {folder / '2.png'}: cannot read it (cannot identify image file "
+        f"'{folder / '2.png'}')",
+        "data: 1 of 3 files skipped (unreadable)",
+    ]
+    assert [row["item"] for row in json.loads(out.read_text())] == [
+        str(folder / "0.png"),
+        str(folder / "1.png"),
+    ]
+
+
+def test_predict_with_nothing_readable_is_an_error(image_run, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert main(["predict", str(image_run), "--input", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert sum(line.startswith(f"data: skipped {bad}: ") for line in lines) == 1
+    assert f"error: nothing to predict: {bad} was skipped (unreadable)" in lines
+    folder = tmp_path / "all_bad"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"not an image")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(image_run), "--input", str(folder), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: nothing to predict: all 2 images of {folder} were skipped (unreadable)" in err
+    assert err.count("data: skipped") == 2 and not out.exists()
+    assert list(tmp_path.glob(".p.csv*")) == []  # no temporary left
+
+
 def test_report_renders_again(tiny_run, tmp_path, capsys):
     _, _, run = tiny_run
     copy = tmp_path / "run"
