@@ -101,13 +101,20 @@ class Progress:
     def __init__(self, what: str) -> None:
         self.what, self.start, self.shown = what, time.perf_counter(), 0.0
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int | None) -> None:
+        """`total` None: not known (a CSV file read as it streams); call finish()."""
         now = time.perf_counter()
-        if now - self.start < PROGRESS_AFTER or (now - self.shown < 0.5 and done < total):
+        if now - self.start < PROGRESS_AFTER or (now - self.shown < 0.5 and done != total):
             return
         self.shown = now
         end = "\n" if done == total else ""
-        print(f"\r{self.what}: {done}/{total} batches", end=end, file=sys.stderr, flush=True)
+        count = f"{done}/{total}" if total is not None else str(done)
+        print(f"\r{self.what}: {count} batches", end=end, file=sys.stderr, flush=True)
+
+    def finish(self, done: int, total: int | None) -> None:
+        """Ends the line of work whose total was not known, if it showed progress."""
+        if total is None and self.shown:
+            print(f"\r{self.what}: {done} batches", file=sys.stderr, flush=True)
 
 
 def feeds_for(run, session_inputs):

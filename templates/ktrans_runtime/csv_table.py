@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,19 @@ class Table:
 
 def read_table(path: str | Path, delimiter: str = ",") -> Table:
     """The header and the rows of a CSV file; ragged rows are errors."""
+    table = next(table_chunks(path, delimiter))
+    if not table.rows:
+        raise DataError(f"{table.path}: the table has a header but no rows")
+    return table
+
+
+def table_chunks(
+    path: str | Path, delimiter: str = ",", rows: int | None = None
+) -> Iterator[Table]:
+    """The CSV file as Tables of at most `rows` rows each (None: one Table of every row),
+    read as they are asked for, so that a large file streams; a file with a header and
+    no rows gives one empty Table. The header is checked before the first Table; a
+    ragged row is an error when its Table is read."""
     path = Path(path)
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 (closed below)
@@ -76,7 +90,8 @@ def read_table(path: str | Path, delimiter: str = ",") -> Table:
             if repeated:
                 raise DataError(f"{path}:1: the header names the column '{repeated[0]}' twice")
             values: list[list[str]] = [[] for _ in header]
-            lines = []
+            lines: list[int] = []
+            given = 0
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # a blank line
@@ -88,13 +103,15 @@ def read_table(path: str | Path, delimiter: str = ",") -> Table:
                 for column, value in zip(values, row):
                     column.append(value)
                 lines.append(reader.line_num)
+                if rows is not None and len(lines) == rows:
+                    yield Table(path, header, dict(zip(header, values)), lines)
+                    values, lines, given = [[] for _ in header], [], given + 1
         except csv.Error as e:
             raise DataError(f"{path}:{reader.line_num}: {e}") from None
         except UnicodeDecodeError as e:
             raise DataError(f"{path}: not UTF-8 text ({e.reason})") from None
-    if not lines:
-        raise DataError(f"{path}: the table has a header but no rows")
-    return Table(path, header, dict(zip(header, values)), lines)
+        if lines or not given:
+            yield Table(path, header, dict(zip(header, values)), lines)
 
 
 def feed_columns(table: Table, feeds: list[Feed], settings: CsvSettings) -> dict[str, list[str]]:
@@ -219,13 +236,13 @@ def open_csv(
     """The table at `path` as a dataset of `feeds`. `vocabularies`: those of the training
     table, for validation, test and prediction tables (else built from this one)."""
     table = read_table(path, settings.delimiter)
+    columns = feed_columns(table, feeds, settings)  # a feed's missing column first
     for name in settings.categorical:
         if name not in table.columns:
             raise DataError(
                 f"{table.path}: categorical names the column '{name}', which the header "
                 f"does not have: {', '.join(table.header)}"
             )
-    columns = feed_columns(table, feeds, settings)
     vocabs = {}
     for name in settings.categorical:
         given = (vocabularies or {}).get(name)

@@ -20,8 +20,9 @@
   the model's target wants them.
 
 Unlike Keras, a file that Pillow cannot read is not fatal and never trained on: it is
-reported by path and skipped, and the dataset counts it (`skipped`). Files are checked
-when the folder is opened (decoded, or for a folder too large to keep decoded,
+reported by path and skipped, and the dataset counts it (`skipped`); when the folder is
+opened one line gives the count ("data: 2 of 539 files skipped (unreadable)"). Files are
+checked when the folder is opened (decoded, or for a folder too large to keep decoded,
 `Image.verify`, which reads every chunk of a PNG); a file that fails only when it is
 decoded is dropped from its batch (the batch is one row shorter) and counted then. An
 empty class folder, a folder without class folders and an
@@ -392,7 +393,8 @@ def check_files(paths: list[str], settings: ImageSettings):
     Pillow cannot read is ever trained on; bad = {row: why}. When all the decoded
     images fit in CACHE_BYTES the check is the decoding itself and `decoded` holds the
     images by row (the first epoch then reads memory, as later ones do); otherwise the
-    check is `Image.verify` (header and chunks) and `decoded` is None."""
+    check is `Image.verify` (header and chunks) and `decoded` is None. Each unreadable
+    file is a line on stderr, and their count one more."""
     height, width = settings.image_size
     channels = CHANNELS[settings.color_mode]
     fits = len(paths) * height * width * channels * 4 <= CACHE_BYTES
@@ -403,6 +405,8 @@ def check_files(paths: list[str], settings: ImageSettings):
         if reason is not None:
             bad[i] = reason
             print(f"data: skipped {path}: cannot read it ({reason})", file=sys.stderr)
+    if bad:
+        print(f"data: {len(bad)} of {len(paths)} files skipped (unreadable)", file=sys.stderr)
     return decoded, bad
 
 

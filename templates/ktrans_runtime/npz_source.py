@@ -122,7 +122,9 @@ def load_npz(path: Path, feeds: list[Feed]) -> dict:
             arrays = {}
             for feed in feeds:
                 array_name = names[feed.name]
-                arrays[feed.name] = prepare(_read(archive, array_name, path), array_name, feed)
+                arrays[feed.name] = prepare(
+                    _read(archive, array_name, path), array_name, feed, f"--data {path}"
+                )
             out[split] = ArrayDataset(arrays)
     return out
 

@@ -32,11 +32,13 @@ ONE_HOT_LOSSES = CATEGORICAL_LOSSES | {"categorical_hinge", "kl_divergence"}
 ROW_SUM_TOLERANCE = 1e-3
 
 
-def prepare(array: np.ndarray, label: str, feed: Feed) -> np.ndarray:
-    """`array` (the data's array `label`) as `feed` takes it; prints what it changed."""
+def prepare(array: np.ndarray, label: str, feed: Feed, source: str = "--data") -> np.ndarray:
+    """`array` (the data's array `label`) as `feed` takes it; prints what it changed.
+    `source` starts every message: "--data mnist.npz" names the file."""
     dtype = np.dtype(feed.dtype)
+    where = f"{source}: {label}"
     if array.ndim == 0:
-        raise TrainingError(f"--data: {label} is a single value, not rows of samples")
+        raise TrainingError(f"{where} is a single value, not rows of samples")
     done: list[str] = []
     rows = len(array)
     want = list(feed.shape)
@@ -48,34 +50,34 @@ def prepare(array: np.ndarray, label: str, feed: Feed) -> np.ndarray:
     classes = want[0] if len(want) == 1 and isinstance(want[0], int) else 0
     if feed.loss in ONE_HOT_LOSSES and integers and classes > 1 and array.size == rows:
         labels = array.reshape(rows)
-        _check_ids(labels, label, classes, None)
+        _check_ids(labels, where, classes, None)
         array = np.eye(classes, dtype=dtype)[labels]
         done.append(f"one-hot encoded ({classes} classes)")
     if array.dtype != dtype:
         done.append(f"cast from {array.dtype.name} to {dtype.name}")
-        array = _cast(array, label, dtype)
+        array = _cast(array, where, dtype)
     if np.issubdtype(array.dtype, np.floating):
-        _check_finite(array, label)
+        _check_finite(array, where)
     if sparse:
-        _check_ids(array, label, feed.classes, feed.ignore_class)
-    array = _reshape(array, label, want, done)
+        _check_ids(array, where, feed.classes, feed.ignore_class)
+    array = _reshape(array, where, want, done)
     if feed.loss is not None:
-        check_target(array, label, feed.loss)
+        check_target(array, where, feed.loss)
     if done:
         console.info(f"data: {label}: {', '.join(done)}")
     return np.ascontiguousarray(array)
 
 
-def _cast(array: np.ndarray, label: str, dtype: np.dtype) -> np.ndarray:
+def _cast(array: np.ndarray, where: str, dtype: np.dtype) -> np.ndarray:
     """`array` as `dtype`: integers must fit, floats cast to integers must be whole."""
     if np.issubdtype(dtype, np.integer) and array.size:
         if np.issubdtype(array.dtype, np.floating):
-            _check_finite(array, label)
+            _check_finite(array, where)
             bad = array != np.round(array)
             if bad.any():
                 row, value = _first(array, bad)
                 raise TrainingError(
-                    f"--data: {label} must hold whole numbers for a {dtype.name} "
+                    f"{where} must hold whole numbers for a {dtype.name} "
                     f"input; row {row} holds {value}"
                 )
         info = np.iinfo(dtype)
@@ -83,13 +85,11 @@ def _cast(array: np.ndarray, label: str, dtype: np.dtype) -> np.ndarray:
         if low < info.min or high > info.max:
             bad = (array < info.min) | (array > info.max)
             row, value = _first(array, bad)
-            raise TrainingError(
-                f"--data: {label}: row {row} holds {value}, which {dtype.name} cannot hold"
-            )
+            raise TrainingError(f"{where}: row {row} holds {value}, which {dtype.name} cannot hold")
     return array.astype(dtype)
 
 
-def _reshape(array: np.ndarray, label: str, want: list, done: list[str]) -> np.ndarray:
+def _reshape(array: np.ndarray, where: str, want: list, done: list[str]) -> np.ndarray:
     rows = len(array)
     if list(array.shape[1:]) == want:
         return array
@@ -102,7 +102,7 @@ def _reshape(array: np.ndarray, label: str, want: list, done: list[str]) -> np.n
     )
     if not matches:
         shown = tuple(want)
-        raise TrainingError(f"--data: {label}: rows shaped {array.shape[1:]}, not {shown}")
+        raise TrainingError(f"{where}: rows shaped {array.shape[1:]}, not {shown}")
     return array
 
 
@@ -112,14 +112,14 @@ def _first(array: np.ndarray, bad: np.ndarray) -> tuple[int, object]:
     return at[0], array[at].item()
 
 
-def _check_finite(array: np.ndarray, label: str) -> None:
+def _check_finite(array: np.ndarray, where: str) -> None:
     finite = np.isfinite(array)
     if not finite.all():
         row, value = _first(array, ~finite)
-        raise TrainingError(f"--data: {label}: row {row} holds {value}")
+        raise TrainingError(f"{where}: row {row} holds {value}")
 
 
-def _check_ids(labels: np.ndarray, label: str, classes: int, ignore) -> None:
+def _check_ids(labels: np.ndarray, where: str, classes: int, ignore) -> None:
     """Class ids must be classes of the output, or the loss's ignore_class."""
     wrong = (labels < 0) | (labels >= classes)
     if ignore is not None:
@@ -128,18 +128,18 @@ def _check_ids(labels: np.ndarray, label: str, classes: int, ignore) -> None:
         row, value = _first(labels, wrong)
         also = f" (or {ignore}, ignored)" if ignore is not None else ""
         raise TrainingError(
-            f"--data: {label} holds labels outside 0..{classes - 1}{also}: row {row} holds {value}"
+            f"{where} holds labels outside 0..{classes - 1}{also}: row {row} holds {value}"
         )
 
 
-def check_target(array: np.ndarray, label: str, loss: str) -> None:
+def check_target(array: np.ndarray, where: str, loss: str) -> None:
     """Targets inside their loss's domain (see the module docstring)."""
     if loss in BINARY_LOSSES:
         bad = (array < 0) | (array > 1)
         if bad.any():
             row, value = _first(array, bad)
             raise TrainingError(
-                f"--data: {label} holds targets outside [0, 1], which {loss} needs: "
+                f"{where} holds targets outside [0, 1], which {loss} needs: "
                 f"row {row} holds {value} (scale or threshold the targets, or choose "
                 "a loss for this range)"
             )
@@ -153,7 +153,7 @@ def check_target(array: np.ndarray, label: str, loss: str) -> None:
             else:
                 row = int(np.argwhere(wrong_sum)[0][0])
             raise TrainingError(
-                f"--data: {label} holds targets that are not one-hot rows, which "
+                f"{where} holds targets that are not one-hot rows, which "
                 f"{loss} needs: row {row} is {_row(array[row])} (give one-hot rows, "
                 "or class ids with sparse_categorical_crossentropy)"
             )

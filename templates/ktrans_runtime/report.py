@@ -148,7 +148,7 @@ def _number(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return html.escape(json.dumps(value) if not isinstance(value, str) else value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return str(value)  # a seed reads 1337, not 1,337
     return f"{value:.4f}" if 1e-3 <= abs(value) < 1e5 or value == 0 else f"{value:.4g}"
 
 
@@ -199,9 +199,12 @@ def _settings(results: dict, evaluation: dict | None, data: dict | None) -> list
     for key in ("train_block", "epochs", "steps", "stopped_early", "device"):
         if key in results:
             rows.append((key.replace("_", " "), results[key]))
+    data_settings = (data or {}).get("settings") or {}
     if evaluation:
         fit = evaluation.get("fit", {})
         for key in ("batch_size", "validation_split", "shuffle"):
+            if key == "validation_split" and data_settings.get(key) is not None:
+                continue  # the data section's split is the one used (an image folder's)
             if key in fit:
                 rows.append((key, fit[key]))
         for key in ("optimizer", "learning_rate"):
@@ -212,7 +215,7 @@ def _settings(results: dict, evaluation: dict | None, data: dict | None) -> list
                  for output, loss in losses.items()]  # fmt: skip
     if data:
         rows.append(("data", f"{data.get('kind')}: {data.get('path')}"))
-        for key, value in (data.get("settings") or {}).items():
+        for key, value in data_settings.items():
             if value not in (None, [], {}):
                 rows.append((f"data: {key}", value))
         for split, count in (data.get("rows") or {}).items():

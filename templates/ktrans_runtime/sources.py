@@ -125,13 +125,14 @@ class OpenedData:
 # ---------------------------------------------------------------- image folders
 
 
-def image_settings(settings: dict, feed: Feed, seed: int) -> ImageSettings:
+def image_settings(settings: dict, feed: Feed, seed: int, source="--data") -> ImageSettings:
     """ImageSettings from the data section; image_size and color_mode default to the
-    model's input."""
+    model's input. `source`: the folder or file read, for messages."""
     shape = tuple(feed.shape)
     if len(shape) != 3 or not all(isinstance(d, int) for d in shape):
         raise DataError(
-            f"an image folder feeds an input shaped (height, width, channels); {feed.describe()}"
+            f"{source}: images feed an input shaped (height, width, channels), but "
+            f"{feed.describe()} takes {feed.wants()}"
         )
     modes = {c: m for m, c in CHANNELS.items()}
     if "color_mode" not in settings and shape[2] not in modes:
@@ -164,7 +165,7 @@ def _image_feeds(feeds: list[Feed], path) -> tuple[Feed, Feed | None]:
 
 def open_images(path, feeds: list[Feed], settings: dict, seed: int, subsets) -> tuple:
     image, target = _image_feeds(feeds, path)
-    chosen = image_settings(settings, image, seed)
+    chosen = image_settings(settings, image, seed, path)
     datasets, index = open_image_folder(
         path,
         chosen,

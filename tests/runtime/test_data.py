@@ -146,6 +146,17 @@ def test_missing_array_messages(tmp_path):
     assert "and 5 more" in npz_source.missing_message("train", [a], list(many), [a])
 
 
+def test_npz_array_errors_name_the_file(tmp_path):
+    path = _npz(tmp_path, x_train=np.zeros((2, 5), np.float32), y_train=np.array([0, 1]))
+    with pytest.raises(TrainingError) as e:
+        data.open_data(path, [X, Y])
+    assert str(e.value) == f"--data {path}: x_train: rows shaped (5,), not (4,)"
+    path = _npz(tmp_path, x_train=np.zeros((2, 4), np.float32), y_train=np.array([0, 7]))
+    with pytest.raises(TrainingError) as e:
+        data.open_data(path, [X, Y])
+    assert str(e.value) == f"--data {path}: y_train holds labels outside 0..2: row 1 holds 7"
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [

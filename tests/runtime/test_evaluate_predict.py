@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ from transpiler.templates.ktrans_runtime.image_folder import read_image
 from transpiler.templates.ktrans_runtime.onnx_metadata import CLASS_NAMES
 
 keras = pytest.importorskip("keras")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DIGITS = EXAMPLES / "data" / "digits_png"
 
 
 def onnx_weights(path):
@@ -142,12 +146,12 @@ def test_predict_on_a_png_equals_run_on_the_array(image_run, tmp_path, capsys):
     order = np.argsort(-expected)
     assert row["item"] == str(png)
     for rank, i in enumerate(order, 1):
-        assert row[f"class_{rank}"] == names[i]
-        np.testing.assert_allclose(row[f"score_{rank}"], expected[i], rtol=1e-6)
+        assert row[f"top{rank}_class"] == names[i]
+        np.testing.assert_allclose(row[f"top{rank}_score"], expected[i], rtol=1e-6)
     capsys.readouterr()
     assert main(["predict", str(model), "--input", str(png)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["item", "class_1", "score_1"]
+    assert table[0].split() == ["item", "top1_class", "top1_score"]
     assert table[1].split()[1] == names[order[0]]
 
 
@@ -166,13 +170,56 @@ def test_predict_uses_class_names_in_the_model_and_reads_folders(image_run, tmp_
     out = tmp_path / "p.csv"
     assert main(["predict", str(model), "--input", str(folder), "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "item,class_1,score_1"
+    assert lines[0] == "item,top1_class,top1_score"
     assert [line.split(",")[0] for line in lines[1:]] == [
         str(folder / "sub/y.jpg"),
         str(folder / "x.png"),
         str(folder / "z.bmp"),
     ]
     assert {line.split(",")[1] for line in lines[1:]} <= set(SHAPES)
+
+
+def test_predict_skips_unreadable_images_once_and_counts_them(image_run, tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((6, 5), 60 * i, np.uint8), "L").save(folder / f"{i}.png")
+    (folder / "2.png").write_bytes(b"not a png")
+    out = tmp_path / "p.json"
+    assert main(["predict", str(image_run), "--input", str(folder), "-o", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("data: ")] == [
+        f"data: skipped {folder / '2.png'}: cannot read it (cannot identify image file "
+        f"'{folder / '2.png'}')",
+        "data: 1 of 3 files skipped (unreadable)",
+    ]
+    assert [row["item"] for row in json.loads(out.read_text())] == [
+        str(folder / "0.png"),
+        str(folder / "1.png"),
+    ]
+
+
+def test_predict_with_nothing_readable_is_an_error(image_run, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert main(["predict", str(image_run), "--input", str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert sum(line.startswith(f"data: skipped {bad}: ") for line in lines) == 1
+    assert f"error: nothing to predict: {bad} was skipped (unreadable)" in lines
+    folder = tmp_path / "all_bad"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (folder / name).write_bytes(b"not an image")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(image_run), "--input", str(folder), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: nothing to predict: all 2 images of {folder} were skipped (unreadable)" in err
+    assert err.count("data: skipped") == 2 and not out.exists()
+    assert list(tmp_path.glob(".p.csv*")) == []  # no temporary left
 
 
 def test_report_renders_again(tiny_run, tmp_path, capsys):
@@ -193,13 +240,18 @@ def test_report_renders_again(tiny_run, tmp_path, capsys):
         (["predict", "{run}", "--input", "{root}/none.png"], "no such file or folder"),
         (["predict", "{run}", "--input", "{data}"], "expected an image, a folder of images"),
         (["evaluate", "{run}", "--data", "{bad}"], "rows shaped (2,), but the input"),
+        (
+            ["evaluate", "{run}", "--data", "{images}"],
+            "digits_png: images feed an input shaped (height, width, channels), but the "
+            "input 'features' takes float32 rows shaped (6,)",
+        ),
     ],
 )
 def test_errors_are_one_line(tiny_run, tmp_path, capsys, args, message):
     kdl, data, run = tiny_run
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_test=np.zeros((4, 2), np.float32), y_test=np.zeros(4, np.int64))
-    values = {"run": run, "root": tmp_path, "data": data, "bad": bad}
+    values = {"run": run, "root": tmp_path, "data": data, "bad": bad, "images": DIGITS}
     assert main([a.format(**values) for a in args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "internal error" not in err

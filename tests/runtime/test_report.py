@@ -105,3 +105,21 @@ def test_report_in_a_headless_browser(report):
         assert complete and width > 100 and height > 100 and on_page > 100, shown[name]
     assert headings[:2] == ["Training curves", "Metrics"] and "Model" in headings
     assert Path(report / "report.png").stat().st_size > 10_000
+
+
+def test_settings_show_the_split_used_and_plain_integers(report, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(report, run)
+    fit = json.loads(next(run.glob("*.eval.json")).read_text())["fit"]
+    assert fit["validation_split"] == 0.2  # the train block's
+    row = '<tr><th>{}</th><td class="num">{}</td></tr>'
+    page = render_html(run)  # .npz data: the train block's split is the one used
+    assert row.format("validation_split", "0.2000") in page
+    settings = {"image_size": [8, 8], "validation_split": 0.25, "seed": 1337}
+    (run / "data.json").write_text(
+        json.dumps({"kind": "images", "path": "digits", "settings": settings})
+    )
+    page = render_html(run)  # an image folder: the data section's split, and only it
+    assert row.format("data: validation_split", "0.2500") in page
+    assert "<th>validation_split</th>" not in page
+    assert row.format("data: seed", "1337") in page and "1,337" not in page

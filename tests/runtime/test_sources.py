@@ -308,3 +308,25 @@ def test_csv_npy_and_npz_give_the_same_training_history(tmp_path, arrays):
     assert set(histories["csv"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert histories["npy"] == histories["csv"]
     assert histories["npz"] == histories["csv"]
+
+
+def test_an_image_folder_says_how_many_files_it_skipped(tmp_path, capsys):
+    from tests.runtime.image_samples import write_image_folder
+
+    folder = write_image_folder(tmp_path / "images")  # 13 images and a notes.txt
+    (folder / "cat" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    (folder / "emu" / "b.bmp").write_bytes(b"BM")
+    feeds = [Feed("image", "image", (8, 8, 3), np.float32), Feed("target:y", "y", (), np.int64)]
+    opened = open_data(folder, feeds, {"image_size": [8, 8]})
+    assert opened.train.size == 11
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    assert sorted(lines[:-1]) == [  # each once, in the folder's shuffled order
+        f"data: skipped {folder / 'cat' / 'a.png'}: cannot read it "
+        f"(cannot identify image file '{folder / 'cat' / 'a.png'}')",
+        f"data: skipped {folder / 'emu' / 'b.bmp'}: cannot read it "
+        f"(cannot identify image file '{folder / 'emu' / 'b.bmp'}')",
+    ]
+    assert lines[-1] == "data: 2 of 13 files skipped (unreadable)"
+    good = write_image_folder(tmp_path / "good")
+    open_data(good, feeds, {"image_size": [8, 8]})
+    assert "skipped" not in capsys.readouterr().err
