@@ -86,6 +86,9 @@ class TrainingRun:
         self.progress = Progress(verbose)
         self.steps_here, self.step_seconds = 0, 0.0
         self._resumed = resumed
+        # the run's validation split was chosen (the flag, or the resumed run's): it
+        # splits an image folder over its data section's own (sources.with_run_split)
+        self._split_given = args.validation_split is not None or resumed is not None
         self.data_path = args.data
         self.data_flags = data_flags(args)  # --image-size, --columns, ...: over DATA
         self.steps = 0
@@ -116,17 +119,23 @@ class TrainingRun:
     def open_data(self, feeds: dict, settings: dict | None = None):
         """(train, val, test) datasets of --data for the script's FEEDS literal (and the
         train block's data { } section, `settings`, with the command line's data flags
-        over it), with the validation split made; a resumed run must see the same
-        numbers of rows."""
+        over it), with the validation split made: the last rows of arrays, or an image
+        folder's files as Keras splits them (the split it used is the run's, which the
+        checkpoint keeps); a resumed run must see the same numbers of rows."""
         from .sources import apply_flags
 
         self.interrupt.at_startup()
         settings = apply_flags(settings or {}, self.data_flags)
+        split = self.settings["validation_split"]
         options = {"settings": settings, "seed": self.seed, "out": self.out}
+        options["run_split"] = (split, self._split_given)
         data = open_data(self.data_path, feeds_from(feeds), options)
         self.class_names = data.get("class_names") or {}
-        split = self.settings["validation_split"]
-        train, val = split_validation(data["train"], data["val"], split)
+        if "validation_split" in data:  # the source split its files itself
+            self.settings["validation_split"] = data["validation_split"]
+            train, val = data["train"], data["val"]
+        else:
+            train, val = split_validation(data["train"], data["val"], split)
         sizes = [train.size, val.size if val is not None else 0]
         if self._resumed and self._resumed[0]["settings"].get("sizes") != sizes:
             had = self._resumed[0]["settings"].get("sizes")
