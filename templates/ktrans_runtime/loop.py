@@ -8,8 +8,8 @@ training data's class names in its metadata), results.json, then calls its end h
 by default the Keras files and the report (run_end.py), then any added with `on_end`.
 
 Settings (seed, batch size, validation split, epochs) come from the flags, else from
-the checkpoint of a resumed run (which keeps its seed, batch size and split), else from
-the train block. A resumed run restores everything a checkpoint holds, so it ends with
+the checkpoint of a resumed run (which keeps its seed, batch size and split, an image
+folder's split among them, and its data flags), else from the train block. A resumed run restores everything a checkpoint holds, so it ends with
 the same bytes as an uninterrupted one.
 """
 
@@ -90,7 +90,9 @@ class TrainingRun:
         # splits an image folder over its data section's own (sources.with_run_split)
         self._split_given = args.validation_split is not None or resumed is not None
         self.data_path = args.data
-        self.data_flags = data_flags(args)  # --image-size, --columns, ...: over DATA
+        # --image-size, --interpolation, --columns, ...: over DATA; the checkpoint keeps them
+        self.data_flags = self._data_flags(args, resumed[0] if resumed else None)
+        self.settings["data_flags"] = self.data_flags
         self.steps = 0
         self._step_started = 0.0
 
@@ -113,6 +115,24 @@ class TrainingRun:
                 )
             settings[key] = given
         return settings
+
+    @staticmethod
+    def _data_flags(args, meta) -> dict:
+        """The data flags given ({data section key: value}); a resumed run keeps its
+        run's (a checkpoint written before they were kept has none to keep), and one
+        given again must say the same."""
+        given = {k: v for k, v in data_flags(args).items() if v is not None}
+        had = meta["settings"].get("data_flags") if meta else None
+        if had is None:
+            return given
+        for key, value in given.items():
+            if had.get(key) != value:
+                before = had.get(key, "not given")
+                raise TrainingError(
+                    f"--resume: --{key.replace('_', '-')} {value} differs from the "
+                    f"checkpoint's run ({before}); a resumed run keeps its data flags"
+                )
+        return dict(had)
 
     # ------------------------------------------------------------ start
 
