@@ -9,8 +9,9 @@ by default the Keras files and the report (run_end.py), then any added with `on_
 
 Settings (seed, batch size, validation split, epochs) come from the flags, else from
 the checkpoint of a resumed run (which keeps its seed, batch size and split, an image
-folder's split among them, and its data flags), else from the train block. A resumed run restores everything a checkpoint holds, so it ends with
-the same bytes as an uninterrupted one.
+folder's split among them, and its data flags), else from the train block. A resumed
+run restores everything a checkpoint holds, so it ends with the same bytes as an
+uninterrupted one.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ def test_a_split_of_zero_given_trains_on_every_file(folder):
 
 
 def test_the_interpolation_flag_resizes_as_keras(folder):
-    args = cli.parse_args(["--data", "d", "--interpolation", "nearest"], "M", "t",
-                          {"epochs": 1, "batch_size": 4, "validation_split": 0.0}, 0, ".")  # fmt: skip
+    fit = {"epochs": 1, "batch_size": 4, "validation_split": 0.0}
+    args = cli.parse_args(["--data", "d", "--interpolation", "nearest"], "M", "t", fit, 0, ".")
     section = sources.apply_flags({"shuffle": False, "image_size": [5, 7]}, cli.data_flags(args))
     feed = Feed("image", "image", (5, 7, 1), np.float32)
     opened = sources.open_data(folder, [feed], section)
