@@ -131,25 +131,39 @@ def keras_val_loss(model: Path, folder: Path, seed: int, interpolation: str) -> 
     return float(-np.log(probs[np.arange(len(labels)), labels]).mean())
 
 
-def test_the_scripts_validation_split_validates_on_kerass_files(script, folder, tmp_path):
-    flags = ["--validation-split", "0.25", "--seed", "3", "--interpolation", "nearest"]
-    done = train(script, folder, tmp_path / "a", *flags)
+FLAGS = ("--validation-split", "0.25", "--seed", "3", "--interpolation", "nearest")
+
+
+@pytest.fixture(scope="module")
+def ort_run(script, folder, tmp_path_factory) -> Path:
+    """The onnxruntime bundle's run with FLAGS (2 epochs)."""
+    out = tmp_path_factory.mktemp("ort") / "run"
+    done = train(script, folder, out, *FLAGS)
     assert done.returncode == 0, done.stderr
     assert "does not apply" not in done.stderr
-    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    return out
+
+
+def test_the_scripts_validation_split_validates_on_kerass_files(ort_run, folder):
+    history = json.loads((ort_run / "history.json").read_text())
     assert len(history["val_loss"]) == 2 and np.isfinite(history["val_loss"]).all()
-    info = json.loads((tmp_path / "a" / "data.json").read_text())
+    info = json.loads((ort_run / "data.json").read_text())
     assert info["rows"] == {"train": 10, "val": 3}
     assert info["settings"]["validation_split"] == 0.25 and info["settings"]["seed"] == 3
-    model = tmp_path / "a" / "Gray.trained.onnx"
+    model = ort_run / "Gray.trained.onnx"
     expected = keras_val_loss(model, folder, 3, "nearest")
     np.testing.assert_allclose(history["val_loss"][-1], expected, rtol=1e-5)
     other = keras_val_loss(model, folder, 3, "bilinear")
     assert abs(other - expected) > 1e-4  # the flag's interpolation is the one validated
 
-    # a run stopped after one epoch and resumed (keeping its split, seed and data flags)
-    # ends with the same bytes
-    first = train(script, folder, tmp_path / "b", *flags, "--epochs", "1")
+
+def test_a_resumed_run_keeps_the_split_and_ends_with_the_same_bytes(
+    script, folder, ort_run, tmp_path
+):
+    """Stopped after one epoch and resumed without the flags (the checkpoint keeps the
+    split, the seed and the data flags); a data flag or split given again differently is
+    refused."""
+    first = train(script, folder, tmp_path / "b", *FLAGS, "--epochs", "1")
     assert first.returncode == 0, first.stderr
     changed = train(script, folder, tmp_path / "b", "--resume", "--interpolation", "bilinear")
     assert changed.returncode == 1 and "--interpolation bilinear differs" in changed.stderr
@@ -158,7 +172,22 @@ def test_the_scripts_validation_split_validates_on_kerass_files(script, folder, 
     resumed = train(script, folder, tmp_path / "b", "--resume", "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr
     for name in ("Gray.trained.onnx", "history.json", "data.json"):
-        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes()
+        assert (tmp_path / "b" / name).read_bytes() == (ort_run / name).read_bytes()
+
+
+def test_the_torch_engine_splits_the_same_files(folder, ort_run, tmp_path):
+    """The PyTorch bundle shares the runtime: the same split, and the same first epoch
+    as the onnxruntime engine (same initial weights, seed and files)."""
+    from tests.torch_train.bundles import torch_bundle
+
+    script = torch_bundle(tmp_path, MODEL)
+    done = train(script, folder, tmp_path / "run", *FLAGS, "--epochs", "1")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "data.json").read_bytes() == (ort_run / "data.json").read_bytes()
+    ours = json.loads((tmp_path / "run" / "history.json").read_text())
+    theirs = json.loads((ort_run / "history.json").read_text())
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(ours[key][0], theirs[key][0], rtol=1e-4, err_msg=key)
 
 
 def test_ktrans_train_help_lists_the_data_flags(capsys):
