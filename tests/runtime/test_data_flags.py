@@ -91,11 +91,12 @@ def test_ktrans_train_passes_the_data_flags():
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-io-binding", action="store_true")
     flags = ["--image-size", "4", "3", "--color-mode", "rgb", "--columns", "x=a", "--columns"]
-    args = p.parse_args(["--data", "d", "--out", "o", *flags, "x=b", "--categorical", "c"])
+    args = p.parse_args(["--data", "d", "--out", "o", *flags, "x=b", "--categorical", "c",
+                         "--interpolation", "nearest"])  # fmt: skip
     command = script_command("train_M.py", args)
     assert command[command.index("--image-size") :] == [
-        "--image-size", "4", "3", "--color-mode", "rgb", "--columns", "x=a", "--columns",
-        "x=b", "--categorical", "c",
+        "--image-size", "4", "3", "--color-mode", "rgb", "--interpolation", "nearest",
+        "--columns", "x=a", "--columns", "x=b", "--categorical", "c",
     ]  # fmt: skip
 
 

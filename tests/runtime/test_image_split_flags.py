@@ -197,3 +197,44 @@ def test_ktrans_train_help_lists_the_data_flags(capsys):
     for flag in ("--validation-split F", "--interpolation {bilinear,nearest}", "--image-size"):
         assert flag in text
     assert "the data section's seed, else --seed" in text
+
+
+# ---------------------------------------------------------------- rows of other data
+
+
+@pytest.mark.parametrize("kind", ["csv", "npy"])
+def test_the_flag_holds_out_the_last_rows_of_a_table_or_npy_folder(tmp_path, kind):
+    """Not an image folder: --validation-split is Keras's fit(validation_split=F), the
+    last floor-complement of the rows, before any shuffling."""
+    import argparse
+
+    from tests.runtime.test_loop import FEEDS, FIT, LOSSES, PLAN, NumpyEngine
+    from transpiler.templates.ktrans_runtime.loop import TrainingRun
+    from transpiler.templates.ktrans_runtime.signals import Interrupt
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20, 3)).astype(np.float32)
+    y = rng.normal(size=(20, 1)).astype(np.float32)
+    section = {}
+    if kind == "csv":
+        data = tmp_path / "t.csv"
+        rows = ["a,b,c,y"] + [",".join(repr(float(v)) for v in (*xs, *ys)) for xs, ys in zip(x, y)]
+        data.write_text("\n".join(rows) + "\n")
+        section = {"columns": {"x": ["a", "b", "c"], "output": "y"}}
+    else:
+        data = tmp_path / "arrays"
+        data.mkdir()
+        np.save(data / "x.npy", x)
+        np.save(data / "output.npy", y)
+    flags = dict(seed=None, batch_size=None, validation_split=0.25, epochs=None)
+    args = argparse.Namespace(out=tmp_path / "o", data=str(data), resume=False, verbose=0, **flags)
+    compiled = {"model": "Lin", "train_block": "default", "seed": 0, "fit": FIT,
+                "losses": LOSSES, "metric_plan": PLAN, "learning_rate": 0.05,
+                "callbacks": []}  # fmt: skip
+    run = TrainingRun(args, NumpyEngine(), Interrupt(), compiled)
+    train, val, _ = run.open_data(FEEDS, section)
+    assert (train.size, val.size) == (15, 5)  # Keras: split_at = floor(20 * (1 - 0.25))
+    np.testing.assert_array_equal(train.take(np.arange(15))["x"], x[:15])
+    np.testing.assert_array_equal(val.take(np.arange(5))["x"], x[15:])
+    np.testing.assert_array_equal(val.take(np.arange(5))["target:output"], y[15:])
+    assert run.settings["validation_split"] == 0.25
