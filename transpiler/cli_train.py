@@ -23,6 +23,13 @@ PASSED = {
     "verbose": "--verbose",
 }
 
+# the data flags that take one choice
+DATA_CHOICES = {
+    "color_mode": "--color-mode",
+    "label_mode": "--label-mode",
+    "interpolation": "--interpolation",
+}
+
 
 def script_command(script: Path, args) -> list[str]:
     """The command line that runs the generated script with this Python."""
@@ -34,7 +41,7 @@ def script_command(script: Path, args) -> list[str]:
             command += [flag, str(value)]
     if args.image_size:
         command += ["--image-size", *(str(n) for n in args.image_size)]
-    for attr, flag in (("color_mode", "--color-mode"), ("label_mode", "--label-mode")):
+    for attr, flag in DATA_CHOICES.items():
         if getattr(args, attr):
             command += [flag, getattr(args, attr)]
     for attr, flag in (("columns", "--columns"), ("categorical", "--categorical")):
@@ -187,9 +194,21 @@ def register(sub) -> None:
     p.add_argument("--train", metavar="NAME", help="which train block (default: the only one)")
     p.add_argument("--epochs", type=int, metavar="N", help="default: the train block's")
     p.add_argument("--batch-size", type=int, metavar="N", help="default: the train block's")
-    p.add_argument("--validation-split", type=float, metavar="F", help="default: the train block's")
+    p.add_argument(
+        "--validation-split",
+        type=float,
+        metavar="F",
+        help="hold out the last F of the rows; of an image folder, F of its shuffled files "
+        "as Keras's image_dataset_from_directory(validation_split=F, seed=the data "
+        "section's seed, else --seed) picks them (default: the train block's)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cpu")
-    p.add_argument("--seed", type=int, help="initial weights and shuffling (default 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="initial weights, shuffling, and an image folder's split when the data "
+        "section has no seed (default 0)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--out", metavar="DIR", help="bundle and results (default runs/<model>)")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], help="0, 1 (bar) or 2 (lines)")

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import console
 from .data_errors import DataError
 from .errors import EXIT_ERROR, TrainingError
+from .image_resize import INTERPOLATIONS
 from .signals import Interrupt, Interrupted
 
 
@@ -40,9 +41,17 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
         "--validation-split",
         type=float,
         metavar="F",
-        help=f"hold out the last F of the rows (default {fit['validation_split']})",
+        help="hold out the last F of the rows; of an image folder, F of its shuffled "
+        "files, as Keras's image_dataset_from_directory(validation_split=F, seed=the data "
+        "section's seed, else --seed) picks them, over the data section's "
+        f"validation_split (default {fit['validation_split']})",
     )
-    p.add_argument("--seed", type=int, help=f"seed of the epochs' shuffling (default {seed})")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the epochs' shuffling, and of an image folder's split when the data "
+        f"section has no seed (default {seed})",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument(
@@ -70,7 +79,8 @@ def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
     """The data flags: each sets a key of the train block's data { } section (README.md
-    and docs/training.md describe them), over the train block's value."""
+    and docs/training.md describe them), over the train block's value. (--validation-split
+    sets an image folder's validation_split too: the loop applies it, sources.run_split.)"""
     group = p.add_argument_group("data flags (image folders, CSV tables)")
     group.add_argument(
         "--image-size",
@@ -80,6 +90,11 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
         help="resize images to H x W (default: the model input's)",
     )
     group.add_argument("--color-mode", choices=["grayscale", "rgb", "rgba"])
+    group.add_argument(
+        "--interpolation",
+        choices=list(INTERPOLATIONS),
+        help="how images are resized, as Keras's (default bilinear)",
+    )
     group.add_argument(
         "--label-mode",
         choices=["int", "categorical", "binary"],
@@ -125,6 +140,7 @@ def data_flags(args: argparse.Namespace) -> dict:
     return {
         "image_size": list(size) if size else None,
         "color_mode": getattr(args, "color_mode", None),
+        "interpolation": getattr(args, "interpolation", None),
         "label_mode": getattr(args, "label_mode", None),
         "columns": getattr(args, "columns", None),
         "categorical": getattr(args, "categorical", None),

@@ -12,8 +12,9 @@ slice). `ArrayDataset` holds arrays in memory.
 
 **Sources.** `open_data(path, feeds, options)` returns {"train": dataset, "val": dataset
 or None, "test": dataset or None}, and optionally "class_names" ({output: names}, which
-the trained model's metadata keeps), from the first registered source that accepts the
-path. Registered below: the .npz source (npz_source.py), and image folders, CSV tables
+the trained model's metadata keeps) and "validation_split" (a source that split its own
+validation data, as an image folder does), from the first registered source that
+accepts the path. Registered below: the .npz source (npz_source.py), and image folders, CSV tables
 and .npy folders (sources.py, with the train block's `data { }` section). Another format
 registers its own:
 
@@ -85,7 +86,10 @@ class Dataset(Protocol):
 # ------------------------------------------------------------------ sources
 
 # load(path, feeds, options): options are {"settings": the train block's data { }
-# section, "seed": the run's seed, "out": the run's output folder}
+# section, "seed": the run's seed, "out": the run's output folder, "run_split": (the
+# run's validation_split, whether --validation-split or a resumed checkpoint gave it)}.
+# A source that splits its own validation data (an image folder) returns its split as
+# "validation_split"; the loop then holds out no rows itself.
 Loader = Callable[[Path, list[Feed], dict], dict]
 _SOURCES: list[tuple[str, Callable[[Path], bool], Loader]] = []
 
@@ -148,13 +152,18 @@ def _load_other(path: Path, feeds: list[Feed], options: dict) -> dict:
 
     theirs = [SourceFeed(f.name, f.array, f.shape, np.dtype(f.dtype).type) for f in feeds]
     try:
-        opened = open_source(path, theirs, options.get("settings"), options.get("seed", 0))
+        opened = open_source(
+            path, theirs, options.get("settings"), options.get("seed", 0), options.get("run_split")
+        )
     except DataError as e:
         raise TrainingError(str(e)) from None
     if options.get("out"):
         write_data_info(options["out"], opened.info)
     names = {out: list(n) for out, n in opened.info.class_names.items() if out}
-    return {"train": opened.train, "val": opened.val, "test": opened.test, "class_names": names}
+    data = {"train": opened.train, "val": opened.val, "test": opened.test, "class_names": names}
+    if opened.info.kind == "images":  # the folder's files are split as Keras splits them
+        data["validation_split"] = opened.info.settings.get("validation_split") or 0.0
+    return data
 
 
 def _is_other(path: Path) -> bool:
@@ -177,11 +186,8 @@ def split_validation(train, val, split: float):
         return train, val
     if split <= 0:
         return train, None
-    if not hasattr(train, "split"):  # an image folder: its data section splits it
-        console.note(
-            f"validation_split {split} does not apply to this data; set validation_split "
-            "in the train block's data { } section"
-        )
+    if not hasattr(train, "split"):  # a registered source whose rows do not split
+        console.note(f"validation_split {split} does not apply to this data: no validation")
         return train, None
     at = math.floor(train.size * (1.0 - split))
     if at == 0 or at == train.size:

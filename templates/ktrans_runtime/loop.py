@@ -8,9 +8,10 @@ training data's class names in its metadata), results.json, then calls its end h
 by default the Keras files and the report (run_end.py), then any added with `on_end`.
 
 Settings (seed, batch size, validation split, epochs) come from the flags, else from
-the checkpoint of a resumed run (which keeps its seed, batch size and split), else from
-the train block. A resumed run restores everything a checkpoint holds, so it ends with
-the same bytes as an uninterrupted one.
+the checkpoint of a resumed run (which keeps its seed, batch size and split, an image
+folder's split among them, and its data flags), else from the train block. A resumed
+run restores everything a checkpoint holds, so it ends with the same bytes as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -86,8 +87,13 @@ class TrainingRun:
         self.progress = Progress(verbose)
         self.steps_here, self.step_seconds = 0, 0.0
         self._resumed = resumed
+        # the run's validation split was chosen (the flag, or the resumed run's): it
+        # splits an image folder over its data section's own (sources.with_run_split)
+        self._split_given = args.validation_split is not None or resumed is not None
         self.data_path = args.data
-        self.data_flags = data_flags(args)  # --image-size, --columns, ...: over DATA
+        # --image-size, --interpolation, --columns, ...: over DATA; the checkpoint keeps them
+        self.data_flags = self._data_flags(args, resumed[0] if resumed else None)
+        self.settings["data_flags"] = self.data_flags
         self.steps = 0
         self._step_started = 0.0
 
@@ -111,22 +117,46 @@ class TrainingRun:
             settings[key] = given
         return settings
 
+    @staticmethod
+    def _data_flags(args, meta) -> dict:
+        """The data flags given ({data section key: value}); a resumed run keeps its
+        run's (a checkpoint written before they were kept has none to keep), and one
+        given again must say the same."""
+        given = {k: v for k, v in data_flags(args).items() if v is not None}
+        had = meta["settings"].get("data_flags") if meta else None
+        if had is None:
+            return given
+        for key, value in given.items():
+            if had.get(key) != value:
+                before = had.get(key, "not given")
+                raise TrainingError(
+                    f"--resume: --{key.replace('_', '-')} {value} differs from the "
+                    f"checkpoint's run ({before}); a resumed run keeps its data flags"
+                )
+        return dict(had)
+
     # ------------------------------------------------------------ start
 
     def open_data(self, feeds: dict, settings: dict | None = None):
         """(train, val, test) datasets of --data for the script's FEEDS literal (and the
         train block's data { } section, `settings`, with the command line's data flags
-        over it), with the validation split made; a resumed run must see the same
-        numbers of rows."""
+        over it), with the validation split made: the last rows of arrays, or an image
+        folder's files as Keras splits them (the split it used is the run's, which the
+        checkpoint keeps); a resumed run must see the same numbers of rows."""
         from .sources import apply_flags
 
         self.interrupt.at_startup()
         settings = apply_flags(settings or {}, self.data_flags)
+        split = self.settings["validation_split"]
         options = {"settings": settings, "seed": self.seed, "out": self.out}
+        options["run_split"] = (split, self._split_given)
         data = open_data(self.data_path, feeds_from(feeds), options)
         self.class_names = data.get("class_names") or {}
-        split = self.settings["validation_split"]
-        train, val = split_validation(data["train"], data["val"], split)
+        if "validation_split" in data:  # the source split its files itself
+            self.settings["validation_split"] = data["validation_split"]
+            train, val = data["train"], data["val"]
+        else:
+            train, val = split_validation(data["train"], data["val"], split)
         sizes = [train.size, val.size if val is not None else 0]
         if self._resumed and self._resumed[0]["settings"].get("sizes") != sizes:
             had = self._resumed[0]["settings"].get("sizes")

@@ -15,7 +15,9 @@ Settings (docs/training.md, "Data"): image folders take image_size, color_mode,
 label_mode, interpolation, class_names, validation_split, subset, seed, shuffle,
 follow_links, as Keras's `image_dataset_from_directory`; CSV tables take columns,
 categorical, delimiter. image_size and color_mode default to the model's input (height,
-width, channels); the folder's split `seed` defaults to the run's seed.
+width, channels); the folder's split `seed` defaults to the run's seed. The run's
+validation split (`--validation-split`, else the train block's) splits an image folder's
+files as its data section's `validation_split` would (`with_run_split`).
 """
 
 from __future__ import annotations
@@ -98,6 +100,24 @@ def apply_flags(settings: dict, flags: dict) -> dict:
     """The data section with the command line's data flags (those not None) over it."""
     out = dict(settings or {})
     out.update({k: v for k, v in flags.items() if v is not None})
+    return out
+
+
+def with_run_split(settings: dict, split: float, given: bool) -> dict:
+    """An image folder's data section with the run's validation split (`split`): given
+    on the command line (`--validation-split`, or recorded by the checkpoint of a resumed
+    run: `given`), it is the section's validation_split, over the section's own (0: no
+    split, and no subset); the train block's validation_split (not given) applies when
+    the section has none. The files are then split as Keras's image_dataset_from_directory
+    splits them with that validation_split, subset and seed (the section's, else the
+    run's)."""
+    if not given and settings.get("validation_split"):
+        return dict(settings)
+    out = {k: v for k, v in settings.items() if k != "validation_split"}
+    if split:
+        out["validation_split"] = split
+    elif given:
+        out.pop("subset", None)
     return out
 
 
@@ -214,11 +234,17 @@ def csv_settings(settings: dict) -> CsvSettings:
     )
 
 
-def open_data(path, feeds: list[Feed], settings: dict | None = None, seed: int = 0) -> OpenedData:
-    """The training, validation and test data at `path` (not .npz) for `feeds`."""
+def open_data(
+    path, feeds: list[Feed], settings: dict | None = None, seed: int = 0, run_split=None
+) -> OpenedData:
+    """The training, validation and test data at `path` (not .npz) for `feeds`.
+    `run_split`, (split, given) as `with_run_split` takes them, is the run's validation
+    split: it splits an image folder's files (other data is split by the loop)."""
     settings = dict(settings or {})
     kind = data_kind(path)
     if kind == "images":
+        if run_split is not None:
+            settings = with_run_split(settings, *run_split)
         datasets, info = open_images(path, feeds, settings, seed, training_subsets(settings))
         train, val = datasets[0], (datasets[1] if len(datasets) > 1 else None)
         info.rows = {"train": train.size, "val": val.size if val else 0}

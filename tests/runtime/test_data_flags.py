@@ -50,16 +50,17 @@ def parse(*argv) -> argparse.Namespace:
 def test_flags_become_data_section_keys():
     args = parse("--image-size", "6", "5", "--color-mode", "grayscale", "--label-mode", "int",
                  "--columns", "features=a", "--columns", "features=b", "--columns",
-                 "kind=label", "--categorical", "label")  # fmt: skip
+                 "kind=label", "--categorical", "label", "--interpolation", "nearest")  # fmt: skip
     assert cli.data_flags(args) == {
         "image_size": [6, 5],
         "color_mode": "grayscale",
+        "interpolation": "nearest",
         "label_mode": "int",
         "columns": {"features": ["a", "b"], "kind": "label"},
         "categorical": ["label"],
     }
     assert cli.data_flags(parse()) == dict.fromkeys(
-        ("image_size", "color_mode", "label_mode", "columns", "categorical")
+        ("image_size", "color_mode", "interpolation", "label_mode", "columns", "categorical")
     )
     assert parse("--columns", "features=*").columns == {"features": "*"}
 
@@ -71,6 +72,7 @@ def test_flags_become_data_section_keys():
         (["--columns", "features=*", "--columns", "features=a"], "takes '*'"),
         (["--image-size", "0", "4"], "--image-size: H and W must be at least 1"),
         (["--color-mode", "cmyk"], "invalid choice: 'cmyk'"),
+        (["--interpolation", "bicubic"], "invalid choice: 'bicubic'"),
     ],
 )
 def test_bad_flags_are_usage_errors(argv, message, capfd):
@@ -89,11 +91,12 @@ def test_ktrans_train_passes_the_data_flags():
     p.add_argument("--resume", action="store_true")
     p.add_argument("--no-io-binding", action="store_true")
     flags = ["--image-size", "4", "3", "--color-mode", "rgb", "--columns", "x=a", "--columns"]
-    args = p.parse_args(["--data", "d", "--out", "o", *flags, "x=b", "--categorical", "c"])
+    args = p.parse_args(["--data", "d", "--out", "o", *flags, "x=b", "--categorical", "c",
+                         "--interpolation", "nearest"])  # fmt: skip
     command = script_command("train_M.py", args)
     assert command[command.index("--image-size") :] == [
-        "--image-size", "4", "3", "--color-mode", "rgb", "--columns", "x=a", "--columns",
-        "x=b", "--categorical", "c",
+        "--image-size", "4", "3", "--color-mode", "rgb", "--interpolation", "nearest",
+        "--columns", "x=a", "--columns", "x=b", "--categorical", "c",
     ]  # fmt: skip
 
 

@@ -49,10 +49,10 @@ report |
 `--data` is an `.npz` archive (`numpy.savez`), or an image folder, a CSV table or a
 folder of `.npy` files read as the train block's `data {{ }}` section says (DATA in the
 script; ktrans's docs/training.md), or as the data flags say (`--image-size H W`,
-`--color-mode`, `--label-mode`, `--columns NAME=COLUMN`, `--categorical COLUMN`: each
-sets its key of the section). Batches are read ahead of the step on a background
-thread. In an `.npz`, rows are samples: the arrays {arrays} (the model's inputs and
-trained outputs: FEEDS in the script) hold the training data; the
+`--color-mode`, `--interpolation`, `--label-mode`, `--columns NAME=COLUMN`,
+`--categorical COLUMN`: each sets its key of the section). Batches are read ahead of
+the step on a background thread. In an `.npz`, rows are samples: the arrays {arrays}
+(the model's inputs and trained outputs: FEEDS in the script) hold the training data; the
 same names with `val_` or `test_` in front hold validation and test data.
 {keras_names}
 Each `.npz` array is prepared once, and the script prints what it did:
@@ -71,7 +71,10 @@ another shape, binary-crossentropy targets outside [0, 1], categorical targets t
 not one-hot (or probability) rows, class ids that are not classes of the output.
 
 Without validation arrays, `--validation-split F` (default: the train block's) holds out
-the last F of the training rows, before shuffling, as Keras does.
+the last F of the training rows, before shuffling, as Keras does. On an image folder it
+is the data section's `validation_split` (over the section's own): the files are split
+as Keras's `image_dataset_from_directory(validation_split=F, seed=S)` splits them, S
+the section's `seed`, else `--seed`. A resumed run keeps its split, seed and data flags.
 
 ## Training
 
