@@ -146,7 +146,7 @@ CASES = [
         MLP % "    Dense(3, activation=rleu)",
         3,
         25,
-        "unknown activation 'rleu'",
+        "Dense: activation 'rleu' is unknown",
         "did you mean 'relu'?",
     ),
     (

@@ -45,7 +45,7 @@ CASES = [
         MLP % "    Dense(3, activation=Relu)",
         3,
         25,
-        "unknown activation 'Relu'",
+        "Dense: activation 'Relu' is unknown",
         "did you mean 'relu'?",
     ),
     (
@@ -111,6 +111,38 @@ CASES = [
         12,
         "'encoder' is the layer 'lstm' (LSTM), not a tensor",
         "encoder(x)",
+    ),
+    (
+        "layer-name-in-a-merge",
+        MLP % "    h = Dense(2)(x)\n    d = Dense(2)\n    output y = concatenate([h, d])",
+        5,
+        16,
+        "concatenate takes a list of tensors; got the layer 'dense_1' (Dense) in it",
+        "apply the layer to a tensor first: d(x)",  # the name the file binds, not dense_1(x)
+    ),
+    (
+        "layer-name-in-arithmetic",
+        MLP % "    d = Dense(2)\n    output y = d + 1.0",
+        4,
+        16,
+        "'+' needs tensors or numbers; got the layer 'dense' (Dense) and 1.0",
+        "apply the layer to a tensor first: d(x)",
+    ),
+    (
+        "unbound-layer-in-arithmetic",
+        MLP % "    h = Dense(2)(x)\n    output y = h + Dense(2)",
+        4,
+        16,
+        "'+' needs tensors or numbers; got the layer 'dense_1' (Dense)",
+        "apply the layer to a tensor first: Dense(...)(x)",
+    ),
+    (
+        "stateful",
+        "model M {\n    input x: float32[3, 4]\n    LSTM(2, stateful=true)\n}\n",
+        3,
+        22,
+        "LSTM: stateful is not supported: a ktrans model keeps no state between batches",
+        "remove stateful",
     ),
     (
         "block-name-as-output",

@@ -75,3 +75,51 @@ def test_installed_wheel_writes_bundles_with_the_runtime(wheel, tmp_path):
     for name in RUNTIME:
         ours = (ROOT / "templates" / "ktrans_runtime" / name).read_bytes()
         assert (bundle / "ktrans_runtime" / name).read_bytes() == ours, name
+
+
+def _requirement_name(spec: str) -> str:
+    """`torch==2.13.0; sys_platform == 'linux'` -> `torch` (PEP 508's name, normalised)."""
+    import re
+
+    return re.split(r"[\s<>=!~;\[(]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _make_rules(text: str) -> dict[str, list[str]]:
+    """The Makefile's rules: target line -> its recipe lines (tab-indented)."""
+    rules: dict[str, list[str]] = {}
+    current = None
+    for line in text.replace("\\\n", " ").splitlines():
+        if line.startswith("\t") and current is not None:
+            rules[current].append(line.strip())
+        elif ":" in line and not line.startswith(("#", " ")) and ":=" not in line:
+            current = line.split(":", 1)[0].strip()
+            rules[current] = [line.split(":", 1)[1].strip()]  # the prerequisites first
+        elif not line.strip():
+            current = None
+    return rules
+
+
+def test_the_demo_installs_the_data_extra_without_torch_or_keras():
+    """`make demo` installs what a user needs (issue 10 §4): the core and the `data`
+    extra, neither of which holds torch or Keras (they are `make test`'s, in `dev`)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    heavy = {"torch", "keras", "tensorflow", "jax"}
+    for what, specs in (("dependencies", project["dependencies"]),
+                        ("the data extra", project["optional-dependencies"]["data"])):  # fmt: skip
+        names = {_requirement_name(s) for s in specs}
+        assert not names & heavy, f"{what} holds {sorted(names & heavy)}"
+    assert {"torch", "keras"} <= {
+        _requirement_name(s) for s in project["optional-dependencies"]["dev"]
+    }
+
+    rules = _make_rules((ROOT / "Makefile").read_text())
+    assert (
+        "$(DEMO_STAMP)" in rules["demo"][0].split() and "$(STAMP)" not in rules["demo"][0].split()
+    )
+    installs = [line for line in rules["$(DEMO_STAMP)"] if "pip install" in line]
+    assert installs == ["$(DEMO_BIN)/python -m pip install -q -e '.[data]'"], installs
+    demo = " ".join(rules["demo"][1:])
+    assert "$(BIN)/" not in demo.replace("$(DEMO_BIN)/", "")  # the demo runs the demo venv
+    assert "[dev]" not in demo and "[dev]" not in " ".join(rules["$(DEMO_STAMP)"])

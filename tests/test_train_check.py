@@ -748,3 +748,36 @@ def test_docs_list_every_name():
 
     for key in SETTINGS:
         assert f"`{key}`" in doc, key
+
+
+MASKED = """model Tagger { input ids: int32[5]
+  Embedding(10, 4, mask_zero=true)
+  LSTM(4, return_sequences=true)
+  Dense(3, activation=softmax) }
+train Tagger { loss = sparse_categorical_crossentropy
+  metrics = [precision, METRIC] }
+"""
+
+
+def test_a_metric_on_a_masked_output_is_reported_at_the_metric():
+    """Keras weights a mean metric's timesteps by the output's mask, which ktrans does not
+    reproduce: `check` says so at the metric (before: ok, then codegen failed)."""
+    with pytest.raises(KdlErrors) as info:
+        load("t.kdl", text=MASKED.replace("METRIC", "accuracy"))
+    (err,) = info.value.errors
+    assert (err.span.line, err.span.column) == (6, 25), err
+    assert err.message.startswith(
+        "the metric sparse_categorical_accuracy of output 'output': that output carries a "
+        "Keras mask (from Embedding(mask_zero=true))"
+    )
+    assert "use one that ignores masks (auc, precision, recall" in err.hint
+
+
+def test_metrics_that_ignore_a_mask_and_unmasked_outputs_check():
+    _, graphs = load("t.kdl", text=MASKED.replace("METRIC", "recall"))
+    assert [m.name for m in graphs["Tagger"].trains["default"].metrics["output"]] == [
+        "precision",
+        "recall",
+    ]
+    unmasked = MASKED.replace("METRIC", "accuracy").replace("mask_zero=true", "mask_zero=false")
+    load("t.kdl", text=unmasked)  # no error

@@ -71,17 +71,19 @@ def cmd_codegen(args) -> int:
         trained = fix_axes_to_data(graph, args)
         try:
             print(codegen_train(trained, args.output, args.train, args.seed, inference=graph))
-        except KdlErrors as e:
+        except KdlErrors:
             dynamic = dynamic_inputs(graph)
             if args.data or not dynamic:
                 raise
+            # the failure is the dynamic axes' (a Conv or recurrent gradient needs known
+            # lengths): what to do about them is the whole message
             shown = ", ".join(f"{v.name}: {_declared(v.type)}" for v in dynamic)
             hint = KdlError(
-                None,
+                _input_span(program, graph.name, dynamic[0].name),
                 f"{graph.name} has inputs with dynamic axes ({shown}); training fixes them "
                 "to the lengths of the training data: pass --data D.npz",
             )
-            raise KdlErrors([hint, *e.errors]) from None
+            raise KdlErrors([hint]) from None
         return EXIT_OK
     if args.target == "torch":  # -o is a directory here too
         return codegen_torch(program, graph, args)
@@ -100,6 +102,17 @@ def cmd_codegen(args) -> int:
         f"{graph.param_count:,} params)"
     )
     return EXIT_OK
+
+
+def _input_span(program, model: str, name: str):
+    """Where the model declares the input `name` (None if not found)."""
+    from transpiler.graph.blocks import flatten
+    from transpiler.parser import ast
+
+    for stmt in flatten(program.models[model].body):
+        if isinstance(stmt, ast.InputStmt) and stmt.name == name:
+            return stmt.span
+    return None
 
 
 def _declared(t) -> str:

@@ -129,7 +129,7 @@ BAD_ARGS = [
     ("Conv2D", (8, 3), {"data_format": "nchw"}, "data_format", "channels_last, channels_first", True),
     ("Conv2D", (8, 3), {"groups": 3}, "groups", "filters (8) must be divisible by groups (3)", True),
     ("Conv2D", (8, 3), {"strides": 2, "dilation_rate": 2}, "dilation_rate", "strides > 1 cannot", True),
-    ("Conv2D", (8, 3), {"activation": "relux"}, "activation", "unknown activation 'relux'", True),
+    ("Conv2D", (8, 3), {"activation": "relux"}, "activation", "Conv2D: activation 'relux' is unknown", True),
     ("Conv2D", (8, 3), {"kernel_initializer": "glorot"}, "kernel_initializer", "unknown initializer", True),
     ("Conv2D", (8, 3), {"kernel_constraint": "max_norm"}, "kernel_constraint", "not supported", False),
     ("Conv2D", (8, 3), {"use_bias": "yes"}, "use_bias", "expected true or false", False),

@@ -138,9 +138,9 @@ def test_time_distributed_symbolic_time_axis():
 # (layer, args, kwargs, argument at fault, message fragment, Keras rejects it too)
 BAD_ARGS = [
     ("LSTM", (0,), {}, "units", "LSTM: units expected a positive integer, got 0", True),
-    ("GRU", (4,), {"stateful": True}, "stateful", "stateful=true is not supported", False),
+    ("GRU", (4,), {"stateful": True}, "stateful", "GRU: stateful is not supported: a ktrans", False),
     ("SimpleRNN", (4,), {"dropout": 1.5}, "dropout", "expected a number in [0, 1), got 1.5", False),
-    ("LSTM", (4,), {"activation": "tanhh"}, "activation", "unknown activation 'tanhh'", True),
+    ("LSTM", (4,), {"activation": "tanhh"}, "activation", "LSTM: activation 'tanhh' is unknown", True),
     ("LSTM", (4,), {"reset_after": True}, "reset_after", "no argument", True),
     ("GRU", (4,), {"unit_forget_bias": True}, "unit_forget_bias", "no argument", True),
     ("LSTM", (4,), {"use_cudnn": "always"}, "use_cudnn", "expected auto, true or false", False),

@@ -451,8 +451,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
                 types = layer([v.type for v in inputs], CallArgs(keyword_types, call.options))
         except LayerError as err:
             where = getattr(layer, "span", None) if err.arg else span
-            if err.arg in (call_spans or {}):
-                where = call_spans[err.arg]
+            if any(err.arg == a.name for a in layer.call_signature):  # the call's argument
+                where = (call_spans or {}).get(err.arg, span)
             shapes = ", ".join(format_shape(v.type.shape) for v in inputs)
             hint = err.hint
             if hint is None and "input" in err.message and inputs:

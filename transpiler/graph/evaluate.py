@@ -457,8 +457,10 @@ class ExpressionEvaluator:
     def not_a_tensor_hint(self, v) -> str | None:
         if isinstance(v, Symbol):
             return self.suggest_name(v.name, None)
-        if isinstance(v, Layer):
-            return f"apply the layer to a tensor first: {v.name}(x)"
+        if isinstance(v, Layer):  # by the name the file binds it to (`d = Dense(2)`)
+            bound = [n for scope in self.scopes for n, x in scope.names.items() if x is v]
+            call = f"{bound[-1]}(x)" if bound else f"{v.keras_class()}(...)(x)"
+            return f"apply the layer to a tensor first: {call}"
         return None
 
     def suggest_name(self, name: str, span) -> str | None:

@@ -234,8 +234,9 @@ class TrainChecker:
         opt = self.run("optimizer", lambda v, p: optimizer(v), default=None)
         if "optimizer" not in self.items:
             opt = optimizer(DEFAULT)
+        masked = self.masked_outputs()
         metrics = {
-            what: self.run(what, resolve_metrics, self.outputs, loss, what, default={})
+            what: self.run(what, self.metrics_of, loss, what, masked, default={})
             for what in ("metrics", "weighted_metrics")
         }
         settings = self.settings()
@@ -261,6 +262,18 @@ class TrainChecker:
             data=data,
             **settings,
         )
+
+    def metrics_of(self, value, loss: dict, what: str, masked: set, problems: list) -> dict:
+        return resolve_metrics(value, self.outputs, loss, what, problems, masked)
+
+    def masked_outputs(self) -> set[str]:
+        """The outputs with a Keras mask, where the block has metrics (a metric there must
+        ignore the mask). Masks are found by lowering the model (emit.onnx.model)."""
+        if not {"metrics", "weighted_metrics"} & set(self.values):
+            return set()
+        from transpiler.emit.onnx.model import masked_outputs
+
+        return masked_outputs(self.graph)
 
     def data_section(self, loss: dict, fit_split: float) -> dict:
         """The checked `data { }` section (training/data_section.py), as plain values."""

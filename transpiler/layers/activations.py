@@ -44,5 +44,5 @@ def activation(value) -> str:
     if n is None:
         raise ArgError(f"expected an activation name, got {describe(value)}")
     if n not in ACTIVATIONS and n not in ALIASES:
-        raise ArgError(f"unknown activation '{n}'", suggest(n, ACTIVATIONS))
+        raise ArgError(f"'{n}' is unknown", suggest(n, ACTIVATIONS))  # "Dense: activation 'x'"
     return ALIASES.get(n, n)

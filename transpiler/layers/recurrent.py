@@ -56,8 +56,8 @@ from transpiler.layers.regularizers import regularizer
 
 def _stateless(value) -> bool:
     if boolean(value):
-        raise ArgError(
-            "stateful=true is not supported: a ktrans model keeps no state between batches",
+        raise ArgError(  # after "LSTM: stateful "
+            "is not supported: a ktrans model keeps no state between batches",
             "remove stateful, or pass the previous states in as initial-state inputs",
         )
     return False
@@ -182,7 +182,9 @@ class Recurrent(RecurrentLowering, Layer):
             self.fail(
                 f"{self.keras_class()} takes {n} initial state{'s' if n > 1 else ''} "
                 f"({names}); got {len(states)}",
-                "pass the sequence alone, or the sequence followed by every state",
+                f"pass every state, initial_state=[{names}], or none (the states then start "
+                "at zeros)",
+                arg="initial_state",
             )
         for name, s in zip(self.state_names, states):
             want = (x.shape[0], self.units)
@@ -196,6 +198,7 @@ class Recurrent(RecurrentLowering, Layer):
                     f"{self.keras_class()}: initial state {name} should have shape "
                     f"{format_shape(want)}; got {format_shape(s.shape)}",
                     f"a state has one row of {self.units} units per sample",
+                    arg="initial_state",
                 )
 
     def output_types(self, inputs: list[TensorType]) -> list[TensorType]:

@@ -33,6 +33,26 @@ from transpiler.training.losses import check_keys, units
 ACCURACY = ("accuracy", "acc")
 SPARSE_LOSSES = ("sparse_categorical_crossentropy",)
 
+#: metrics whose Keras update ignores a mask on the predictions (RootMeanSquaredError
+#: reads the mask of the squared error, which has none; the confusion metrics read none)
+MASK_IGNORED = frozenset({"root_mean_squared_error", "precision", "recall", "auc"})
+
+
+def masked_metric_error(metric: str, output: str) -> TrainError | None:
+    """Keras's MeanMetricWrapper metrics weight each timestep by the Keras mask of the
+    output (Embedding(mask_zero=true) upstream, transpiler.layers.masking): a count the
+    per-batch means of ktrans's metrics cannot carry, so such a pairing is an error, not
+    a silent difference. None for a metric that ignores the mask."""
+    if metric in MASK_IGNORED:
+        return None
+    return TrainError(
+        f"the metric {metric} of output '{output}': that output carries a Keras mask "
+        "(from Embedding(mask_zero=true)), by which Keras weights the metric's timesteps, "
+        "and ktrans does not reproduce that yet",
+        "remove the metric (the loss is masked as in Keras), or use one that ignores "
+        f"masks ({', '.join(sorted(MASK_IGNORED))})",
+    )
+
 
 def _log_name(value):
     n = name_of(value)
@@ -240,9 +260,15 @@ def _flat(value, at: tuple) -> list[tuple[object, tuple]]:
 
 
 def resolve_metrics(
-    value, outputs: dict[str, TensorType], losses: dict, what: str, problems: list[TrainError]
+    value,
+    outputs: dict[str, TensorType],
+    losses: dict,
+    what: str,
+    problems: list[TrainError],
+    masked: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, list[MetricSpec]]:
-    """output name -> its metrics, for the outputs that have any."""
+    """output name -> its metrics, for the outputs that have any. `masked`: the outputs
+    that carry a Keras mask (a metric there must ignore it: masked_metric_error)."""
     names = list(outputs)
     many = len(names) > 1
     if value is None:
@@ -273,9 +299,14 @@ def resolve_metrics(
                 continue
             loss = losses[o].name if o in losses else None
             try:
-                specs.append(metric(v, outputs[o], loss, o if many else None))
+                spec = metric(v, outputs[o], loss, o if many else None)
             except TrainError as e:
                 problems.append(e.within(*path))
+                continue
+            specs.append(spec)
+            unmasked = masked_metric_error(spec.name, o) if o in masked else None
+            if unmasked is not None:
+                problems.append(unmasked.within(*path))
         if specs:
             out[o] = specs
     return out

@@ -153,22 +153,17 @@ def test_the_mask_changes_the_loss(tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-def build_error(tmp_path, kdl: str) -> str:
+def test_mask_weighted_metric_is_an_error(tmp_path):
+    """`check` reports it at the metric (tests/test_train_check.py has the span)."""
     from tests.emit.train.keras_step import ktrans_graph
-    from transpiler.emit.train.model import build_training_model
     from transpiler.errors import KdlErrors
 
-    graph = ktrans_graph(kdl, tmp_path)
-    with pytest.raises((NotImplementedError, KdlErrors)) as info:
-        build_training_model(graph, graph.trains["default"])
-    return str(info.value)
-
-
-def test_mask_weighted_metric_is_an_error(tmp_path):
     kdl = kdl_model(INPUT, EMBED + f"    LSTM(4, return_sequences=true)\n    {SOFTMAX}", SGD)
     kdl = kdl.replace("optimizer =", "metrics = [accuracy]\n    optimizer =")
-    message = build_error(tmp_path, kdl)
-    assert "carries a Keras mask" in message and "accuracy" in message
+    with pytest.raises(KdlErrors) as info:
+        ktrans_graph(kdl, tmp_path)
+    message = str(info.value)
+    assert "carries a Keras mask" in message and "categorical_accuracy" in message
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["plain", "time_distributed"])

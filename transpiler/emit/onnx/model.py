@@ -23,7 +23,14 @@ from transpiler.graph.model import Graph
 from transpiler.graph.types import TensorType
 from transpiler.layers.masking import lower_node
 
-__all__ = ["LazyWeights", "build_model", "build_model_parts", "initial_weights", "value_info"]
+__all__ = [
+    "LazyWeights",
+    "build_model",
+    "build_model_parts",
+    "initial_weights",
+    "masked_outputs",
+    "value_info",
+]
 
 
 def value_info(name: str, t: TensorType):
@@ -81,30 +88,7 @@ def _lower_graph(graph: Graph, weights, source: str | None, opset: int, context=
     taking the builder and the weights) the layers lower with."""
     b = OpBuilder()
     ctx = context(b, weights)
-    values: dict[int, LTensor] = {}
-    for v in graph.inputs:
-        b.unique(v.name)
-        values[id(v)] = LTensor(v.name, v.type)
-    errors = []
-    for node in graph.nodes:
-        layer = node.layer
-        ctx.layer = layer
-        b.scope = node.outputs[0].name.split(":")[0]
-        try:
-            outs = lower_node(ctx, node, values)
-        except NotImplementedError as e:
-            errors.append(
-                KdlError(
-                    node.span,
-                    f"{layer.keras_class()} ('{layer.name}') cannot be lowered to ONNX yet: {e}",
-                )
-            )
-            break
-        for v, t in zip(node.outputs, outs):
-            values[id(v)] = t
-    b.scope = ""
-    if errors:
-        raise KdlErrors(errors)
+    values = _lower_nodes(graph, ctx)
     outputs = []
     renames: dict[str, str] = {}
     graph_inputs = {v.name for v in graph.inputs}
@@ -135,6 +119,56 @@ def _lower_graph(graph: Graph, weights, source: str | None, opset: int, context=
         doc=f"{graph.name}, compiled by ktrans {__version__} from {source or graph.file}",
     )
     return model, b.initializers
+
+
+def _lower_nodes(graph: Graph, ctx) -> dict[int, LTensor]:
+    """id(graph Value) -> its lowered LTensor, for the inputs and every node's outputs."""
+    b = ctx.b
+    values: dict[int, LTensor] = {}
+    for v in graph.inputs:
+        b.unique(v.name)
+        values[id(v)] = LTensor(v.name, v.type)
+    for node in graph.nodes:
+        layer = node.layer
+        ctx.layer = layer
+        b.scope = node.outputs[0].name.split(":")[0]
+        try:
+            outs = lower_node(ctx, node, values)
+        except NotImplementedError as e:
+            raise KdlErrors(
+                [
+                    KdlError(
+                        node.span,
+                        f"{layer.keras_class()} ('{layer.name}') cannot be lowered to ONNX "
+                        f"yet: {e}",
+                    )
+                ]
+            ) from None
+        for v, t in zip(node.outputs, outs):
+            values[id(v)] = t
+    b.scope = ""
+    return values
+
+
+def masked_outputs(graph: Graph) -> set[str]:
+    """The outputs that carry a Keras mask (transpiler.layers.masking). Masks are found
+    while lowering, so the model is lowered (with zero weights) where one can arise: from
+    Embedding(mask_zero=true) or a call's `mask=`. A model that cannot be lowered is
+    reported by what builds it: here it has no known masks."""
+    if not any(
+        getattr(node.layer, "mask_zero", False) or "mask" in node.call.tensors
+        for node in graph.nodes
+    ):
+        return set()
+    zeros = {
+        layer.name: {w.name: np.zeros(w.shape, np.float32) for w in layer.weights}
+        for layer in graph.layers
+    }
+    try:
+        values = _lower_nodes(graph, LowerContext(OpBuilder(), zeros))
+    except KdlErrors:
+        return set()
+    return {name for name, v in graph.outputs.items() if values[id(v)].mask is not None}
 
 
 def _rename(nodes, renames: dict[str, str]) -> None:

@@ -58,7 +58,8 @@ def load_weights(path: str | Path, graph: Graph) -> dict[str, dict[str, np.ndarr
 
 
 def _is_checkpoint(shapes: dict) -> bool:
-    """A training run's checkpoint.npz: ONNX-layout `state/...` arrays and a JSON `meta`."""
+    """A training run's checkpoint.npz: `state/...` arrays (ONNX layout for the
+    onnxruntime engine, Keras layout for the PyTorch one) and a JSON `meta`."""
     return "meta" in shapes and any(k.startswith("state/") for k in shapes)
 
 
@@ -99,6 +100,8 @@ def _from_checkpoint(arrays: dict, graph: Graph, path: Path) -> dict[str, np.nda
             "pass the checkpoint of this model's training run, or choose the model with --model",
         )
     state = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
+    if meta.get("engine") == "torch":
+        return _torch_checkpoint_weights(state, graph, path)
     try:
         return keras_arrays(state, keras_recipes(graph))
     except ExportError as e:
@@ -107,6 +110,31 @@ def _from_checkpoint(arrays: dict, graph: Graph, path: Path) -> dict[str, np.nda
             f"defined now: {e}",
             "the model changed since the checkpoint was written: train it again",
         )
+
+
+def _torch_checkpoint_weights(state: dict, graph: Graph, path: Path) -> dict[str, np.ndarray]:
+    """A PyTorch-engine checkpoint holds the weights in Keras layout already, keyed
+    `<layer>/<weight>`, beside the optimizer's slots and the float16 loss scale: the
+    weights, their shapes checked against the model as defined now."""
+    from transpiler.templates.ktrans_runtime.torch_engine import LOSS_SCALE
+    from transpiler.templates.ktrans_runtime.torch_optim import SLOT
+
+    weights = {k: v for k, v in state.items() if not k.startswith(SLOT) and k != LOSS_SCALE}
+    hint = "the model changed since the checkpoint was written: train it again"
+    expected = expected_shapes(graph)
+    for key, shape in expected.items():
+        if key not in weights:
+            _fail(f"--weights: {path} holds no weight '{key}' (shape {shape})", hint)
+        if tuple(weights[key].shape) != shape:
+            _fail(
+                f"--weights: {path}: '{key}' has shape {tuple(weights[key].shape)} in the "
+                f"checkpoint, but the model needs {shape}",
+                hint,
+            )
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        _fail(f"--weights: {path}: '{extra[0]}' matches no weight of the model", hint)
+    return weights
 
 
 def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:

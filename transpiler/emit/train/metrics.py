@@ -56,6 +56,7 @@ from __future__ import annotations
 import numpy as np
 
 from transpiler.emit.train.metric_stats import FINISH, METRICS, STATS, auc_thresholds
+from transpiler.training.metrics import masked_metric_error
 
 # ---------------------------------------------------------------- the model's outputs
 
@@ -99,24 +100,12 @@ def batch_metrics(b, config, graph, predictions, targets) -> dict[str, str]:
     return out
 
 
-#: metrics whose Keras update ignores a mask on the predictions (RootMeanSquaredError
-#: reads the mask of the squared error, which has none; the confusion metrics read none)
-MASK_IGNORED = frozenset({"root_mean_squared_error", "precision", "recall", "auc"})
-
-
 def _check_mask(b, metric: str, output: str, prediction: str) -> None:
-    """Keras's MeanMetricWrapper metrics weight each timestep by the Keras mask of the
-    output (Embedding(mask_zero=true) upstream, transpiler.layers.masking): a count the
-    per-batch means here cannot carry, so such a pairing is an error, not a silent
-    difference."""
-    if metric in MASK_IGNORED or prediction not in getattr(b, "masks", {}):
-        return
-    raise NotImplementedError(
-        f"the metric {metric} of output '{output}': that output carries a Keras mask "
-        "(from Embedding(mask_zero=true)), by which Keras weights the metric's timesteps, "
-        "and ktrans does not reproduce that yet; remove the metric (the loss is masked as "
-        f"in Keras), or use one that ignores masks ({', '.join(sorted(MASK_IGNORED))})"
-    )
+    """A metric on an output with a Keras mask must ignore the mask (`ktrans check`
+    reports the pairing at the metric; this guards the emitter)."""
+    problem = masked_metric_error(metric, output) if prediction in getattr(b, "masks", {}) else None
+    if problem is not None:
+        raise NotImplementedError(f"{problem.message}; {problem.hint}")
 
 
 def _thresholds_of(spec) -> int:
