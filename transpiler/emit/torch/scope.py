@@ -160,6 +160,10 @@ class ScopeEmitter:
         if owner is not None and key in self.converted:
             return replace(self.converted[key], mask=v.mask)  # v's mask: maybe a call's
         expr = method(v.name, "permute", *(Atom(str(d)) for d in dims))
+        if perm is not None:
+            # a channels-first copy: a permuted view would make convolutions pick the
+            # channels_last kernels, whose weight gradients DDP's buckets do not expect
+            expr = method(expr, "contiguous")
         if self.dying(v.name):
             target = v.name if v.name in CHAIN else (self.free_chain() or v.name)
         else:
