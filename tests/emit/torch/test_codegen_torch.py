@@ -199,11 +199,12 @@ def test_generated_modules_import_torch_only(generated):
 
 
 def test_channels_first_copies_are_contiguous(generated):
-    """The permute to channels-first is a contiguous copy: a permuted view would make
-    the convolutions pick channels_last kernels, whose weight gradients DDP's buckets
-    warn about ("Grad strides do not match bucket view strides")."""
+    """The permute to channels-first is a copy in torch's contiguous strides: a permuted
+    view (and its .contiguous(), the view itself with one channel) looks channels_last,
+    and the convolutions' weight gradients then come in strides DDP's buckets warn
+    about ("Grad strides do not match bucket view strides")."""
     code = generated["mnist_cnn"].read_text()
-    assert "x = x.permute(0, 3, 1, 2).contiguous()" in code
+    assert "x = x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)" in code
     assert "x = x.permute(0, 2, 3, 1)\n" in code  # back to Keras's order: Flatten copies
 
 
