@@ -10,9 +10,9 @@ torch_losses, torch_optim, torch_metrics).
 
 A loss's keyword arguments are those that differ from Keras's defaults ("kwargs" is
 left out when none does; the runtime's loss functions default to Keras's): the script
-says what this model sets, not the catalogue. A metric's `stats` name the values the engine reports, as the
-metric plan (transpiler.emit.train.metrics) names them, so both engines' scripts share
-the plan and the runtime's averaging.
+says what this model sets, not the catalogue. A metric's `stats` name the values the
+engine reports, as the metric plan (transpiler.emit.train.metrics) names them, so both
+engines' scripts share the plan and the runtime's averaging.
 """
 
 from __future__ import annotations
