@@ -53,8 +53,16 @@ def loss_specs(config) -> dict[str, dict]:
     return out
 
 
-#: options that change nothing at these values (the runtime's defaults are Keras's)
-IDLE = {"use_ema": False, "loss_scale_factor": None}
+#: options that change nothing at these values (Keras's defaults; torch_optim reads each
+#: with kw.get, so an absent one is off)
+IDLE = {
+    "use_ema": False,
+    "loss_scale_factor": None,
+    "momentum": 0.0,
+    "nesterov": False,
+    "centered": False,
+    "amsgrad": False,
+}
 
 
 def optimizer_spec(config) -> dict:
