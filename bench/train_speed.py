@@ -88,7 +88,7 @@ def torch_engine_step(
     spec.loader.exec_module(s)
     module = __import__(Path(s.FILES["module"]).stem)
     model = getattr(module, Path(s.FILES["module"]).stem).from_keras_weights(
-        script.parent / s.FILES["init"]
+        s.kt.torch_files.initial_weights(script.parent, s.FILES)
     )
     compiled = {"loss": s.LOSS, "regularizers": s.REGULARIZERS, "optimizer": s.OPTIMIZER}
     compiled.update(losses=s.LOSSES, metric_plan=s.METRIC_PLAN)
@@ -99,7 +99,7 @@ def torch_engine_step(
     counter = iter(range(10**9))
 
     def step() -> None:
-        engine.step(batch, next(counter), s.LEARNING_RATE)
+        engine.step(batch, next(counter), s.OPTIMIZER["learning_rate"])
         engine.commit()
 
     return step

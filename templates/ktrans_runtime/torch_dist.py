@@ -27,8 +27,9 @@ private temporary folder (thrown away when they end) and print only errors, mark
 with their rank.
 
 **Failure.** A process that dies makes the collectives of the others fail (gloo: at
-once; nccl: at the timeout); they end with one line that says so, and torchrun names the
-process that failed and ends the job. Checkpoints are written atomically, so the last
+once; nccl: at the timeout); they end with one line that says so, and the launcher
+names the process that failed and ends the job (torchrun: its "Root Cause" report;
+`ktrans train --nproc N`: one line). Checkpoints are written atomically, so the last
 one is intact: `--resume` continues from it, on any number of processes.
 
 torch is imported when the processes are set up, not with this module.
@@ -158,8 +159,8 @@ class Processes:
                 raise
             raise TrainingError(
                 f"process {self.rank} of {self.world}: lost the other processes "
-                f"during {what} ({_first_line(e)}); torchrun names the process that "
-                "failed. The last checkpoint is intact: continue with --resume"
+                f"during {what} ({_first_line(e)}); the launcher names the process "
+                "that failed. The last checkpoint is intact: continue with --resume"
             ) from None
 
     def all_reduce(self, tensor, what: str):

@@ -59,6 +59,29 @@ def import_torch():
     return torch
 
 
+def compiled(script: dict) -> dict:
+    """The run's and the engine's settings (loop.TrainingRun, TorchEngine) from the
+    training script's literals (`script`: its globals): MODEL, TRAIN_BLOCK, SEED, FIT,
+    LOSS, REGULARIZERS, OPTIMIZER (whose learning_rate each step is given), LOSSES,
+    METRIC_PLAN, CALLBACKS, FILES and HERE."""
+    files, optimizer = script["FILES"], script["OPTIMIZER"]
+    return {
+        "model": script["MODEL"],
+        "train_block": script["TRAIN_BLOCK"],
+        "seed": script["SEED"],
+        "fit": script["FIT"],
+        "loss": script["LOSS"],
+        "regularizers": script["REGULARIZERS"],
+        "optimizer": optimizer,
+        "losses": script["LOSSES"],
+        "metric_plan": script["METRIC_PLAN"],
+        "learning_rate": optimizer["learning_rate"],
+        "callbacks": script["CALLBACKS"],
+        "trained": files["trained"],
+        "keras": Path(script["HERE"]) / files["keras"],
+    }
+
+
 def add_flags(parser) -> None:
     """The torch engine's own flags, added to the runtime's (cli.parser)."""
     parser.add_argument(

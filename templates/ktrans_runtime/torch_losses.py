@@ -3,7 +3,8 @@
 then the loss's reduction, masks and loss weights, then the regularizers' penalties.
 
 A loss is written as data in the script: {"name": "categorical_crossentropy",
-"weight": 1.0, "kwargs": {every argument, Keras's defaults filled in}}. `LOSSES` maps
+"weight": 1.0, "kwargs": {the arguments not at Keras's defaults}} ("kwargs" may be
+absent; every function here defaults to Keras's values). `LOSSES` maps
 each name to `fn(y_pred, y_true, kwargs) -> values` or `(values, mask)`, where a
 boolean mask leaves entries out of the reduction as Keras's loss masks do
 (`ignore_class`); the Keras mask of the output (Embedding(mask_zero=true) upstream) is
@@ -300,7 +301,8 @@ def penalty(weight, l1: float, l2: float):
 
 class TrainingLoss:
     """The loss of a train block. `losses`: {output: {"name", "weight", "kwargs"}} for
-    the outputs with a loss, in the model's output order; `regularizers`:
+    the outputs with a loss (kwargs: those not at Keras's defaults, which the loss
+    functions default to), in the model's output order; `regularizers`:
     {"<layer>/<weight>": [l1, l2]} for the trainable weights that have one."""
 
     def __init__(self, losses: dict, regularizers: dict) -> None:
@@ -324,16 +326,17 @@ class TrainingLoss:
         terms, per_output = [], {}
         for output, spec in self.losses.items():
             y = predictions[output].float()
-            result = LOSSES[spec["name"]](y, targets[output], spec["kwargs"])
+            kwargs = spec.get("kwargs", {})  # those not at Keras's defaults
+            result = LOSSES[spec["name"]](y, targets[output], kwargs)
             values, mask = result if isinstance(result, tuple) else (result, None)
             keras_mask = masks.get(output)
             if keras_mask is not None:
                 keras_mask = keras_mask.reshape(values.shape)
                 mask = keras_mask if mask is None else keras_mask & mask
-            reduction = spec["kwargs"].get("reduction", "sum_over_batch_size")
+            reduction = kwargs.get("reduction", "sum_over_batch_size")
             value = reduce(values, mask, reduction, counts)
             per_output[output] = value
-            weight = spec["weight"]
+            weight = spec.get("weight", 1.0)
             terms.append(value if weight == 1.0 else value * weight)
         for key, (l1, l2) in self.regularizers.items():
             terms.append(counts.share(penalty(weights[key], l1, l2)))

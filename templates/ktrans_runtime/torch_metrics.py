@@ -265,7 +265,7 @@ def batch_statistics(plan: list, predictions: dict, targets: dict, masks: dict):
                 "not reproduced yet; remove the metric (the loss is masked as in Keras)"
             )
         y = predictions[output].float()
-        result = METRICS[name](y, targets[output], spec["kwargs"])
+        result = METRICS[name](y, targets[output], spec.get("kwargs", {}))
         if isinstance(result, dict):
             for stat, name in spec["stats"].items():
                 counts[name] = result[stat]

@@ -99,6 +99,18 @@ def torchrun(script: Path, processes: int, *args, env=None, timeout: int = 240):
     )
 
 
+def ktrans(*args, env: dict | None = None, timeout: int = 240):
+    """The ktrans command line in a fresh Python (as a user runs it)."""
+    code = "import sys\nfrom transpiler.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=environment(env),
+        timeout=timeout,
+    )
+
+
 def ok(result) -> None:
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.torch_train.bundles import (
     checkpoint_state,
+    ktrans,
     ok,
     run,
     tiny,
@@ -69,16 +70,27 @@ def test_two_processes_at_64_rows_each_train_as_one_at_128(ddp, tmp_path):
 
 
 def test_a_process_that_dies_ends_the_job_and_resume_continues(ddp, tmp_path):
+    """`ktrans train --nproc 2` with rank 1 killed (SIGKILL) in epoch 2: the job ends
+    with ktrans's one line naming the process and the checkpoint, without torchrun's
+    traceback or failure report; `--resume` then finishes as the uninterrupted run."""
     script, data, _, _, one = ddp
+    kdl = script.parent.parent / "bundle.kdl"  # the .kdl the bundle was written from
     out = tmp_path / "killed"
-    killed = torchrun(script, 2, "--data", data, "--out", out, env={KILL: "1:8"})
-    assert killed.returncode != 0
-    text = killed.stdout + killed.stderr
-    assert "rank      : 1" in text  # torchrun names the process that failed
+    flags = ["--data", data, "--engine", "torch", "--nproc", "2", "--out", out]
+    killed = ktrans("train", kdl, *flags, env={KILL: "1:8"})
+    assert killed.returncode == 1, killed.stderr[-3000:]
+    last = killed.stderr.strip().splitlines()[-1]
+    checkpoint = (out / "checkpoint.npz").resolve()  # the script's --out, resolved
+    assert last == (
+        f"error: process 1 of 2 was killed by SIGKILL; the last checkpoint ({checkpoint}) "
+        "is intact: continue with --resume"
+    )
+    for noise in ("Traceback", "ChildFailedError", "Root Cause", "exitcode"):
+        assert noise not in killed.stderr + killed.stdout, noise
     with np.load(out / "checkpoint.npz") as archive:
         meta = json.loads(str(archive["meta"]))
     assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 0, 5)  # after epoch 1
-    resumed = torchrun(script, 2, "--data", data, "--out", out, "--resume")
+    resumed = ktrans("train", kdl, *flags, "--resume")
     ok(resumed)
     assert "resuming at epoch 2, batch 0 (step 5)" in resumed.stderr
     assert_same_weights(
@@ -90,3 +102,33 @@ def test_a_process_that_dies_ends_the_job_and_resume_continues(ddp, tmp_path):
     )
     for name in theirs:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+CONV = """
+model Conv {
+    input x: float32[8, 8, 1]
+    Conv2D(4, 3, activation=relu)
+    Flatten()
+    Dense(3, activation=softmax)
+}
+train Conv {
+    loss = categorical_crossentropy
+    optimizer = sgd
+    batch_size = 32
+    epochs = 1
+}
+"""
+
+
+def test_a_channels_last_cnn_trains_in_two_processes_without_stride_warnings(tmp_path):
+    """The module's permute to channels-first is a contiguous copy: a permuted view made
+    the convolutions' weight gradients channels_last, and DDP warned on every run
+    ("Grad strides do not match bucket view strides")."""
+    script = torch_bundle(tmp_path, CONV, "conv")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 8, 1)).astype(np.float32)
+    np.savez(tmp_path / "conv.npz", x_train=x, y_train=rng.integers(0, 3, size=64))
+    result = torchrun(script, 2, "--data", tmp_path / "conv.npz", "--out", tmp_path / "run")
+    ok(result)
+    assert "Grad strides" not in result.stderr
+    assert "Warning" not in result.stderr, result.stderr[-3000:]

@@ -264,3 +264,46 @@ def h5_arrays(path) -> dict:
             )
         )
     return arrays
+
+
+CNN = """
+model Cnn {
+    input x: float32[8, 8, 1]
+    Conv2D(4, 3, activation=relu)
+    MaxPooling2D(2)
+    Flatten()
+    Dense(3, activation=softmax)
+}
+train Cnn {
+    loss = sparse_categorical_crossentropy
+    optimizer = Adam(learning_rate=0.05)
+    batch_size = 16
+    epochs = 1
+}
+"""
+
+
+def test_the_weights_h5_loads_into_the_keras_codegen_model_and_predicts_the_trained_onnx(
+    tmp_path,
+):
+    """Issue 11: the end-of-run <Model>.weights.h5 of the PyTorch engine loads (Keras's
+    load_weights) into the model `ktrans codegen --target keras` writes, which then
+    predicts what <Model>.trained.onnx predicts (1e-5). A CNN: the module's conv and
+    dense weights leave in Keras's layout."""
+    pytest.importorskip("keras")
+    from tests.emit.keras_twin import keras_model, load_graph
+    from tests.emit.train.test_keras_export_runs import onnx_run
+
+    script = torch_bundle(tmp_path, CNN, "cnn")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 8, 8, 1)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=rng.integers(0, 3, size=48))
+    out = tmp_path / "run"
+    ok(run(script, "--data", tmp_path / "d.npz", "--out", out, "--verbose", "0"))
+    (trained,) = onnx_run(out / "Cnn.trained.onnx", {"x": x[:8]})
+    (initial,) = onnx_run(script.parent / "Cnn.onnx", {"x": x[:8]})
+    assert not np.allclose(trained, initial, atol=1e-4)  # the weights did change
+    program, graph = load_graph(CNN, tmp_path, "twin")
+    keras = keras_model(program, graph, tmp_path)
+    keras.load_weights(str(out / "Cnn.weights.h5"))
+    np.testing.assert_allclose(keras.predict(x[:8], verbose=0), trained, rtol=1e-5, atol=1e-5)

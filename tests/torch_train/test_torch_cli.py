@@ -108,3 +108,38 @@ def test_a_torch_run_folder_evaluates_predicts_and_reports_as_an_onnxruntime_one
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 4  # header + 3 rows
     page = (out / "report.html").read_text()
     assert "data:image/svg+xml" in page and "Total params" in page  # the diagram, inlined
+
+
+def _failures(**exitcodes):
+    from types import SimpleNamespace
+
+    return {int(rank[1:]): SimpleNamespace(exitcode=code) for rank, code in exitcodes.items()}
+
+
+@pytest.mark.parametrize(
+    ("exitcodes", "named"),
+    [
+        # rank 1 killed; rank 0 lost it (exit 1) or was stopped by torchrun (SIGTERM)
+        ({"r0": 1, "r1": -9}, "process 1 of 2 was killed by SIGKILL;"),
+        ({"r0": -15, "r1": -9}, "process 1 of 2 was killed by SIGKILL;"),
+        # rank 1 failed on its own; torchrun stopped rank 0
+        ({"r0": -15, "r1": 70}, "process 1 of 2 exited with code 70;"),
+        ({"r0": -15, "r1": -15}, "process 0 of 2 was killed by SIGTERM, process 1 of 2 "),
+    ],
+)
+def test_the_launchers_line_names_the_process_that_ended_the_job(tmp_path, exitcodes, named):
+    from types import SimpleNamespace
+
+    from transpiler.cli_train_torch import failure_line
+
+    out = tmp_path / "run"
+    args = SimpleNamespace(nproc_per_node="2", training_script_args=["--out", str(out)])
+    line = failure_line(_failures(**exitcodes), args)
+    assert line.startswith(f"error: {named}"), line
+    assert line.endswith("no checkpoint had been saved yet: run it again")
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"")
+    line = failure_line(_failures(**exitcodes), args)
+    assert line.endswith(
+        f"the last checkpoint ({out / 'checkpoint.npz'}) is intact: continue with --resume"
+    )

@@ -1,5 +1,5 @@
 """Every loss of the catalogue in the torch engine's runtime (torch_losses) against
-Keras 3's train_on_batch: the logged loss of each step and the weights after two SGD
+Keras 3's train_on_batch: the logged loss of each step and the weights after three SGD
 steps (so the gradient of the loss is checked too); then regularizers and loss weights."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_loss_matches_keras(tmp_path, loss, units, activation, kind):
     y = targets(kind, 16, units, rng)
     kdl = KDL.format(units=units, activation=activation, loss=loss)
     module = dense_stack([6, 8, units], ["tanh", activation])
-    run = train_both(kdl, tmp_path, keras_mlp(units, activation), module, x, y, steps=2)
+    run = train_both(kdl, tmp_path, keras_mlp(units, activation), module, x, y, steps=3)
     for ours, log in zip(run.losses, run.keras_logs):
         np.testing.assert_allclose(ours, log["loss"], rtol=2e-6, atol=1e-7)
     assert_every_step(run)

@@ -121,7 +121,8 @@ def test_codegen_writes_the_module_and_the_initial_weights(tmp_path, capsys, nam
     # both examples have a train block: the folder is the PyTorch training bundle
     assert {f"{cls}.init.npz", f"{cls}.py", f"train_{cls}.py", "ktrans_runtime"} <= names
     module = import_code((tmp_path / f"{cls}.py").read_text())
-    net = getattr(module, cls).from_keras_weights(tmp_path / f"{cls}.init.npz").eval()
+    with np.load(tmp_path / f"{cls}.init.npz") as arrays:
+        net = getattr(module, cls).from_keras_weights(arrays).eval()
     (inp,) = graph.inputs
     shape = (2, *inp.type.shape[1:])
     x = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
@@ -179,6 +180,32 @@ def test_generated_examples_compile_and_pass_ruff(generated):
 def test_generated_examples_stay_within_their_line_budget(generated, name):
     lines = generated[name].read_text().count("\n")
     assert lines <= LINE_BUDGET.get(name, DEFAULT_BUDGET), lines
+
+
+def test_generated_modules_import_torch_only(generated):
+    """Issue 11: the module imports torch only (numpy, ktrans and files are the
+    caller's): every import statement, at any depth, is of torch, typing or
+    __future__."""
+    allowed = {"torch", "typing", "__future__"}
+    for name, path in generated.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= allowed, f"{name}: {ast.unparse(node)}"
+
+
+def test_channels_first_copies_are_contiguous(generated):
+    """The permute to channels-first is a copy in torch's contiguous strides: a permuted
+    view (and its .contiguous(), the view itself with one channel) looks channels_last,
+    and the convolutions' weight gradients then come in strides DDP's buckets warn
+    about ("Grad strides do not match bucket view strides")."""
+    code = generated["mnist_cnn"].read_text()
+    assert "x = x.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format)" in code
+    assert "x = x.permute(0, 2, 3, 1)\n" in code  # back to Keras's order: Flatten copies
 
 
 def test_blocks_are_classes_and_repeats_are_loops(generated):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from transpiler import __version__
+from transpiler.emit.code.keras_names import is_safe_name_text
 from transpiler.emit.code.torch_train import (
     loss_specs,
     metric_specs,
@@ -146,11 +147,14 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
     losses, plan = log_keys(config)
     directions = _directions(losses, plan)
     source = str(graph.file) if getattr(graph, "file", None) else None
+    name = Path(source).name if source else ""
+    source_text = name if is_safe_name_text(name) else 'the .kdl file named in FILES["source"]'
     fit = fit_settings(config)
     return {
         "model": file_stem(graph.name),  # as the bundle's files are named
         "train": config.name,
         "version": __version__,
+        "source_text": source_text,  # checked text (a docstring holds it)
         "module": Path(files["module"]).stem,
         "cls": cls,
         "s": {
@@ -162,7 +166,6 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
             "LOSS": loss_specs(config),
             "REGULARIZERS": regularizer_specs(graph),
             "OPTIMIZER": optimizer_spec(config),
-            "LEARNING_RATE": plain(config.optimizer.kwargs.get("learning_rate", 0.001)),
             "LOSSES": losses,
             "METRIC_PLAN": metric_specs(config),
             "FIT": fit,
@@ -220,9 +223,10 @@ def write_torch_bundle(
         "keras": f"{name}.keras.json",
         "inference": f"{name}.onnx" if export["onnx"] else None,
         "offsets": f"{name}.offsets.json" if export["onnx"] else None,
-        "onnx_error": export["onnx_error"],
         "trained": f"{name}.trained{'.onnx' if export['onnx'] else '.pt'}",  # the script's
     }
+    if export["onnx_error"]:  # why there is no inference .onnx
+        files["onnx_error"] = export["onnx_error"]
     settings = script_settings(graph, config, seed, files, module.class_name)
     script = render_script(settings)
     readme = torch_readme(name, config.name, files, settings["s"]["FEEDS"])
@@ -261,7 +265,13 @@ def _evaluation_files(graph, config, weights: dict, settings: dict, out: Path, n
     files = {**constants["FILES"], "eval": f"{name}.eval.onnx"}
     view = {
         **settings,
-        "s": {**constants, "FILES": files, "METRIC_PLAN": plan, "OPTIMIZER": config.optimizer.name},
+        "s": {
+            **constants,
+            "FILES": files,
+            "METRIC_PLAN": plan,
+            "OPTIMIZER": config.optimizer.name,
+            "LEARNING_RATE": constants["OPTIMIZER"]["learning_rate"],
+        },
     }
     written = write_report_files(graph, out)
     if not constants["FILES"].get("inference"):

@@ -8,10 +8,11 @@ torch_losses, torch_optim, torch_metrics).
     METRIC_PLAN = metric_specs(config)  # the metric plan, with what torch_metrics needs
     REGULARIZERS = regularizer_specs(graph)  # {"<layer>/<weight>": [l1, l2]}
 
-Every keyword argument is given, Keras's defaults filled in, as the train block's
-checked specs hold them. A metric's `stats` name the values the engine reports, as the
-metric plan (transpiler.emit.train.metrics) names them, so both engines' scripts share
-the plan and the runtime's averaging.
+A loss's keyword arguments are those that differ from Keras's defaults ("kwargs" is
+left out when none does; the runtime's loss functions default to Keras's): the script
+says what this model sets, not the catalogue. A metric's `stats` name the values the
+engine reports, as the metric plan (transpiler.emit.train.metrics) names them, so both
+engines' scripts share the plan and the runtime's averaging.
 """
 
 from __future__ import annotations
@@ -28,22 +29,40 @@ def plain(value):
     return value
 
 
+def set_kwargs(spec) -> dict:
+    """The loss's keyword arguments whose values are not Keras's defaults."""
+    from transpiler.training.losses import LOSSES
+
+    entry = LOSSES.find(spec.name)
+    defaults = {arg.name: arg.default for arg in entry.args} if entry else {}
+    kwargs = plain(spec.kwargs)
+    return {k: v for k, v in kwargs.items() if k not in defaults or defaults[k] != v}
+
+
 def loss_specs(config) -> dict[str, dict]:
-    """{output: {"name", "weight", "kwargs"}} for every output with a loss, in the
-    model's output order."""
-    return {
-        output: {
-            "name": config.loss[output].name,
-            "weight": float(config.loss_weights.get(output, 1.0)),
-            "kwargs": plain(config.loss[output].kwargs),
-        }
-        for output in config.outputs
-        if output in config.loss
-    }
+    """{output: {"name", "weight", "kwargs" (only when some differ from Keras's
+    defaults)}} for every output with a loss, in the model's output order."""
+    out = {}
+    for output in config.outputs:
+        if output not in config.loss:
+            continue
+        spec = config.loss[output]
+        out[output] = {"name": spec.name, "weight": float(config.loss_weights.get(output, 1.0))}
+        if set_kwargs(spec):
+            out[output]["kwargs"] = set_kwargs(spec)
+    return out
 
 
-#: options that change nothing at these values (the runtime's defaults are Keras's)
-IDLE = {"use_ema": False, "loss_scale_factor": None}
+#: options that change nothing at these values (Keras's defaults; torch_optim reads each
+#: with kw.get, so an absent one is off)
+IDLE = {
+    "use_ema": False,
+    "loss_scale_factor": None,
+    "momentum": 0.0,
+    "nesterov": False,
+    "centered": False,
+    "amsgrad": False,
+}
 
 
 def optimizer_spec(config) -> dict:
@@ -60,7 +79,7 @@ def optimizer_spec(config) -> dict:
 def metric_specs(config) -> list[dict]:
     """The metric plan (transpiler.emit.train.metrics: "key", "stats", "combine",
     "finalize"), each entry with what the torch engine computes it from: "metric" (the
-    canonical name), "output" and "kwargs"."""
+    canonical name), "output" and "kwargs" (left out when empty)."""
     from transpiler.emit.train.metrics import log_names, metric_plan
 
     plan = metric_plan(config)
@@ -70,7 +89,9 @@ def metric_specs(config) -> list[dict]:
         assert entry["key"] == key and entry["output"] == output
         kwargs = {k: plain(v) for k, v in spec.kwargs.items() if k != "name"}
         plain_entry = {k: entry[k] for k in ("key", "stats", "combine", "finalize")}
-        out.append({**plain_entry, "metric": spec.name, "output": output, "kwargs": kwargs})
+        out.append({**plain_entry, "metric": spec.name, "output": output})
+        if kwargs:
+            out[-1]["kwargs"] = kwargs
     return out
 
 

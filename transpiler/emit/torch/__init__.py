@@ -41,8 +41,9 @@ same code; generator.py makes one class per block (and variant), module.py the f
 
 The generated module's API (what training code builds on), the same for every model:
 
-- `Model()` builds it (torch's default initialization); `Model.from_keras_weights(path)`
-  with the weights of a Keras-layout .npz (the `<Model>.init.npz` codegen writes);
+- `Model()` builds it (torch's default initialization); `Model.from_keras_weights(arrays)`
+  with Keras-layout weights (`numpy.load` of the `<Model>.init.npz` codegen writes). The
+  module imports torch only: reading files is the caller's (the bundle runtime's);
 - `forward(*inputs, return_masks=False)`: the inputs by position in the .kdl's order
   (`Model.input_names`), as declared (batch first, channels last by default); it returns
   the output, or a tuple in `Model.output_names` order; with `return_masks=True`,

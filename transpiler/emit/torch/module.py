@@ -180,7 +180,7 @@ def _render(graph: Graph, program, source: str | None, generated: Generated) -> 
     weights = [w.under(a.name) for a in root.attrs.values() for w in a.weights]
     imports = imports_for(helpers)
     import_lines = [*imports, ""] if imports else []
-    import_lines += ["import numpy as np", "import torch", "from torch import nn"]
+    import_lines += ["import torch", "from torch import nn"]  # torch only
     ins = [v.name for v in graph.inputs]
     outs = list(graph.outputs)
     code = load_template("torch_model.py.j2").render(
@@ -226,7 +226,7 @@ def _docstring(graph: Graph, source: str | None, cls: str, params: list[str]) ->
         "as `ktrans summary` names them (a block's layers are attributes of its submodule).",
     ]
     usage = [
-        f"    model = {cls}.from_keras_weights({pystr(cls + '.init.npz')})",
+        f"    model = {cls}.from_keras_weights(numpy.load({pystr(cls + '.init.npz')}))",
         "    model.eval()  # inference: no dropout or noise, moving statistics",
         f"    {call}",
     ]

@@ -160,6 +160,11 @@ class ScopeEmitter:
         if owner is not None and key in self.converted:
             return replace(self.converted[key], mask=v.mask)  # v's mask: maybe a call's
         expr = method(v.name, "permute", *(Atom(str(d)) for d in dims))
+        if perm is not None:
+            # a channels-first copy. A permuted view (and its .contiguous(), which with
+            # one channel is the view itself) looks channels_last: convolutions then give
+            # weight gradients in strides DDP warns about ("Grad strides do not match")
+            expr = method(expr, "clone", memory_format=Atom("torch.contiguous_format"))
         if self.dying(v.name):
             target = v.name if v.name in CHAIN else (self.free_chain() or v.name)
         else:
