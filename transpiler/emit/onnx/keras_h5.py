@@ -195,10 +195,10 @@ def _config_layer_names(f, reader: H5Reader) -> set[str]:
     models included; empty where the file has no readable config (it is optional here)."""
     import json
 
-    raw = reader.attribute(f, "model_config", "/")
     try:
+        raw = reader.attribute(f, "model_config", "/")
         config = json.loads(_text(raw)) if raw is not None else None
-    except (ValueError, RecursionError):
+    except (KdlErrors, ValueError, RecursionError):  # too large, or not JSON: names only
         return set()
     names: set[str] = set()
     stack = [(config, 0)]
