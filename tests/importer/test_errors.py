@@ -47,15 +47,47 @@ def test_unknown_custom_layer(tmp_path):
             return x * 2
 
     message, hint = import_error(functional(Twice(name="twice")), tmp_path)
-    assert "layer 'twice' (Twice)" in message
-    assert "custom layer class Twice" in message and "mine>Twice" in message
-    assert "catalogue layers" in hint
+    assert message.startswith(
+        "model.json: layer 'twice' (Twice), config key 'registered_name': 'mine>Twice' is a "
+        "custom layer class"
+    )
+    assert "None" not in message
+    assert hint.startswith("rewrite the layer with catalogue layers or .kdl expressions")
+
+
+def test_an_unregistered_custom_layer_is_not_taken_for_a_keras_layer(tmp_path):
+    """Keras writes an unregistered class's bare name as its registered_name, with no
+    module: it is custom even where a Keras layer has that name."""
+
+    class Dense(layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    message, _ = import_error(functional(Dense(name="mine")), tmp_path)
+    assert message.startswith(
+        "model.json: layer 'mine' (Dense), config key 'registered_name': 'Dense' is a "
+        "custom layer class"
+    )
+
+
+def test_a_custom_class_named_like_an_application_layer(tmp_path):
+    @keras.saving.register_keras_serializable(package="mine")
+    class LayerScale(layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    message, hint = import_error(functional(LayerScale(name="scale")), tmp_path)
+    assert message.startswith(
+        "model.json: layer 'scale' (LayerScale), config key 'registered_name': "
+        "'mine>LayerScale' is not keras.applications' LayerScale"
+    )
+    assert "keras.applications.convnext" in hint and "None" not in message
 
 
 def test_a_layer_the_catalogue_lacks(tmp_path):
     message, hint = import_error(functional(layers.UnitNormalization(name="unit")), tmp_path)
     assert message == (
-        "model.json: layer 'unit' (UnitNormalization): "
+        "model.json: layer 'unit' (UnitNormalization), config key 'class_name': "
         "Keras's UnitNormalization has no .kdl layer yet"
     )
     assert "docs/layers.md" in hint

@@ -10,13 +10,14 @@ keras.src.ops; they are kept, marked `is_op`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transpiler.importer.errors import ImportFailure
 from transpiler.importer.values import dtype_name
 
 MODEL_CLASSES = ("Functional", "Sequential", "Model")
 INPUT_CLASSES = ("InputLayer",)
+MAX_IO_NESTING = 8  # lists and dicts in input_layers / output_layers
 
 
 @dataclass(frozen=True)
@@ -249,15 +250,27 @@ def _calls(layer: KLayer, nodes) -> list[Call]:
     return calls
 
 
-def _io_refs(value, what: str) -> list[Ref]:
+def _io_refs(value, what: str, depth: int = 0) -> list[tuple[str | None, Ref]]:
+    """The tensors of a model's `input_layers` or `output_layers`, in order, each with its
+    dict key where it has one: one tensor, a list (nested too), or a dict (Keras matches a
+    dict of inputs by key when the model is called, and returns outputs by key)."""
     ref = _ref(value)
     if ref is not None:
-        return [ref]
-    if isinstance(value, list):
-        refs = [_ref(v) for v in value]
-        if all(r is not None for r in refs):
-            return refs
-    raise ImportFailure(f"cannot read the model's {what}", key=what)
+        return [(None, ref)]
+    if isinstance(value, list) and depth < MAX_IO_NESTING:
+        return [item for v in value for item in _io_refs(v, what, depth + 1)]
+    if isinstance(value, dict) and depth < MAX_IO_NESTING:
+        found = []
+        for key, v in value.items():
+            inner = _io_refs(v, what, depth + 1)
+            found.extend([(str(key), inner[0][1])] if len(inner) == 1 else inner)
+        return found
+    raise ImportFailure(
+        f"cannot read the model's {what}: expected tensor references ([layer, node, index]) "
+        "in a list or dict",
+        "re-save the model with Keras 3 (model.save('model.keras'))",
+        key=what,
+    )
 
 
 def _functional(config: dict) -> KModel:
@@ -277,19 +290,16 @@ def _functional(config: dict) -> KModel:
         except ImportFailure as e:
             raise e.at_layer(layer.name, layer.class_name) from None
         layers.append(layer)
-    input_refs = _io_refs(config.get("input_layers"), "input_layers")
-    inputs = []
-    for ref in input_refs:
+    inputs, input_refs = [], []
+    for key, ref in _io_refs(config.get("input_layers"), "input_layers"):
         if ref.layer not in input_layers:
             raise ImportFailure(f"the model input '{ref.layer}' is not an InputLayer")
-        inputs.append(input_layers[ref.layer])
+        kin = input_layers[ref.layer]
+        inputs.append(kin if key is None else replace(kin, name=key))
+        input_refs.append(ref)
     raw_outputs = config.get("output_layers")
-    if isinstance(raw_outputs, dict):
-        outputs = [(str(k), _io_refs(v, "output_layers")[0]) for k, v in raw_outputs.items()]
-        named = True
-    else:
-        outputs = [(r.layer, r) for r in _io_refs(raw_outputs, "output_layers")]
-        named = False
+    named = isinstance(raw_outputs, dict)
+    outputs = [(key or r.layer, r) for key, r in _io_refs(raw_outputs, "output_layers")]
     return KModel(
         name,
         "Functional",

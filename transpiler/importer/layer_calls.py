@@ -87,25 +87,40 @@ def layer_class(name: str, cls: str, module: str | None, registered: str | None)
     if cls in APPLICATION_MODULES:
         if module in APPLICATION_MODULES[cls] or registered in _KTRANS_REGISTERED:
             return LAYERS[cls]
+        key, value = ("registered_name", registered) if registered else ("module", module)
         raise ImportFailure(
-            f"a custom layer class {cls} from module {module}; .kdl knows keras.applications' "
-            f"{cls}, not this one",
-            "if it computes what keras.applications' does, save the model with that class",
+            f"'{value}' is not keras.applications' {cls}, the only {cls} .kdl knows",
+            f"if it computes what keras.applications' {cls} does, build the model with "
+            f"that class ({APPLICATION_MODULES[cls][1]}) before saving; otherwise rewrite it "
+            "with catalogue layers or .kdl expressions (docs/layers.md)",
+            key=key,
         ).at_layer(name, cls)
-    keras_module = (module or "keras").split(".")[0] == "keras" and registered in (None, cls)
-    if cls in LAYERS and keras_module:
+    if _is_custom(module, registered):
+        key, value = ("registered_name", registered) if registered else ("module", module)
+        raise ImportFailure(
+            f"'{value}' is a custom layer class, defined by the code that saved the model; "
+            ".kdl cannot read that code",
+            "rewrite the layer with catalogue layers or .kdl expressions (docs/layers.md), "
+            "in Keras before saving or in the imported file",
+            key=key,
+        ).at_layer(name, cls)
+    if cls in LAYERS:
         return LAYERS[cls]
-    if not keras_module:
-        raise ImportFailure(
-            f"a custom layer class {cls} (module {module}, registered as {registered}) is "
-            "unknown to .kdl",
-            "rewrite it with catalogue layers or .kdl expressions (docs/layers.md)",
-        ).at_layer(name, cls)
     raise ImportFailure(
         f"Keras's {cls} has no .kdl layer yet",
         "see docs/layers.md for the catalogue; rewrite it with catalogue layers or .kdl "
         "expressions",
+        key="class_name",
     ).at_layer(name, cls)
+
+
+def _is_custom(module: str | None, registered: str | None) -> bool:
+    """Keras 3 writes `module: "keras.layers"` and no registered name for its own layers,
+    and `module: null` with the registered name (`package>Class`, or the bare class name
+    of an unregistered class) for a user's; Keras 2 configs have neither key."""
+    if module is None:
+        return bool(registered)
+    return module.split(".")[0] != "keras" or bool(registered)
 
 
 def _decode(arg: Arg, value):

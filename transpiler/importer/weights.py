@@ -5,8 +5,9 @@ Keras 3 (`model.weights.h5` in a .keras archive) keeps each layer's variables un
 `layers/<key>/vars/<i>` (nested models add `layers/<key>/layers/...`), records the
 layer's name on each `vars` group, and orders the variables as `layer.weights`; ktrans
 lists a layer's weights in that order too, and `keras_layout.weight_paths` says where a
-wrapped layer's live (Bidirectional's forward_layer/cell/vars/0...). Keras 2 whole-model
-files keep them under `model_weights/<layer name>` with a `weight_names` list.
+wrapped layer's live (Bidirectional's forward_layer/cell/vars/0...). Legacy whole-model
+`.h5` files (Keras 2, and Keras 3's `model.save("m.h5")`) keep them under
+`model_weights/<layer name>` with a `weight_names` list.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def _keras3_arrays(reader, group, layer) -> list[np.ndarray] | None:
 
 
 def _legacy_arrays(reader: H5Reader, names: set) -> dict[str, list[np.ndarray]]:
-    """Keras 2: `model_weights/<name>` with `weight_names`; a nested model's group lists
-    its layers' weights one after the other (`inner/kernel:0`)."""
+    """A legacy `.h5`: `model_weights/<name>` with `weight_names`; a nested model's group
+    lists its layers' weights one after the other (`stage/conv2d/kernel`), and
+    `legacy_owner` says which layer each is."""
+    from transpiler.emit.onnx.keras_h5 import legacy_owner
+
     root = reader.child(reader.file, "model_weights") or reader.file
     out: dict[str, list[np.ndarray]] = {}
     for name in reader.text_list_attr(root, "layer_names"):
@@ -80,8 +84,7 @@ def _legacy_arrays(reader: H5Reader, names: set) -> dict[str, list[np.ndarray]]:
             dataset = _path(reader, group, weight)
             if dataset is None:
                 fail(reader.where, f"model_weights/{name} lists {weight}, which it lacks")
-            owner = weight.split("/")[0] if "/" in weight else name
-            out.setdefault(owner if owner in names else name, []).append(reader.read(dataset))
+            out.setdefault(legacy_owner(name, weight, names), []).append(reader.read(dataset))
     return out
 
 

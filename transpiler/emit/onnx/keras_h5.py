@@ -29,8 +29,9 @@ fits every layer of the class (same number of arrays, same shapes):
    fit are ambiguous (the file cannot say which is which), also an error.
 
 Keras 2 / tf.keras HDF5 weights (`layer_names` and `weight_names` attributes; also the
-`model_weights` group of a whole-model `.h5`) are read too, matched by layer name, else
-by position.
+`model_weights` group of a whole-model `.h5`, Keras 3's included) are read too, matched
+by layer name, else by position. A nested model's group there holds all its layers'
+weights; `legacy_owner` splits it into one entry per layer.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from transpiler.graph.model import Graph
 from transpiler.input_files import open_regular
 from transpiler.layers.base import Layer, snake_case
 
+MAX_NESTING = 8  # models nested in models
 MAX_WEIGHTS_FILE_BYTES = 1 << 40  # what open_regular allows: any size (datasets are checked)
 HINT_ORDER = (
     "Keras saves weights by position in model.layers: build the Keras model with the "
@@ -127,7 +129,9 @@ def read_keras_h5(path: str | Path, graph: Graph) -> dict[str, np.ndarray]:
         group = group if isinstance(group, h5py.Group) else f
         names = reader.attribute(group, "layer_names", group.name)
         if names is not None:
-            return _match_legacy(_read_legacy(group, names, reader), graph, str(path))
+            known = {la.name for la in graph.layers if la.weights} | _config_layer_names(f, reader)
+            entries = _read_legacy(group, names, reader, known)
+            return _match_legacy(entries, graph, str(path))
     _fail(
         f"--weights: {path} holds no Keras layer weights (no 'layers' group)",
         "save the weights of a Sequential or functional Keras model with "
@@ -167,17 +171,63 @@ def _read_keras3(layers_group, reader: H5Reader) -> dict[str, Entry]:
     return entries
 
 
-def _read_legacy(group, layer_names, reader: H5Reader) -> list[Entry]:
-    """Keras 2 HDF5: `layer_names`, then per layer `weight_names` in `layer.weights` order."""
-    out = []
+def legacy_owner(group: str, weight: str, layer_names) -> str:
+    """The layer that owns a weight listed in a legacy `.h5` group's `weight_names`.
+
+    Keras 3 names each weight by its variable's path (legacy_h5_format.py
+    `save_subset_weights_to_hdf5_group`): `dense/kernel` for a layer of a functional
+    model, `outer/dense_2/kernel` for a Sequential's layer (built in the model's scope),
+    `lstm/lstm_cell/kernel` for a layer's own sublayer, and a nested model's group holds
+    all its layers' weights: `stage/conv2d/kernel`, `outer/inner/dense_5/kernel`. Keras 2
+    wrote `conv2d/kernel:0`. So a group named after a layer is that layer's; otherwise the
+    owner is the first part of the weight's path that names a layer.
+    """
+    if group in layer_names:
+        return group
+    for part in weight.split("/")[:-1]:
+        if part in layer_names:
+            return part
+    return group
+
+
+def _config_layer_names(f, reader: H5Reader) -> set[str]:
+    """The names of the layers (not models) in a full-model file's `model_config`, nested
+    models included; empty where the file has no readable config (it is optional here)."""
+    import json
+
+    try:
+        raw = reader.attribute(f, "model_config", "/")
+        config = json.loads(_text(raw)) if raw is not None else None
+    except (KdlErrors, ValueError, RecursionError):  # too large, or not JSON: names only
+        return set()
+    names: set[str] = set()
+    stack = [(config, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict) or not isinstance(item.get("config"), dict):
+            continue
+        inner = item["config"].get("layers")
+        if isinstance(inner, list) and depth < MAX_NESTING:
+            stack.extend((layer, depth + 1) for layer in inner)
+        elif isinstance(item["config"].get("name"), str):
+            names.add(item["config"]["name"])
+    return names
+
+
+def _read_legacy(group, layer_names, reader: H5Reader, known: set[str]) -> list[Entry]:
+    """Legacy HDF5 (Keras 2, or Keras 3's `model.save("m.h5")`): `layer_names`, then per
+    layer `weight_names` in the legacy order
+    (trainable weights, then the others). A nested model's group lists all its layers'
+    weights; each becomes its own entry, in the order the file lists them."""
+    out: list[Entry] = []
     for raw in np.atleast_1d(layer_names):
         name = _text(raw)
         layer_group = reader.resolve(group, name, "")
         if not isinstance(layer_group, reader.h5py.Group):
             continue
-        entry = Entry(name, name, group=name)
+        entries = {name: Entry(name, name, group=name)}
         names = reader.attribute(layer_group, "weight_names", name)
-        for i, weight in enumerate([] if names is None else np.atleast_1d(names)):
+        for weight in [] if names is None else np.atleast_1d(names):
             stored = reader.resolve(layer_group, _text(weight), name)
             if not isinstance(stored, Stored):
                 _fail(
@@ -185,8 +235,10 @@ def _read_legacy(group, layer_names, reader: H5Reader) -> list[Entry]:
                     "which the file does not hold",
                     "the file is damaged or was not written by Keras",
                 )
-            entry.arrays[f"vars/{i}"] = stored
-        out.append(entry)
+            owner = legacy_owner(name, _text(weight), known)
+            entry = entries.setdefault(owner, Entry(owner, owner, group=f"{name}/{owner}"))
+            entry.arrays[f"vars/{len(entry.arrays)}"] = stored
+        out.extend(e for e in entries.values() if e.arrays or e.key == name)
     return out
 
 
