@@ -24,6 +24,7 @@ from tests.emit.keras_twin import (
     random_weights,
 )
 from tests.emit.test_codegen_keras import CHANNELS_FIRST, KITCHEN_SINK, TRAINED
+from tests.emit.test_codegen_keras_nested import NESTED_BLOCKS, find_layer
 from transpiler.emit.code.keras_config import keras_model_config
 from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_layout import keras3_layout
@@ -40,6 +41,7 @@ MODELS = {
     "sink": KITCHEN_SINK,
     "channels-first": CHANNELS_FIRST,
     "trained": TRAINED,
+    "nested": NESTED_BLOCKS,
     "tour": (ROOT / "tests" / "fixtures" / "valid" / "language_tour.kdl").read_text(),
 }
 PARAMS = [
@@ -50,7 +52,7 @@ PARAMS = [
 
 def comparable(config: dict) -> dict:
     """A functional config with the operations' automatic names (which depend on what
-    Keras built before) replaced by their positions."""
+    Keras built before) replaced by their positions, in nested functional models too."""
     index = {layer["name"]: i for i, layer in enumerate(config["layers"])}
 
     def renamed(value):
@@ -68,7 +70,9 @@ def comparable(config: dict) -> dict:
     layers = []
     for layer in config["layers"]:
         settings = dict(layer["config"])
-        if layer["module"] != "keras.layers":
+        if layer["class_name"] == "Functional":
+            settings = {**comparable(settings), "name": settings["name"]}
+        elif layer["module"] != "keras.layers":
             settings.pop("name")
         layers.append([layer["class_name"], settings, renamed(layer["inbound_nodes"])])
     ends = {k: renamed(config[k]) for k in ("input_layers", "output_layers")}
@@ -102,7 +106,7 @@ def test_archive_loads_as_the_codegen_model(name, tmp_path):
     for layer in graph.layers:
         if layer.weights:
             values = [weights[layer.name][w.name] for w in layer.weights]
-            twin.get_layer(layer.name).set_weights(values)
+            find_layer(twin, layer.name).set_weights(values)
     feeds = random_feeds(graph, rng, batch=2)
     expected = onnx_outputs(build_model(graph, weights=weights), feeds)
     for ours, theirs, onnx_out in zip(

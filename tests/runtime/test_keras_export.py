@@ -28,6 +28,7 @@ from tests.emit.keras_twin import (
     random_weights,
 )
 from tests.emit.test_codegen_keras import KITCHEN_SINK
+from tests.emit.test_codegen_keras_nested import NESTED_BLOCKS
 from transpiler.emit.code.keras_export_info import keras_export_info
 from transpiler.emit.onnx import build_model
 from transpiler.emit.onnx.keras_h5 import read_keras_h5
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "templates" / "ktrans_runtime"
 MODELS = {
     "sink": KITCHEN_SINK,
+    "nested": NESTED_BLOCKS,  # blocks written as nested models: a nested layout
     # its count is in no ONNX tensor: the file carries its value, or Keras cannot load it
     "normalization": CASES["Normalization"],
     **{

@@ -98,6 +98,8 @@ class BlockExpander:
         self.block_sites[instance] = span
         self.block_types[instance] = block.name
         self.block_inputs[instance] = tuple(inputs)
+        self.block_params[instance] = tuple(p.name for p in block.params)
+        self.block_input_names[instance] = tuple(s.name for s in declared)
         self.block_stack.append((block.name, instance))
         saved = (self.scopes, self.current, self.defined_later, self.pending_inputs)
         self.scopes = [Scope(dict(inst.params))]

@@ -61,6 +61,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
         self.block_types: dict[str, str] = {}
         self.block_inputs: dict[str, tuple[Value, ...]] = {}
         self.block_outputs: dict[str, tuple[Value, ...]] = {}
+        self.block_params: dict[str, tuple[str, ...]] = {}
+        self.block_input_names: dict[str, tuple[str, ...]] = {}
         self.layer_calls: dict[int, int] = {}
         self.data_format = "channels_last"
         self.defined_later: dict[str, Span] = {}
@@ -167,6 +169,8 @@ class GraphBuilder(BlockExpander, CallBinder, MergeHelpers, ExpressionEvaluator)
             block_types=dict(self.block_types),
             block_inputs=dict(self.block_inputs),
             block_outputs=dict(self.block_outputs),
+            block_params=dict(self.block_params),
+            block_input_names=dict(self.block_input_names),
         )
         return graph
 

@@ -62,6 +62,9 @@ class Graph:
     #: returned (its `output`s in order, or its last value)
     block_inputs: dict[str, tuple[Value, ...]] = field(default_factory=dict)
     block_outputs: dict[str, tuple[Value, ...]] = field(default_factory=dict)
+    #: block instance -> its block's parameter names, and the names of its `input`s
+    block_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    block_input_names: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[Layer]:

@@ -55,9 +55,13 @@ class Variables:
 
 def block_name(model_name: str, taken: set[str]) -> str:
     """`convnext_tiny_stem` -> `ConvnextTinyStem` (its instance is then named
-    `convnext_tiny_stem`, as Keras named the nested model)."""
+    `convnext_tiny_stem`, as Keras named the nested model; `block_0` -> `Block_0`, whose
+    instance is `block_0`, where `Block0` would give `block0`)."""
     parts = [p for p in re.split(r"[^A-Za-z0-9]+", model_name) if p]
-    name = "".join(p[:1].upper() + p[1:] for p in parts) or "Block"
+    name = "".join(
+        ("_" if i and p[0].isdigit() else "") + p[:1].upper() + p[1:] for i, p in enumerate(parts)
+    )
+    name = name or "Block"
     if name[0].isdigit():
         name = f"B{name}"
     base, i = name, 2

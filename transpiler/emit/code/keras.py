@@ -20,7 +20,10 @@ The generated module builds the same model with the functional API:
 - A shared layer is one variable called several times; wrapped layers are nested
   (`layers.Bidirectional(layers.LSTM(...))`).
 - The graph is already expanded: blocks become straight-line code with a comment
-  `# block residual_block (ResidualBlock)` where the enclosing block changes.
+  `# block residual_block (ResidualBlock)` where the enclosing block changes. A block
+  with no parameters used once (what `ktrans import` writes for a model nested in a
+  Keras model) is a nested model instead, built by its own function and called where
+  the block is used: `x = build_stem()(image)` (keras_nesting.py).
 - With a default train block, `compile_model(model)` calls `model.compile(...)` and
   FIT_ARGS holds its `model.fit` settings.
 
@@ -60,6 +63,7 @@ from transpiler.emit.code.keras_names import (
     lit,
     pystr,
 )
+from transpiler.emit.code.keras_nesting import SubModel, nested_view, sub_models
 from transpiler.emit.code.keras_ops import OP_NAMES, expression_expr
 from transpiler.emit.code.keras_render import (
     INDENT,
@@ -115,11 +119,35 @@ def _fail(message: str, hint: str | None = None):
     raise KdlErrors([KdlError(None, message, hint)])
 
 
+def _function_names(view: Graph) -> dict[int, str]:
+    """id(SubModel) -> the name of the function that builds it (`build_stem`)."""
+    namer = Namer()
+    return {id(sub): namer.fresh(f"build_{sub.name}") for sub in sub_models(view)}
+
+
+def _function(name: str, sub: SubModel, body: list[str]) -> list[str]:
+    kind = "keras.Sequential" if sub.sequential else "keras.Model"
+    what = f" {sub.name}" if is_safe_name_text(sub.name) else ""
+    block = f" (block {sub.block})" if is_safe_name_text(sub.block) else ""
+    return [
+        f"def {name}() -> {kind}:",
+        f'    """Returns the nested model{what}{block}."""',
+        *body,
+    ]
+
+
 def generate_keras(graph: Graph, program=None, source: str | None = None) -> str:
     """The Python source of a module whose `build_model()` returns `graph` in Keras 3."""
-    writer = KerasWriter(graph, program)
+    view = nested_view(graph)
+    functions = _function_names(view)
+    writer = KerasWriter(view, program, functions=functions)
     try:
         body = writer.body()
+        nested = []
+        for sub in sub_models(view):
+            sub_writer = KerasWriter(sub.graph, program, sub=sub, functions=functions)
+            nested.append(_function(functions[id(sub)], sub, sub_writer.body()))
+            writer.uses_ops = writer.uses_ops or sub_writer.uses_ops
         config = graph.trains.get("default") if graph.trains else None
         compile_body, fit_args = compile_lines(config) if config is not None else ([], [])
     except CodegenError as e:
@@ -138,6 +166,7 @@ def generate_keras(graph: Graph, program=None, source: str | None = None) -> str
         uses_ops=writer.uses_ops,
         custom_classes=class_definitions(custom),
         body=body,
+        nested=nested,
         compile_body=compile_body,
         fit_args=fit_args,
         train_name=config.name if config is not None and is_safe_name_text(config.name) else "",

@@ -13,7 +13,9 @@ the arguments `keras_args.written_args` writes (the others take Keras's defaults
 Keras reads the config); expressions are the keras.ops operations the code calls
 (`keras_config_ops`), named as Keras names them; every layer call is an inbound node
 whose arguments refer to tensors by `[operation, node index, tensor index]`, as
-`Functional.get_config` writes them. Compile settings mirror `compile_model()`
+`Functional.get_config` writes them. A block the code writes as a nested model
+(keras_nesting) is a nested `Sequential` or `Functional` config, called as a layer is.
+Compile settings mirror `compile_model()`
 (keras_compile.py). No Keras is needed to write it: it is plain JSON data.
 """
 
@@ -28,6 +30,7 @@ from transpiler.emit.code.keras_args import (
 )
 from transpiler.emit.code.keras_config_ops import expression_ops
 from transpiler.emit.code.keras_names import CodegenError, checked
+from transpiler.emit.code.keras_nesting import SubModel, nested_view
 from transpiler.errors import KdlError, KdlErrors
 from transpiler.graph.model import Graph
 from transpiler.layers.base import Layer, snake_case
@@ -123,18 +126,45 @@ def _args_json(value):
     return value
 
 
-class ConfigBuilder:
-    """Builds `layers`, `input_layers` and `output_layers` of the functional config."""
+def input_layer_entry(v, name: str) -> dict:
+    config = {"batch_shape": _shape(v.type), "dtype": v.type.dtype, "name": name}
+    return serialized(LAYERS_MODULE, "InputLayer", config)
 
-    def __init__(self, graph: Graph) -> None:
+
+def sub_model_entry(sub: SubModel) -> dict:
+    """A nested model as Keras serializes it inside the enclosing model's config."""
+    if sub.sequential:
+        (v,) = sub.graph.inputs
+        inner = [input_layer_entry(v, sub.input_names[0])]
+        for node in sub.graph.nodes:
+            layer = node.layer
+            inner.append(
+                sub_model_entry(layer) if isinstance(layer, SubModel) else layer_entry(layer)
+            )
+        config = {"name": sub.name, "trainable": True, "layers": inner}
+        entry = serialized("keras", "Sequential", config)
+    else:
+        config = ConfigBuilder(sub.graph, sub).build()
+        entry = serialized("keras.src.models.functional", "Functional", config)
+        entry["registered_name"] = "Functional"
+    return entry
+
+
+class ConfigBuilder:
+    """Builds `layers`, `input_layers` and `output_layers` of the functional config of a
+    level of keras_nesting.nested_view: the model, or the nested model `sub`."""
+
+    def __init__(self, graph: Graph, sub: SubModel | None = None) -> None:
         self.graph = graph
+        self.sub = sub
+        self.input_names = list(sub.input_names) if sub else [v.name for v in graph.inputs]
         self.layers: list[dict] = []
         self.by_layer: dict[int, dict] = {}
         self.refs: dict[int, TensorRef] = {}
         from transpiler.emit.code.keras_ops import keeps_name
 
         # names taken: inputs, layers, and the expressions written as named layers
-        self.used = {v.name for v in graph.inputs}
+        self.used = set(self.input_names)
         self.used |= {la.name for la in graph.layers if la.family != "expression" or keeps_name(la)}
 
     def fresh(self, base: str) -> str:
@@ -160,7 +190,7 @@ class ConfigBuilder:
     def layer_call(self, layer: Layer, args: list, kwargs: dict, outputs) -> list[TensorRef]:
         entry = self.by_layer.get(id(layer))
         if entry is None:
-            entry = layer_entry(layer)
+            entry = sub_model_entry(layer) if isinstance(layer, SubModel) else layer_entry(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = []
             self.by_layer[id(layer)] = entry
@@ -177,13 +207,12 @@ class ConfigBuilder:
         from transpiler.layers.recurrent_wrappers import Bidirectional
 
         graph = self.graph
-        for v in graph.inputs:
-            config = {"batch_shape": _shape(v.type), "dtype": v.type.dtype, "name": v.name}
-            entry = serialized(LAYERS_MODULE, "InputLayer", config)
-            entry["name"] = v.name
+        for v, name in zip(graph.inputs, self.input_names):
+            entry = input_layer_entry(v, name)
+            entry["name"] = name
             entry["inbound_nodes"] = []
             self.layers.append(entry)
-            self.refs[id(v)] = TensorRef([v.name, 0, 0], _shape(v.type), v.type.dtype)
+            self.refs[id(v)] = TensorRef([name, 0, 0], _shape(v.type), v.type.dtype)
         for node in graph.nodes:
             inputs = [self.refs[id(v)] for v in node.inputs]
             layer = node.layer
@@ -193,7 +222,8 @@ class ConfigBuilder:
                 continue
             args: list = list(inputs)
             kwargs: dict = {}
-            if layer.family == "merge":
+            several = isinstance(layer, SubModel) and len(inputs) > 1
+            if several or layer.family == "merge":
                 args = [inputs]
             elif isinstance(layer, (Recurrent, Bidirectional)) and len(inputs) > 1:
                 args, kwargs = [inputs[0]], {"initial_state": inputs[1:]}
@@ -201,19 +231,23 @@ class ConfigBuilder:
                 self.refs[id(v)] = ref
         ins = [self.refs[id(v)].history for v in graph.inputs]
         outs = {name: self.refs[id(v)].history for name, v in graph.outputs.items()}
+        if len(outs) == 1:
+            output_layers = next(iter(outs.values()))
+        else:  # a nested model's outputs are a list (KerasWriter.model_expr)
+            output_layers = list(outs.values()) if self.sub is not None else outs
         return {
             "name": graph.name,
             "trainable": True,
             "layers": self.layers,
             "input_layers": ins[0] if len(ins) == 1 else ins,
-            "output_layers": next(iter(outs.values())) if len(outs) == 1 else outs,
+            "output_layers": output_layers,
         }
 
 
 def keras_model_config(graph: Graph) -> dict:
     """The config.json of a `.keras` archive of `graph` (module docstring)."""
     try:
-        config = ConfigBuilder(graph).build()
+        config = ConfigBuilder(nested_view(graph)).build()
         train = graph.trains.get("default") if graph.trains else None
         compile_config = compile_settings(train) if train is not None else None
     except CodegenError as e:

@@ -1,5 +1,7 @@
 """The body of `build_model()`: one statement per graph node, with variable names
-planned from the graph, shared layers as variables and block comments.
+planned from the graph, shared layers as variables and block comments; and the bodies
+of the functions that build its nested models (keras_nesting), written the same way (a
+Sequential as the list of its layers).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 from transpiler.emit.code.keras_args import layer_expr
 from transpiler.emit.code.keras_names import Namer, checked, comment_text, lit, pystr
+from transpiler.emit.code.keras_nesting import SubModel
 from transpiler.emit.code.keras_ops import expression_expr, keeps_name, op_names
 from transpiler.emit.code.keras_render import (
     INDENT,
@@ -80,10 +83,23 @@ def _scope_comments(old: tuple[str, ...], new: tuple[str, ...], blocks: dict[str
 
 
 class KerasWriter:
-    def __init__(self, graph: Graph, program=None) -> None:
+    """Writes one model: `graph` (a level of keras_nesting.nested_view), or the nested
+    model `sub`; `functions` names the function that builds each nested model."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        program=None,
+        *,
+        sub: SubModel | None = None,
+        functions: dict[int, str] | None = None,
+    ) -> None:
         self.graph = graph
+        self.sub = sub
+        self.functions = functions or {}
         self.blocks = _block_names(program)
         self.namer = Namer()
+        self.namer.used |= set(self.functions.values())
         self.var: dict[int, str] = {}  # id(Value) -> variable
         self.layer_var: dict[int, str] = {}  # id(Layer) -> variable of a shared layer
         self.lines: list[Line] = []
@@ -102,10 +118,16 @@ class KerasWriter:
                     out[id(v)].append(i)
         return out
 
+    def input_names(self) -> list[str]:
+        """The Keras inputs' names: the model's, or the nested model's `input`s."""
+        if self.sub is not None:
+            return list(self.sub.input_names)
+        return [v.name for v in self.graph.inputs]
+
     def _plan_names(self) -> None:
         graph = self.graph
-        for v in graph.inputs:
-            self.var[id(v)] = self.namer.fresh(v.name)
+        for v, name in zip(graph.inputs, self.input_names()):
+            self.var[id(v)] = self.namer.fresh(name)
         output_of: dict[int, str] = {}
         for name, v in graph.outputs.items():
             output_of.setdefault(id(v), name)
@@ -136,14 +158,12 @@ class KerasWriter:
     # ------------------------------------------------------------ statements
 
     def body(self) -> list[str]:
+        if self.sub is not None and self.sub.sequential:
+            return self.sequential_body()
         self._plan_names()
         graph = self.graph
-        for v in graph.inputs:
-            kwargs = {"shape": Atom(lit(tuple(_dim(d) for d in v.type.shape[1:])))}
-            if v.type.dtype != "float32":
-                kwargs["dtype"] = Atom(pystr(v.type.dtype))
-            kwargs["name"] = Atom(pystr(v.name))
-            self.lines.append(Line([self.var[id(v)]], call("keras.Input", **kwargs)))
+        for v, name in zip(graph.inputs, self.input_names()):
+            self.lines.append(Line([self.var[id(v)]], _input_expr(v, name)))
         at = len(self.lines)  # where reserve_op_names goes, once the ops are known
         scope: tuple[str, ...] = ()
         for node in graph.nodes:
@@ -200,10 +220,28 @@ class KerasWriter:
             Line(["for"], Seq("(", ")", pairs)),
         ]
 
+    def sequential_body(self) -> list[str]:
+        """`return keras.Sequential([keras.Input(...), layers..., ], name=...)`."""
+        sub = self.sub
+        items: list[Expr] = [_input_expr(self.graph.inputs[0], sub.input_names[0])]
+        for node in self.graph.nodes:
+            layer = node.layer
+            if isinstance(layer, SubModel):
+                items.append(call(self.functions[id(layer)]))
+                continue
+            items.append(layer_expr(layer))
+        expr = call("keras.Sequential", Seq("[", "]", items), name=Atom(pystr(sub.name)))
+        return render(expr, INDENT, "return ")
+
     def node(self, node: Node) -> None:
         names = [self.var[id(v)] for v in node.inputs]
         targets = [self.var[id(v)] for v in node.outputs]
         layer = node.layer
+        if isinstance(layer, SubModel):
+            args = [Atom(n) for n in names]
+            arg = args[0] if len(args) == 1 else Seq("[", "]", args)
+            self.lines.append(Line(targets, Call(call(self.functions[id(layer)]), [arg])))
+            return
         if layer.family == "expression":
             expr = expression_expr(node, names)
             self.uses_ops = self.uses_ops or "ops." in expr.flat()
@@ -240,6 +278,8 @@ class KerasWriter:
         outs = list(graph.outputs.items())
         if len(outs) == 1:
             outputs: Expr = Atom(self.var[id(outs[0][1])])
+        elif self.sub is not None:  # a nested model's outputs: a list, in `output` order
+            outputs = Seq("[", "]", [Atom(self.var[id(v)]) for _, v in outs])
         else:
             outputs = Seq("{", "}", [Pair(pystr(n), Atom(self.var[id(v)])) for n, v in outs])
         return call("keras.Model", inputs=inputs, outputs=outputs, name=Atom(pystr(graph.name)))
@@ -249,6 +289,14 @@ def _layer_names(layer: Layer) -> list[str]:
     """The layer's name and those of the layers it wraps."""
     inner = [v for v in layer.config.values() if isinstance(v, Layer)]
     return [layer.name, *(n for v in inner for n in _layer_names(v))]
+
+
+def _input_expr(v, name: str) -> Expr:
+    kwargs = {"shape": Atom(lit(tuple(_dim(d) for d in v.type.shape[1:])))}
+    if v.type.dtype != "float32":
+        kwargs["dtype"] = Atom(pystr(v.type.dtype))
+    kwargs["name"] = Atom(pystr(name))
+    return call("keras.Input", **kwargs)
 
 
 def output_hints(node: Node) -> list[str]:

@@ -60,6 +60,9 @@ HINT_ORDER = (
 )
 
 
+MAX_NESTING = 8  # models nested in models
+
+
 def _fail(message: str, hint: str | None = None):
     raise KdlErrors([KdlError(None, message, hint)])
 
@@ -153,21 +156,32 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _read_keras3(layers_group, reader: H5Reader) -> dict[str, Entry]:
+def _read_keras3(
+    layers_group, reader: H5Reader, prefix: str = "", depth: int = 0
+) -> dict[str, Entry]:
+    """Entries keyed by their path below the top `layers` group: `dense_1`, and
+    `sequential/layers/dense` for a layer of a nested model (whose own group has a
+    `layers` group: the codegen model of a parameterless block, ConvNeXt's stages)."""
     entries: dict[str, Entry] = {}
-    for key in reader.names(layers_group, "layers"):
-        group = reader.child(layers_group, key, f"layers/{key}")
+    for key in reader.names(layers_group, f"{prefix}layers"):
+        where = f"{prefix}layers/{key}"
+        group = reader.child(layers_group, key, where)
         if not isinstance(group, reader.h5py.Group):
             continue
         name = None
-        vars_group = reader.child(group, "vars", f"layers/{key}/vars")
+        vars_group = reader.child(group, "vars", f"{where}/vars")
         if vars_group is not None and not isinstance(vars_group, Stored):
-            saved = reader.attribute(vars_group, "name", f"layers/{key}/vars")
+            saved = reader.attribute(vars_group, "name", f"{where}/vars")
             name = _text(saved) if saved is not None else None
         m = re.fullmatch(r".+_(\d+)", key)
-        entry = Entry(key, name, group=f"layers/{key}", number=int(m.group(1)) if m else 0)
-        entry.arrays = reader.datasets(group, f"layers/{key}")
-        entries[key] = entry
+        path = where.removeprefix("layers/")
+        entry = Entry(path, name, group=where, number=int(m.group(1)) if m else 0)
+        arrays = reader.datasets(group, where)  # a nested model's: its layers' below
+        entry.arrays = {p: a for p, a in arrays.items() if not p.startswith("layers/")}
+        entries[path] = entry
+        inner = reader.child(group, "layers", f"{where}/layers")
+        if isinstance(inner, reader.h5py.Group) and depth < MAX_NESTING:
+            entries.update(_read_keras3(inner, reader, f"{where}/", depth + 1))
     return entries
 
 
@@ -243,6 +257,7 @@ def _read_legacy(group, layer_names, reader: H5Reader, known: set[str]) -> list[
 
 
 def _class_of(key: str, classes: set[str]) -> str | None:
+    key = key.rpartition("/")[2]  # a nested model's layer: its own key
     if key in classes:
         return key
     m = re.fullmatch(r"(.+)_(\d+)", key)

@@ -55,13 +55,16 @@ def keras_layer_order(graph: Graph, output_names: list[str] | None = None) -> li
     a depth-first walk from each output numbers the operations (first visit) and lists
     the nodes inputs-first; a node's depth is the longest path to an output (a shared
     layer takes its deepest node's); layers sort by depth, deepest first, then by number.
+    A value's producer is the node of `graph.nodes` that outputs it, so that a view whose
+    nodes stand for nested models (keras_nesting) is walked as Keras walks that model.
     """
+    made_by = {id(v): node for node in graph.nodes for v in node.outputs}
     names = output_names if output_names is not None else list(graph.outputs)
     index: dict[int, int] = {}
     finished: set[int] = set()
     post: list = []
     for name in names:
-        top = graph.outputs[name].producer
+        top = made_by.get(id(graph.outputs[name]))
         if top is None or id(top) in finished:
             continue
         stack = [(top, 0)]
@@ -71,7 +74,7 @@ def keras_layer_order(graph: Graph, output_names: list[str] | None = None) -> li
                 index.setdefault(id(node.layer), len(index))
             if i < len(node.inputs):
                 stack.append((node, i + 1))
-                parent = node.inputs[i].producer
+                parent = made_by.get(id(node.inputs[i]))
                 if parent is not None and id(parent) not in finished:
                     stack.append((parent, 0))
             else:
@@ -86,8 +89,8 @@ def keras_layer_order(graph: Graph, output_names: list[str] | None = None) -> li
         layers[id(node.layer)] = node.layer
         node_depth[id(node)] = depth
         for v in node.inputs:
-            if v.producer is not None:
-                pid = id(v.producer)
+            if id(v) in made_by:
+                pid = id(made_by[id(v)])
                 node_depth[pid] = max(depth + 1, node_depth.get(pid, 0))
     order = sorted(layers, key=lambda k: (-layer_depth[k], index[k]))
     return [layers[k] for k in order]
@@ -119,22 +122,37 @@ def keras3_layout(graph: Graph) -> dict:
     {"datasets": [[h5 path, "<layer>/<weight>"], ...], "names": {vars group: layer name}}
     (the inverse of reading). That model is functional with its outputs as a dict when
     there are several, which Keras flattens sorted by name: its `model.layers` order, so
-    its keys, follow from the outputs in that order."""
-    outputs = sorted(graph.outputs) if len(graph.outputs) > 1 else list(graph.outputs)
-    keys = layer_keys(keras_layer_order(graph, outputs))
+    its keys, follow from the outputs in that order. A block written as a nested model
+    (transpiler.emit.code.keras_nesting) is a layer whose own layers are below its group:
+    `layers/sequential/layers/dense/vars/0`."""
+    from transpiler.emit.code.keras_nesting import nested_view
+
     datasets: list[list[str]] = []
     names: dict[str, str] = {}
-    for layer in graph.layers:
-        if not (is_layer(layer) and layer.weights):
+    view = nested_view(graph)
+    outputs = sorted(view.outputs) if len(view.outputs) > 1 else list(view.outputs)
+    _level_layout(view, outputs, "", graph.name, datasets, names)
+    return {"datasets": datasets, "names": names}
+
+
+def _level_layout(
+    level: Graph, outputs: list[str], prefix: str, model: str, datasets: list, names: dict
+) -> None:
+    keys = layer_keys(keras_layer_order(level, outputs))
+    for layer in level.layers:
+        sub = getattr(layer, "graph", None)  # a nested model (keras_nesting.SubModel)
+        if not (is_layer(layer) and (layer.weights or sub is not None)):
             continue
         if id(layer) not in keys:
             message = (
-                f"layer '{layer.name}' of model '{graph.name}' does not lead to an output, "
+                f"layer '{layer.name}' of model '{model}' does not lead to an output, "
                 "so Keras would not save its weights"
             )
             raise KdlErrors([KdlError(None, message, "remove the layer or use its result")])
-        group = f"layers/{keys[id(layer)]}"
+        group = f"{prefix}layers/{keys[id(layer)]}"
         names[f"{group}/vars"] = layer.name
+        if sub is not None:
+            _level_layout(sub, list(sub.outputs), f"{group}/", model, datasets, names)
+            continue
         for w, path in zip(layer.weights, weight_paths(layer)):
             datasets.append([f"{group}/{path}", f"{layer.name}/{w.name}"])
-    return {"datasets": datasets, "names": names}
