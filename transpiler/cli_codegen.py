@@ -82,6 +82,8 @@ def cmd_codegen(args) -> int:
                 _input_span(program, graph.name, dynamic[0].name),
                 f"{graph.name} has inputs with dynamic axes ({shown}); training fixes them "
                 "to the lengths of the training data: pass --data D.npz",
+                "or declare the time axis with a number in the input's type (the model "
+                "then trains on that length only)",
             )
             raise KdlErrors([hint]) from None
         return EXIT_OK

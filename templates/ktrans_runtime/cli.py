@@ -14,8 +14,11 @@ from pathlib import Path
 from . import console
 from .data_errors import DataError
 from .errors import EXIT_ERROR, TrainingError
-from .image_resize import INTERPOLATIONS
 from .signals import Interrupt, Interrupted
+
+# image_resize.INTERPOLATIONS, spelt here: `ktrans` builds these flags at start-up and
+# must not import numpy to do so (tests/runtime/test_data_flags.py keeps them equal)
+INTERPOLATION_CHOICES = ("bilinear", "nearest")
 
 
 def parser(model: str, train_block: str, fit: dict, seed: int, out: Path, engine: str):
@@ -92,7 +95,7 @@ def add_data_flags(p: argparse.ArgumentParser) -> None:
     group.add_argument("--color-mode", choices=["grayscale", "rgb", "rgba"])
     group.add_argument(
         "--interpolation",
-        choices=list(INTERPOLATIONS),
+        choices=list(INTERPOLATION_CHOICES),
         help="how images are resized, as Keras's (default bilinear)",
     )
     group.add_argument(

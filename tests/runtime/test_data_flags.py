@@ -141,3 +141,9 @@ def test_csv_flags_map_columns(tmp_path, capfd):
     # without the flags the table has no column 'features': the run says what it holds
     assert main(argv[:8]) == 1
     assert "features" in capfd.readouterr().err
+
+
+def test_the_interpolation_choices_are_the_resizers():
+    from transpiler.templates.ktrans_runtime.image_resize import INTERPOLATIONS
+
+    assert cli.INTERPOLATION_CHOICES == INTERPOLATIONS
