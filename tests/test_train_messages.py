@@ -105,7 +105,7 @@ def test_two_inputs_given_keras_names_hear_what_was_expected(tmp_path):
     assert result.returncode == 1
     message = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert message.startswith(
-        "error: --data: the train data has no arrays 'a', 'b' and 'output'; "
+        f"error: --data {data}: the train data has no arrays 'a', 'b' and 'output'; "
         "it holds: x_train, y_train. Keras's names (x_train, y_train) serve a model "
         "with one input and one trained output; this one has the input(s) a, b"
     )

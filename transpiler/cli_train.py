@@ -109,12 +109,13 @@ def fix_axes_to_data(graph, args):
     shapes = dynamic_input_shapes(graph, args.data)
     missing = [v for v in dynamic if v.name not in shapes]
     if missing:
-        raise KdlErrors([KdlError(None, _missing_arrays(graph, missing, list(headers)))])
+        message = _missing_arrays(graph, missing, list(headers), args.data)
+        raise KdlErrors([KdlError(None, message)])
     _, fixed = load_one(args.file, graph.name, input_shapes=shapes)
     return fixed
 
 
-def _missing_arrays(graph, missing, files: list[str]) -> str:
+def _missing_arrays(graph, missing, files: list[str], args_data: str) -> str:
     """The training script's own message for arrays it cannot find (one wording)."""
     from transpiler.templates.ktrans_runtime.data import Feed
     from transpiler.templates.ktrans_runtime.npz_source import missing_message
@@ -125,7 +126,11 @@ def _missing_arrays(graph, missing, files: list[str]) -> str:
         return Feed(name=v.name, array=v.name, dtype=v.type.dtype, shape=(), keras=keras)
 
     return missing_message(
-        "train", [feed(v) for v in missing], files, [feed(v) for v in graph.inputs]
+        "train",
+        [feed(v) for v in missing],
+        files,
+        [feed(v) for v in graph.inputs],
+        f"--data {args_data}",
     )
 
 

@@ -42,9 +42,11 @@ def candidates(feed: Feed, split: str) -> list[str]:
     return array_names(feed.array, feed.keras, split)
 
 
-def find_arrays(files: list[str], feeds: list[Feed], split: str) -> dict[str, str] | None:
-    """{feed name: array name} for `split`; None if the archive holds none of its
-    arrays, TrainingError if it holds some but not all."""
+def find_arrays(
+    files: list[str], feeds: list[Feed], split: str, source: str = "--data"
+) -> dict[str, str] | None:
+    """{feed name: array name} for `split`; None if the archive (`source`) holds none
+    of its arrays, TrainingError if it holds some but not all."""
     present = set(files)
     found = {}
     for feed in feeds:
@@ -55,13 +57,16 @@ def find_arrays(files: list[str], feeds: list[Feed], split: str) -> dict[str, st
         return None
     missing = [feed for feed in feeds if feed.name not in found]
     if missing:
-        raise TrainingError(missing_message(split, missing, files, feeds))
+        raise TrainingError(missing_message(split, missing, files, feeds, source))
     return found
 
 
-def missing_message(split: str, missing: list[Feed], files: list[str], feeds: list[Feed]) -> str:
-    """`--data: the train data has no array 'tokens'; it holds: x_tr, y` and, where the
-    archive uses Keras's names for a model they do not serve, what to do instead."""
+def missing_message(
+    split: str, missing: list[Feed], files: list[str], feeds: list[Feed], source: str = "--data"
+) -> str:
+    """`--data d.npz: the train data has no array 'tokens'; it holds: x_tr, y` and, where
+    the archive uses Keras's names for a model they do not serve, what to do instead;
+    `source` names the archive."""
     names = [f"'{PREFIX[split]}{feed.array}'" for feed in missing]
     if not any(KERAS_NAMES.get((split, feed.keras)) for feed in missing):
         listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
@@ -74,7 +79,7 @@ def missing_message(split: str, missing: list[Feed], files: list[str], feeds: li
                 f"no array {name}" + (f" (nor Keras's {' or '.join(keras)})" if keras else "")
             )
         what = " and ".join(parts)
-    message = f"--data: the {split} data has {what}; it holds: {listing(files)}"
+    message = f"{source}: the {split} data has {what}; it holds: {listing(files)}"
     uses_keras = {n for names in KERAS_NAMES.values() for n in names} & set(files)
     if uses_keras and not any(feed.keras for feed in feeds):
         inputs = [feed.array for feed in feeds if not feed.is_target]
@@ -113,10 +118,11 @@ def load_npz(path: Path, feeds: list[Feed]) -> dict:
     with archive:
         files = list(archive.files)
         for split in SPLITS:
-            names = find_arrays(files, feeds, split)
+            names = find_arrays(files, feeds, split, f"--data {path}")
             if names is None:
                 if split == "train":
-                    raise TrainingError(missing_message(split, feeds, files, feeds))
+                    message = missing_message(split, feeds, files, feeds, f"--data {path}")
+                    raise TrainingError(message)
                 out[split] = None
                 continue
             arrays = {}

@@ -127,9 +127,10 @@ def test_npz_arrays_by_model_name_or_keras_name_and_splits(tmp_path):
 
 def test_missing_array_messages(tmp_path):
     one = Feed("tokens", "tokens", "float32", (None, 4))
+    path = _npz(tmp_path, x_tr=np.zeros((2, 5, 4)))
     with pytest.raises(TrainingError) as e:
-        data.open_data(_npz(tmp_path, x_tr=np.zeros((2, 5, 4))), [one])
-    assert str(e.value) == "--data: the train data has no array 'tokens'; it holds: x_tr"
+        data.open_data(path, [one])
+    assert str(e.value) == f"--data {path}: the train data has no array 'tokens'; it holds: x_tr"
     # two inputs given Keras's names: what was expected, and why x_train does not serve
     a, b = Feed("a", "a", "float32", (4,)), Feed("b", "b", "float32", (4,))
     out = Feed("target:output", "output", "float32", (2,), loss="mse")
@@ -138,7 +139,8 @@ def test_missing_array_messages(tmp_path):
         data.open_data(path, [a, b, out])
     message = str(e.value)
     assert message.startswith(
-        "--data: the train data has no arrays 'a', 'b' and 'output'; it holds: x_train, y_train."
+        f"--data {path}: the train data has no arrays 'a', 'b' and 'output'; it holds: "
+        "x_train, y_train."
     )
     assert "serve a model with one input and one trained output" in message
     assert "this one has the input(s) a, b and the trained output(s) output" in message
