@@ -143,3 +143,20 @@ def test_the_launchers_line_names_the_process_that_ended_the_job(tmp_path, exitc
     assert line.endswith(
         f"the last checkpoint ({out / 'checkpoint.npz'}) is intact: continue with --resume"
     )
+
+
+def test_activity_regularizer_is_refused_at_its_layer(tmp_path):
+    """The torch engine does not apply activity_regularizer yet: the error points at
+    the layer that has one, and names it."""
+    kdl = tmp_path / "reg.kdl"
+    kdl.write_text(
+        tiny("Reg", epochs=1).replace(
+            "Dense(16, activation=tanh)",
+            "Dense(16, activation=tanh, activity_regularizer=l2(0.01))",
+        )
+    )
+    result = ktrans("codegen", kdl, "--target", "torch", "-o", tmp_path / "b")
+    assert result.returncode == 1
+    assert f"{kdl}:4:5: error: cannot write a PyTorch training script" in result.stderr
+    assert "(layer 'dense')" in result.stderr and "--engine onnxruntime" in result.stderr
+    assert not (tmp_path / "b").exists()

@@ -137,12 +137,15 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
     for label, name in (("model", graph.name), ("train block", config.name)):
         if not IDENTIFIER.match(name):
             _fail(f"the {label} name {name!r} is not a plain identifier", span=config.span)
-    if any(_activity_regularized(layer) for layer in graph.layers):
+    regularized = [layer for layer in graph.layers if _activity_regularized(layer)]
+    if regularized:
+        layer = regularized[0]
+        span = next((n.span for n in graph.nodes if n.layer is layer), None) or config.span
         _fail(
             f"cannot write a PyTorch training script for {graph.name}: the torch engine "
-            "does not apply activity_regularizer yet",
+            f"does not apply activity_regularizer yet (layer '{layer.name}')",
             "train it with the onnxruntime engine (ktrans train --engine onnxruntime)",
-            config.span,
+            span,
         )
     losses, plan = log_keys(config)
     directions = _directions(losses, plan)
