@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +39,13 @@ from transpiler.emit.code.torch_train import (
     loss_specs,
     metric_specs,
     optimizer_spec,
-    plain,
     regularizer_specs,
 )
-from transpiler.emit.code.train_literals import checked_finalize, py_literal
+from transpiler.emit.code.train_literals import (
+    checked_finalize,
+    plain_data,
+    render_template,
+)
 from transpiler.emit.code.train_script import (
     IDENTIFIER,
     RUNTIME,
@@ -174,24 +176,13 @@ def script_settings(graph, config, seed: int, files: dict, cls: str) -> dict:
             "FIT": fit,
             "CALLBACKS": _callbacks(config, directions),
             "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
-            "DATA": plain(dict(config.data)),
+            "DATA": plain_data(dict(config.data)),
         },
     }
 
 
 def render_script(settings: dict) -> str:
-    import jinja2
-
-    source = resources.files("transpiler.templates").joinpath("train_torch.py.j2").read_text()
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["literal"] = lambda value, name: py_literal(value, 0, f"{name} = ")
-    return env.from_string(source).render(**settings)
+    return render_template("train_torch.py.j2", settings)
 
 
 def write_torch_bundle(

@@ -17,16 +17,7 @@ engines' scripts share the plan and the runtime's averaging.
 
 from __future__ import annotations
 
-
-def plain(value):
-    """Specs (a schedule as the learning rate) and tuples as plain dicts and lists."""
-    if hasattr(value, "name") and hasattr(value, "kwargs"):
-        return {"name": value.name, **{k: plain(v) for k, v in value.kwargs.items()}}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+from transpiler.emit.code.train_literals import plain_data
 
 
 def set_kwargs(spec) -> dict:
@@ -35,7 +26,7 @@ def set_kwargs(spec) -> dict:
 
     entry = LOSSES.find(spec.name)
     defaults = {arg.name: arg.default for arg in entry.args} if entry else {}
-    kwargs = plain(spec.kwargs)
+    kwargs = plain_data(spec.kwargs)
     return {k: v for k, v in kwargs.items() if k not in defaults or defaults[k] != v}
 
 
@@ -69,7 +60,7 @@ def optimizer_spec(config) -> dict:
     """{"name": the Keras class, and every keyword argument that is set}: None (an
     option not used) is left out, and the EMA's settings without use_ema."""
     spec = config.optimizer
-    kwargs = {k: v for k, v in plain(spec.kwargs).items() if v is not None}
+    kwargs = {k: v for k, v in plain_data(spec.kwargs).items() if v is not None}
     if not kwargs.get("use_ema"):
         kwargs.pop("ema_momentum", None)
     kwargs = {k: v for k, v in kwargs.items() if k not in IDLE or IDLE[k] != v}
@@ -87,7 +78,7 @@ def metric_specs(config) -> list[dict]:
     out = []
     for (output, spec, key, _), entry in zip(logged, plan, strict=True):
         assert entry["key"] == key and entry["output"] == output
-        kwargs = {k: plain(v) for k, v in spec.kwargs.items() if k != "name"}
+        kwargs = {k: plain_data(v) for k, v in spec.kwargs.items() if k != "name"}
         plain_entry = {k: entry[k] for k in ("key", "stats", "combine", "finalize")}
         out.append({**plain_entry, "metric": spec.name, "output": output})
         if kwargs:

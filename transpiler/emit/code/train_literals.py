@@ -12,6 +12,37 @@ import numpy as np
 LINE_LENGTH = 88  # ruff's default, so the script is ruff-clean with or without a config
 
 
+def plain_data(value):
+    """Specs (a schedule as the learning rate, dataclasses) and tuples as plain dicts and
+    lists, ready for py_literal."""
+    if hasattr(value, "name") and hasattr(value, "kwargs"):
+        return {"name": value.name, **{k: plain_data(v) for k, v in value.kwargs.items()}}
+    if isinstance(value, dict):
+        return {k: plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v) for v in value]
+    return value
+
+
+def render_template(name: str, settings: dict) -> str:
+    """A training script from the package's Jinja template `name`; `literal` renders a
+    value as a Python literal (py_literal), never as code."""
+    from importlib import resources
+
+    import jinja2
+
+    source = resources.files("transpiler.templates").joinpath(name).read_text()
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["literal"] = lambda value, label: py_literal(value, 0, f"{label} = ")
+    return env.from_string(source).render(**settings)
+
+
 # ------------------------------------------------------------------ Python literals
 
 

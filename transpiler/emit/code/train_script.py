@@ -52,7 +52,11 @@ from transpiler import __version__
 from transpiler.emit.code.bundle_extras import write_bundle_extras
 from transpiler.emit.code.keras_export_info import keras_export_info
 from transpiler.emit.code.train_eval import build_eval_model
-from transpiler.emit.code.train_literals import checked_finalize, py_literal
+from transpiler.emit.code.train_literals import (
+    checked_finalize,
+    plain_data,
+    render_template,
+)
 from transpiler.emit.code.train_readme import bundle_readme
 from transpiler.emit.code.train_weight_bytes import weight_offsets
 from transpiler.emit.file_names import file_stem
@@ -101,17 +105,6 @@ def pick_train(graph, name: str | None = None):
 
 
 # ------------------------------------------------------------------ what the script knows
-
-
-def _plain(value):
-    """Specs (ScheduleSpec, dataclasses) and tuples as plain dicts and lists."""
-    if hasattr(value, "name") and hasattr(value, "kwargs"):
-        return {"name": value.name, **{k: _plain(v) for k, v in value.kwargs.items()}}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _log_names(graph, config, tm) -> tuple[dict, list[dict]]:
@@ -165,7 +158,7 @@ def _callbacks(config, directions: dict) -> list[dict]:
                 f"supported: {', '.join(supported)}",
                 config.span,
             )
-        entry = {"name": cb.name, **_plain(cb.kwargs)}
+        entry = {"name": cb.name, **plain_data(cb.kwargs)}
         if entry.get("mode") == "auto":
             base = entry["monitor"].removeprefix("val_")
             entry["mode"] = directions.get(base, "min")
@@ -229,7 +222,7 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
     losses, plan = _log_names(graph, config, tm)
     directions = _directions(losses, plan)
     callbacks = _callbacks(config, directions)
-    lr = _plain(config.optimizer.kwargs.get("learning_rate", 0.001))
+    lr = plain_data(config.optimizer.kwargs.get("learning_rate", 0.001))
     metric_plan = [
         {key: entry[key] for key in ("key", "stats", "combine", "finalize")} for entry in plan
     ]
@@ -252,24 +245,13 @@ def script_settings(graph, config, tm, seed: int, files: dict) -> dict:
             "FIT": fit,
             "CALLBACKS": callbacks,
             "USE_EMA": bool(config.optimizer.kwargs.get("use_ema")),
-            "DATA": _plain(dict(config.data)),
+            "DATA": plain_data(dict(config.data)),
         },
     }
 
 
 def render_script(settings: dict) -> str:
-    import jinja2
-
-    source = resources.files("transpiler.templates").joinpath("train_script.py.j2").read_text()
-    env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["literal"] = lambda value, name: py_literal(value, 0, f"{name} = ")
-    return env.from_string(source).render(**settings)
+    return render_template("train_script.py.j2", settings)
 
 
 # ------------------------------------------------------------------ the bundle
