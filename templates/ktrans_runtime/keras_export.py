@@ -62,7 +62,7 @@ from .files import atomic_write
 FORMAT = 1
 
 
-class ExportError(Exception):
+class ExportError(ValueError):
     """The state or the arrays do not fit the recipes or the layout (one line)."""
 
 
@@ -85,8 +85,10 @@ def read_export_info(path: str | Path) -> dict:
     return info
 
 
-def apply_ops(array: np.ndarray, ops: list) -> np.ndarray:
-    """`array` run through a recipe's ops (module docstring)."""
+def apply_ops(array: np.ndarray, ops: list, first_of_sums: bool = False) -> np.ndarray:
+    """`array` run through a recipe's ops (module docstring); with `first_of_sums`, a
+    `sum` keeps the first of the values it would add (onnx_layout runs positions through
+    the recipes this way)."""
     out = np.asarray(array)
     for op in ops:
         kind = op[0]
@@ -97,7 +99,7 @@ def apply_ops(array: np.ndarray, ops: list) -> np.ndarray:
         elif kind == "take":
             out = np.take(out, op[2], axis=op[1])
         elif kind == "sum":
-            out = out.sum(axis=op[1])
+            out = np.take(out, 0, axis=op[1]) if first_of_sums else out.sum(axis=op[1])
         else:
             raise ExportError(f"unknown recipe op {kind!r}")
     return out

@@ -17,24 +17,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .keras_export import apply_ops
+
 
 def _positions(shape: tuple, ops: list) -> np.ndarray:
     """Where each value of the recipe's result comes from: flat positions in the state
     tensor (`sum` keeps the first of the values it would add)."""
-    out = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
-    for op in ops:
-        kind = op[0]
-        if kind == "reshape":
-            out = out.reshape(op[1])
-        elif kind == "transpose":
-            out = out.transpose(op[1])
-        elif kind == "take":
-            out = np.take(out, op[2], axis=op[1])
-        elif kind == "sum":
-            out = np.take(out, 0, axis=op[1])
-        else:
-            raise ValueError(f"unknown recipe op {kind!r}")
-    return out
+    flat = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+    return apply_ops(flat, ops, first_of_sums=True)
 
 
 def state_shapes(recipes: Mapping[str, dict]) -> dict[str, tuple]:
