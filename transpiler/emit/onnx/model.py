@@ -88,7 +88,7 @@ def _lower_graph(graph: Graph, weights, source: str | None, opset: int, context=
     taking the builder and the weights) the layers lower with."""
     b = OpBuilder()
     ctx = context(b, weights)
-    values = _lower_nodes(graph, ctx)
+    values = lower_nodes(graph, ctx)
     outputs = []
     renames: dict[str, str] = {}
     graph_inputs = {v.name for v in graph.inputs}
@@ -121,8 +121,10 @@ def _lower_graph(graph: Graph, weights, source: str | None, opset: int, context=
     return model, b.initializers
 
 
-def _lower_nodes(graph: Graph, ctx) -> dict[int, LTensor]:
-    """id(graph Value) -> its lowered LTensor, for the inputs and every node's outputs."""
+def lower_nodes(graph: Graph, ctx, what: str = "to ONNX", enter=None) -> dict[int, LTensor]:
+    """id(graph Value) -> its lowered LTensor, for the inputs and every node's outputs.
+    `what` ends the message of a layer that cannot be lowered ("for training");
+    `enter(scope, node)` is called before each node is lowered."""
     b = ctx.b
     values: dict[int, LTensor] = {}
     for v in graph.inputs:
@@ -132,6 +134,8 @@ def _lower_nodes(graph: Graph, ctx) -> dict[int, LTensor]:
         layer = node.layer
         ctx.layer = layer
         b.scope = node.outputs[0].name.split(":")[0]
+        if enter is not None:
+            enter(b.scope, node)
         try:
             outs = lower_node(ctx, node, values)
         except NotImplementedError as e:
@@ -139,8 +143,7 @@ def _lower_nodes(graph: Graph, ctx) -> dict[int, LTensor]:
                 [
                     KdlError(
                         node.span,
-                        f"{layer.keras_class()} ('{layer.name}') cannot be lowered to ONNX "
-                        f"yet: {e}",
+                        f"{layer.keras_class()} ('{layer.name}') cannot be lowered {what} yet: {e}",
                     )
                 ]
             ) from None
@@ -165,7 +168,7 @@ def masked_outputs(graph: Graph) -> set[str]:
         for layer in graph.layers
     }
     try:
-        values = _lower_nodes(graph, LowerContext(OpBuilder(), zeros))
+        values = lower_nodes(graph, LowerContext(OpBuilder(), zeros))
     except KdlErrors:
         return set()
     return {name for name, v in graph.outputs.items() if values[id(v)].mask is not None}

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper
 
 from transpiler.emit.onnx.builder import OpBuilder, make_model
 from transpiler.emit.onnx.context import LowerContext
-from transpiler.emit.onnx.model import initial_weights, value_info
+from transpiler.emit.onnx.model import initial_weights, lower_nodes, value_info
 from transpiler.emit.train.activity import activity_penalties
 from transpiler.emit.train.autodiff import GradientError, gradients, static_shapes
 from transpiler.emit.train.graph_errors import Scopes, check_onnx, gradient_error
@@ -27,8 +27,6 @@ from transpiler.emit.train.losses import target_type, total_loss
 from transpiler.emit.train.metrics import batch_metrics, metric_shapes
 from transpiler.emit.train.names import LOSS_OF, LOSS_OUTPUT, LR_INPUT, NEW, STEP_INPUT, TARGET
 from transpiler.emit.train.optimizers import apply_optimizer
-from transpiler.errors import KdlError, KdlErrors
-from transpiler.layers.masking import lower_node
 
 __all__ = ["LOSS_OUTPUT", "LR_INPUT", "STEP_INPUT", "TrainingModel", "build_training_model"]
 
@@ -53,32 +51,8 @@ def build_training_model(
     ctx = LowerContext(b, weights, training=True)
     ctx.step_input = b.unique(STEP_INPUT)
     b.unique(LR_INPUT)
-    values = {}
-    for v in graph.inputs:
-        b.unique(v.name)
-        from transpiler.emit.onnx.tensors import LTensor
-
-        values[id(v)] = LTensor(v.name, v.type)
     scopes = Scopes(graph)
-    for node in graph.nodes:
-        ctx.layer = node.layer
-        b.scope = node.outputs[0].name.split(":")[0]
-        scopes.enter(b.scope, node)
-        try:
-            outs = lower_node(ctx, node, values)
-        except NotImplementedError as e:
-            raise KdlErrors(
-                [
-                    KdlError(
-                        node.span,
-                        f"{node.layer.keras_class()} ('{node.layer.name}') cannot be lowered "
-                        f"for training yet: {e}",
-                    )
-                ]
-            ) from None
-        for v, t in zip(node.outputs, outs):
-            values[id(v)] = t
-    b.scope = ""
+    values = lower_nodes(graph, ctx, "for training", scopes.enter)
     predictions = {name: ctx.logical(values[id(v)]).name for name, v in graph.outputs.items()}
     activity = activity_penalties(b, graph, values)  # on the training-mode outputs
     targets = {}
