@@ -16,12 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transpiler.emit.code.train_script import (
-    codegen_train,
-    pick_train,
-    py_literal,
-    write_training_bundle,
-)
+from transpiler.emit.code.train_literals import py_literal
+from transpiler.emit.code.train_script import codegen_train, pick_train, write_training_bundle
 from transpiler.errors import KdlErrors
 from transpiler.templates import ktrans_runtime as runtime
 
